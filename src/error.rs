@@ -1,0 +1,147 @@
+//! The library's typed errors. The CLI maps [`Error::kind`] to exit codes; callers match on
+//! meaning, never on message text.
+
+use std::fmt;
+
+/// A place in the input: the file and, where known, the 1-based data row (header excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputLocation {
+    /// The input file as the user named it (path or URI).
+    pub file: String,
+    /// 1-based data row inside the file, if the problem is in one row.
+    pub row: Option<usize>,
+}
+
+impl fmt::Display for InputLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.row {
+            Some(row) => write!(f, "{} row {row}", self.file),
+            None => write!(f, "{}", self.file),
+        }
+    }
+}
+
+/// Everything that can go wrong in a lakewriter run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option or argument is invalid (bad date, empty key, unknown format ...).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// No input file matched a path or glob.
+    #[error("no input file matches '{pattern}': check the path, the glob and the date scope")]
+    NoInputFiles {
+        /// The pattern as given.
+        pattern: String,
+    },
+
+    /// The input cannot be decoded or violates the run's contract; nothing was written.
+    #[error("bad input at {at}: {message}")]
+    BadInput {
+        /// Where the problem is.
+        at: InputLocation,
+        /// What is wrong and what to do about it.
+        message: String,
+    },
+
+    /// The input's columns do not fit the table's schema; nothing was written.
+    #[error("schema mismatch in {file}: {message}")]
+    SchemaMismatch {
+        /// The input file.
+        file: String,
+        /// What differs.
+        message: String,
+    },
+
+    /// The table location holds something that is not a usable Delta table for lakewriter.
+    #[error("table {table}: {message}")]
+    BadTable {
+        /// The table URI.
+        table: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// `--on-rerun fail` found partitions written by another run.
+    #[error(
+        "partition {partition} already holds data from run '{other_run}'; \
+         rerun with --on-rerun replace to overwrite it, or fix the run id"
+    )]
+    RerunRefused {
+        /// The first partition in scope that another run wrote.
+        partition: String,
+        /// The run that wrote it (`<unknown>` when the files carry no lakewriter run id).
+        other_run: String,
+    },
+
+    /// Concurrent writers kept winning the race for the next table version.
+    #[error(
+        "could not commit after {attempts} attempts: other writers kept committing first; retry the run"
+    )]
+    CommitConflict {
+        /// How many commits were attempted.
+        attempts: usize,
+    },
+
+    /// A storage, Delta or Arrow failure underneath.
+    #[error("{context}: {source}")]
+    Internal {
+        /// What lakewriter was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The broad class of an [`Error`]; the CLI turns it into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad options or bad input: fix the call or the data.
+    BadInput,
+    /// A rerun refused by the `fail` policy.
+    RerunRefused,
+    /// A commit conflict that retries could not resolve.
+    Conflict,
+    /// Anything else (storage, I/O, a damaged table).
+    Other,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidOption(_)
+            | Error::NoInputFiles { .. }
+            | Error::BadInput { .. }
+            | Error::SchemaMismatch { .. } => ErrorKind::BadInput,
+            Error::RerunRefused { .. } => ErrorKind::RerunRefused,
+            Error::CommitConflict { .. } => ErrorKind::Conflict,
+            Error::BadTable { .. } | Error::Internal { .. } => ErrorKind::Other,
+        }
+    }
+
+    pub(crate) fn internal(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn bad_input(file: &str, row: Option<usize>, message: impl Into<String>) -> Self {
+        Error::BadInput {
+            at: InputLocation {
+                file: file.to_string(),
+                row,
+            },
+            message: message.into(),
+        }
+    }
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,348 @@
+//! The write job: the whole run, from input files to one commit, as the crate docs draw it.
+
+use std::time::Duration;
+
+use arrow::compute::concat_batches;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ledger::{Decision, RerunPolicy, RunRecord, decide};
+use crate::scope::PartitionScope;
+use crate::source::{InputFormat, fingerprint, read_inputs};
+use crate::storage::StorageOptions;
+use crate::table::{CommitOutcome, Table};
+use crate::transform::{RowRules, conform, dedup_and_order, split_by_day, target_schema};
+
+/// How many times a run reloads the table and tries again after losing a commit race.
+const MAX_COMMIT_ATTEMPTS: usize = 20;
+
+/// One idempotent write of a date scope into a table. Build it, then [`WriteJob::run`] it.
+///
+/// ```no_run
+/// # async fn example() -> lakewriter::Result<()> {
+/// use lakewriter::{PartitionScope, RerunPolicy, WriteJob};
+/// let report = WriteJob::new("./lake/sales", PartitionScope::parse("2024-01-01", "2024-01-03")?)
+///     .input("raw/sales/2024-01-0*.csv")
+///     .key(["order_id"])
+///     .order_by("updated_at")
+///     .on_rerun(RerunPolicy::Auto)
+///     .run()
+///     .await?;
+/// println!("{:?} at version {:?}", report.status, report.version);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct WriteJob {
+    table: String,
+    inputs: Vec<String>,
+    format: Option<InputFormat>,
+    scope: PartitionScope,
+    rules: RowRules,
+    run_id: Option<String>,
+    policy: RerunPolicy,
+    dry_run: bool,
+    storage_options: StorageOptions,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The scope was replaced in a new commit.
+    Committed,
+    /// The table already held this run; no commit was made.
+    Skipped,
+    /// A dry run: nothing was changed.
+    Planned,
+}
+
+/// What a run did (or, for a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteReport {
+    /// Committed, skipped or planned.
+    pub status: RunStatus,
+    /// The table version after the run (`None` for a dry run on a table that does not exist).
+    pub version: Option<u64>,
+    /// The run id.
+    pub run_id: String,
+    /// The input fingerprint.
+    pub fingerprint: String,
+    /// The dates of the scope.
+    pub partitions: Vec<String>,
+    /// Rows read from the input.
+    pub rows_read: u64,
+    /// Rows written after deduplication (0 when skipped).
+    pub rows_written: u64,
+    /// Data files added.
+    pub files_added: u64,
+    /// Data files removed (for a dry run: that would be removed).
+    pub files_removed: u64,
+    /// For a dry run: `replace` or `skip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_action: Option<&'static str>,
+}
+
+impl WriteJob {
+    /// A job writing `scope` into the table at `table` (a folder, `file://` or `s3://` URI).
+    pub fn new(table: impl Into<String>, scope: PartitionScope) -> Self {
+        Self {
+            table: table.into(),
+            inputs: Vec::new(),
+            format: None,
+            scope,
+            rules: RowRules::default(),
+            run_id: None,
+            policy: RerunPolicy::default(),
+            dry_run: false,
+            storage_options: StorageOptions::new(),
+        }
+    }
+
+    /// Adds an input path, glob or URI.
+    pub fn input(mut self, pattern: impl Into<String>) -> Self {
+        self.inputs.push(pattern.into());
+        self
+    }
+
+    /// Sets the input format instead of taking it from file extensions.
+    pub fn format(mut self, format: InputFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Deduplicates by these columns: one row per key.
+    pub fn key<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.rules.key = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Among rows with the same key, keeps the one with the largest value in `column`.
+    pub fn order_by(mut self, column: impl Into<String>) -> Self {
+        self.rules.order_by = Some(column.into());
+        self
+    }
+
+    /// Names the table's DATE partition column (default `date`).
+    pub fn partition_column(mut self, column: impl Into<String>) -> Self {
+        self.rules.partition_column = column.into();
+        self
+    }
+
+    /// Derives the partition column from this date or timestamp column (cut to the UTC day).
+    pub fn partition_from(mut self, column: impl Into<String>) -> Self {
+        self.rules.partition_from = Some(column.into());
+        self
+    }
+
+    /// Names the run; by default the id is derived from the scope and the input fingerprint.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// What to do when the scope was written before.
+    pub fn on_rerun(mut self, policy: RerunPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Decide and report, but change nothing.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
+    pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs the job.
+    pub async fn run(&self) -> Result<WriteReport> {
+        self.run_with_progress(|_| {}).await
+    }
+
+    /// Runs the job, calling `on_file_read` with each input file's name once it is decoded.
+    pub async fn run_with_progress(&self, on_file_read: impl FnMut(&str)) -> Result<WriteReport> {
+        self.validate()?;
+        let rules = &self.rules;
+        let mut table = Table::open(&self.table, &self.storage_options).await?;
+        table.check_partitioning(&rules.partition_column)?;
+        let table_schema = table.schema()?;
+        let files = read_inputs(
+            &self.inputs,
+            self.format,
+            &self.storage_options,
+            table_schema.as_deref(),
+            on_file_read,
+        )
+        .await?;
+        let schema = target_schema(&files, table_schema, rules)?;
+        let conformed = files
+            .iter()
+            .map(|file| conform(file, &schema, rules, &self.scope))
+            .collect::<Result<Vec<_>>>()?;
+        let all_rows = concat_batches(&schema, &conformed)
+            .map_err(|e| Error::internal("combining input files", e))?;
+        let rows_read = all_rows.num_rows() as u64;
+        let rows = dedup_and_order(all_rows, rules)?;
+        let days = split_by_day(&rows, &rules.partition_column);
+        let rows_per_day = days
+            .iter()
+            .map(|(day, batch)| (*day, batch.num_rows() as u64))
+            .collect();
+
+        let fingerprint = fingerprint(&files, &self.shaping_options(&schema));
+        let run_id = match &self.run_id {
+            Some(id) => id.clone(),
+            None => format!("{}-{}", self.scope, &fingerprint[..16]),
+        };
+        let report = |status, version, rows_written, files_added, files_removed| WriteReport {
+            status,
+            version,
+            run_id: run_id.clone(),
+            fingerprint: fingerprint.clone(),
+            partitions: self.scope.days().map(|d| d.to_string()).collect(),
+            rows_read,
+            rows_written,
+            files_added,
+            files_removed,
+            planned_action: None,
+        };
+
+        let mut written: Option<Vec<deltalake::kernel::Add>> = None;
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            let ledger = table.ledger(&rules.partition_column)?;
+            let decision = decide(self.policy, &ledger, &self.scope, &run_id, &fingerprint)?;
+            let removes = table.removals(&rules.partition_column, &self.scope)?;
+            if self.dry_run {
+                let (action, rows, files_removed) = match decision {
+                    Decision::Skip => ("skip", 0, 0),
+                    Decision::Replace => ("replace", rows.num_rows() as u64, removes.len() as u64),
+                };
+                return Ok(WriteReport {
+                    planned_action: Some(action),
+                    ..report(RunStatus::Planned, table.version(), rows, 0, files_removed)
+                });
+            }
+            if decision == Decision::Skip {
+                if let Some(files) = &written {
+                    table.discard(files).await;
+                }
+                tracing::info!(run_id = %run_id, "the table already holds this run: skipped");
+                return Ok(report(RunStatus::Skipped, table.version(), 0, 0, 0));
+            }
+            let adds = match &written {
+                Some(adds) => adds,
+                None => written.insert(
+                    table
+                        .write_files(&schema, &rules.partition_column, &self.scope, &days)
+                        .await?,
+                ),
+            };
+            let version = table.version().map_or(0, |v| v + 1);
+            let record = RunRecord {
+                run_id: run_id.clone(),
+                fingerprint: fingerprint.clone(),
+                rows: 0,
+                version,
+                committed_at: chrono::Utc::now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                scope: self.scope.to_string(),
+            };
+            let files_removed = removes.len() as u64;
+            match table
+                .commit(
+                    &schema,
+                    &rules.partition_column,
+                    &self.scope,
+                    removes,
+                    adds,
+                    &record,
+                    &rows_per_day,
+                )
+                .await?
+            {
+                CommitOutcome::Committed(version) => {
+                    tracing::info!(run_id = %run_id, version, "committed");
+                    let files_added = adds.len() as u64;
+                    return Ok(report(
+                        RunStatus::Committed,
+                        Some(version),
+                        rows.num_rows() as u64,
+                        files_added,
+                        files_removed,
+                    ));
+                }
+                CommitOutcome::LostRace => {
+                    tracing::info!(
+                        attempt,
+                        "another writer committed first; reloading the table"
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                    table.reload().await?;
+                }
+            }
+        }
+        if let Some(files) = &written {
+            table.discard(files).await;
+        }
+        Err(Error::CommitConflict {
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(run_id) = &self.run_id {
+            if run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control) {
+                return Err(Error::InvalidOption(format!(
+                    "run id {run_id:?} must be 1 to 256 characters without control characters"
+                )));
+            }
+        }
+        let rules = &self.rules;
+        let named = rules
+            .key
+            .iter()
+            .chain(&rules.order_by)
+            .chain(&rules.partition_from);
+        if let Some(empty) = named
+            .chain([&rules.partition_column])
+            .find(|c| c.trim().is_empty())
+        {
+            return Err(Error::InvalidOption(format!(
+                "column name {empty:?} is empty: check --key, --order-by and the partition options"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every option that changes the table's content, for the fingerprint.
+    fn shaping_options(&self, schema: &arrow::datatypes::Schema) -> Vec<(&'static str, String)> {
+        let columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{}:{}", f.name(), f.data_type()))
+            .collect();
+        vec![
+            ("scope", self.scope.to_string()),
+            ("partition_column", self.rules.partition_column.clone()),
+            (
+                "partition_from",
+                self.rules.partition_from.clone().unwrap_or_default(),
+            ),
+            ("key", self.rules.key.join(",")),
+            ("order_by", self.rules.order_by.clone().unwrap_or_default()),
+            ("schema", columns.join(",")),
+        ]
+    }
+}
+
+/// Exponential backoff with jitter, so racing writers spread out instead of colliding again.
+fn backoff(attempt: usize) -> Duration {
+    let ceiling_ms = 25u64 << attempt.min(7);
+    // A UUID's random bits serve as jitter without adding a random-number crate.
+    let jitter = (uuid::Uuid::new_v4().as_u128() % ceiling_ms as u128) as u64;
+    Duration::from_millis(ceiling_ms / 2 + jitter / 2)
+}

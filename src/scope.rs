@@ -1,0 +1,78 @@
+//! The date scope of a run: the partitions it replaces, and nothing else.
+
+use chrono::NaiveDate;
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// An inclusive range of days. A run replaces exactly these date partitions.
+///
+/// ```
+/// use lakewriter::PartitionScope;
+/// let scope = PartitionScope::parse("2024-01-01", "2024-01-03").unwrap();
+/// assert_eq!(scope.days().count(), 3);
+/// assert_eq!(scope.to_string(), "2024-01-01..2024-01-03");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionScope {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+impl PartitionScope {
+    /// A scope from `from` to `to`, both included.
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self> {
+        if from > to {
+            return Err(Error::InvalidOption(format!(
+                "the scope starts on {from}, after it ends on {to}: swap --from and --to"
+            )));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// A scope of one day.
+    pub fn day(day: NaiveDate) -> Self {
+        Self { from: day, to: day }
+    }
+
+    /// Parses two `YYYY-MM-DD` dates.
+    pub fn parse(from: &str, to: &str) -> Result<Self> {
+        Self::new(parse_day(from)?, parse_day(to)?)
+    }
+
+    /// First day.
+    pub fn from(&self) -> NaiveDate {
+        self.from
+    }
+
+    /// Last day.
+    pub fn to(&self) -> NaiveDate {
+        self.to
+    }
+
+    /// Whether `day` lies in the scope.
+    pub fn contains(&self, day: NaiveDate) -> bool {
+        self.from <= day && day <= self.to
+    }
+
+    /// Every day of the scope, in order.
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + use<> {
+        let to = self.to;
+        self.from.iter_days().take_while(move |d| *d <= to)
+    }
+}
+
+impl fmt::Display for PartitionScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.from, self.to)
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date, with an error that says what was expected.
+pub(crate) fn parse_day(text: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        Error::InvalidOption(format!(
+            "'{text}' is not a date: use YYYY-MM-DD, e.g. 2024-01-31"
+        ))
+    })
+}

@@ -1,0 +1,177 @@
+//! Where things live: table and input locations as URLs, object stores for them, and glob
+//! expansion over object listings. Everything goes through `object_store`, so a local folder and
+//! an `s3://` bucket take the same code path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use globset::{GlobBuilder, GlobMatcher};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Options passed to object stores (`--storage-option KEY=VALUE`), next to the environment.
+pub type StorageOptions = HashMap<String, String>;
+
+/// Turns a table argument (a folder path, `file://` or `s3://` URL) into a URL ending in `/`.
+pub(crate) fn table_url(location: &str) -> Result<Url> {
+    let mut url = if location.contains("://") {
+        Url::parse(location).map_err(|e| {
+            Error::InvalidOption(format!("table URI '{location}' is not a URL: {e}"))
+        })?
+    } else {
+        let path = absolute(location)?;
+        Url::from_directory_path(&path).map_err(|_| {
+            Error::InvalidOption(format!("table path '{location}' cannot be made a file URL"))
+        })?
+    };
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+fn absolute(path: &str) -> Result<std::path::PathBuf> {
+    std::path::absolute(path)
+        .map_err(|e| Error::InvalidOption(format!("path '{path}' cannot be resolved: {e}")))
+}
+
+/// One input object: the store that holds it, its path there, and the name to show users.
+#[derive(Debug, Clone)]
+pub(crate) struct InputObject {
+    pub store: Arc<dyn ObjectStore>,
+    pub path: Path,
+    pub display: String,
+}
+
+const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
+
+/// Expands one `--input` argument (a path, a glob, or a URI with a glob) into the objects it
+/// names, sorted by path. A pattern that matches nothing is an error: a run with no input would
+/// silently empty its days.
+pub(crate) async fn expand_input(
+    pattern: &str,
+    options: &StorageOptions,
+) -> Result<Vec<InputObject>> {
+    let (base_url, key_pattern) = split_pattern(pattern)?;
+    let (store, _) = object_store::parse_url_opts(&base_url, options)
+        .map_err(|e| Error::internal(format!("cannot open storage for input '{pattern}'"), e))?;
+    let store: Arc<dyn ObjectStore> = Arc::from(store);
+    let display_prefix = if pattern.contains("://") {
+        format!(
+            "{}://{}/",
+            base_url.scheme(),
+            base_url.host_str().unwrap_or_default()
+        )
+    } else {
+        "/".to_string()
+    };
+    let to_object = |path: Path| InputObject {
+        display: format!("{display_prefix}{path}"),
+        store: store.clone(),
+        path,
+    };
+
+    if !key_pattern.contains(GLOB_CHARS) {
+        let path = Path::from(key_pattern.as_str());
+        return match store.head(&path).await {
+            Ok(_) => Ok(vec![to_object(path)]),
+            Err(object_store::Error::NotFound { .. }) => {
+                if is_local_dir(pattern) {
+                    Err(Error::InvalidOption(format!(
+                        "input '{pattern}' is a directory: name its files or use a glob such as '{}/*.csv'",
+                        pattern.trim_end_matches('/')
+                    )))
+                } else {
+                    Err(Error::NoInputFiles {
+                        pattern: pattern.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(Error::internal(format!("cannot read input '{pattern}'"), e)),
+        };
+    }
+
+    let matcher = glob_matcher(&key_pattern)?;
+    let prefix = literal_prefix(&key_pattern);
+    let listed: Vec<_> = store
+        .list(Some(&Path::from(prefix.as_str())))
+        .try_collect()
+        .await
+        .map_err(|e| Error::internal(format!("cannot list input '{pattern}'"), e))?;
+    let mut paths: Vec<Path> = listed
+        .into_iter()
+        .map(|meta| meta.location)
+        .filter(|path| matcher.is_match(path.as_ref()))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::NoInputFiles {
+            pattern: pattern.to_string(),
+        });
+    }
+    Ok(paths.into_iter().map(to_object).collect())
+}
+
+fn is_local_dir(pattern: &str) -> bool {
+    !pattern.contains("://") && std::path::Path::new(pattern).is_dir()
+}
+
+/// Splits a pattern into the URL of its store root and the object-key pattern inside it.
+fn split_pattern(pattern: &str) -> Result<(Url, String)> {
+    if pattern.contains("://") {
+        let scheme_end = pattern.find("://").unwrap() + 3;
+        let after = &pattern[scheme_end..];
+        let (authority, key) = after.split_once('/').unwrap_or((after, ""));
+        let root = format!("{}{authority}/", &pattern[..scheme_end]);
+        let url = Url::parse(&root).map_err(|e| {
+            Error::InvalidOption(format!("input URI '{pattern}' is not a URL: {e}"))
+        })?;
+        Ok((url, key.to_string()))
+    } else {
+        let path = absolute(pattern)?;
+        let text = path.to_string_lossy();
+        let key = text.trim_start_matches('/').to_string();
+        Ok((Url::parse("file:///").expect("static URL"), key))
+    }
+}
+
+fn glob_matcher(pattern: &str) -> Result<GlobMatcher> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|glob| glob.compile_matcher())
+        .map_err(|e| Error::InvalidOption(format!("input glob '{pattern}' is invalid: {e}")))
+}
+
+/// The directory part of a pattern before its first glob character: the listing prefix.
+fn literal_prefix(pattern: &str) -> String {
+    let first_glob = pattern.find(GLOB_CHARS).unwrap_or(pattern.len());
+    match pattern[..first_glob].rfind('/') {
+        Some(slash) => pattern[..slash].to_string(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_s3_patterns_into_bucket_and_key() {
+        let (url, key) = split_pattern("s3://raw/sales/2024-01-0*.csv").unwrap();
+        assert_eq!(url.as_str(), "s3://raw/");
+        assert_eq!(key, "sales/2024-01-0*.csv");
+        assert_eq!(literal_prefix(&key), "sales");
+    }
+
+    #[test]
+    fn glob_star_does_not_cross_folders() {
+        let m = glob_matcher("data/*.csv").unwrap();
+        assert!(m.is_match("data/a.csv"));
+        assert!(!m.is_match("data/sub/a.csv"));
+    }
+}

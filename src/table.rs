@@ -1,0 +1,406 @@
+//! Table: the Delta side of a run. Open or create the table, read the ledger from its snapshot,
+//! write Parquet files, and replace the scope's partitions in one commit.
+//!
+//! Commits go through delta-rs's `CommitBuilder` with its own retries switched off: when another
+//! writer wins the race for the next version, the run reloads the table and decides again
+//! (the winner may have written this very run), instead of delta-rs replaying stale actions.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use delta_kernel::expressions::Scalar;
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, Add, CommitInfo, Protocol, Remove, StructType, new_metadata};
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+
+use crate::error::{Error, Result};
+use crate::ledger::{Ledger, RunRecord};
+use crate::scope::PartitionScope;
+use crate::source::delta_type;
+use crate::storage::{StorageOptions, table_url};
+
+/// Files are rolled over at about this size; one day of data usually fits one file.
+const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+/// Checkpoint every this many commits (Spark's default), so loading the snapshot stays cheap
+/// however many runs the table has seen.
+const CHECKPOINT_INTERVAL: &str = "10";
+
+/// A Delta table location, loaded if a table exists there.
+pub(crate) struct Table {
+    delta: DeltaTable,
+    uri: String,
+    options: StorageOptions,
+    exists: bool,
+}
+
+/// Why a commit did not land.
+pub(crate) enum CommitOutcome {
+    /// Landed at this version.
+    Committed(u64),
+    /// Another writer took the version: reload and decide again.
+    LostRace,
+}
+
+impl Table {
+    /// Opens the location; a missing table is not an error (the first write creates it).
+    pub(crate) async fn open(location: &str, options: &StorageOptions) -> Result<Self> {
+        let url = table_url(location)?;
+        let bad_table = |message: String| Error::BadTable {
+            table: location.to_string(),
+            message,
+        };
+        let mut delta = DeltaTableBuilder::from_url(url)
+            .and_then(|b| b.with_storage_options(options.clone()).build())
+            .map_err(|e| bad_table(format!("cannot open: {e}")))?;
+        let exists = delta
+            .log_store()
+            .is_delta_table_location()
+            .await
+            .map_err(|e| Error::internal(format!("cannot read table {location}"), e))?;
+        if exists {
+            delta.load().await.map_err(|e| {
+                bad_table(format!(
+                    "the Delta log cannot be read ({e}); restore the damaged _delta_log entry \
+                     or its checkpoint from a backup"
+                ))
+            })?;
+        } else {
+            let mut listing = delta.object_store().list(None);
+            if let Some(Ok(found)) = listing.next().await {
+                return Err(bad_table(format!(
+                    "the location holds files ({} ...) but no Delta log; point --table at a \
+                     Delta table or at an empty or new folder",
+                    found.location
+                )));
+            }
+        }
+        Ok(Self {
+            delta,
+            uri: location.to_string(),
+            options: options.clone(),
+            exists,
+        })
+    }
+
+    /// Reads the latest version again after losing a commit race.
+    pub(crate) async fn reload(&mut self) -> Result<()> {
+        *self = Self::open(&self.uri, &self.options).await?;
+        Ok(())
+    }
+
+    /// The current version, or `None` when there is no table yet.
+    pub(crate) fn version(&self) -> Option<u64> {
+        self.exists
+            .then(|| self.delta.version().unwrap_or_default() as u64)
+    }
+
+    /// The table's columns as Arrow types, or `None` when there is no table yet.
+    pub(crate) fn schema(&self) -> Result<Option<SchemaRef>> {
+        if !self.exists {
+            return Ok(None);
+        }
+        let schema = self.snapshot()?.snapshot().arrow_schema();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), delta_type(f.data_type()), true))
+            .collect();
+        Ok(Some(Arc::new(Schema::new(fields))))
+    }
+
+    /// Checks that the table is partitioned by exactly `column`, as lakewriter writes it.
+    pub(crate) fn check_partitioning(&self, column: &str) -> Result<()> {
+        if !self.exists {
+            return Ok(());
+        }
+        let partitions = self.snapshot()?.metadata().partition_columns();
+        if partitions.len() != 1 || partitions[0] != column {
+            return Err(Error::BadTable {
+                table: self.uri.clone(),
+                message: format!(
+                    "it is partitioned by {partitions:?}, not by '{column}'; pass \
+                     --partition-column to match the table"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<&deltalake::table::state::DeltaTableState> {
+        self.delta
+            .snapshot()
+            .map_err(|e| Error::internal(format!("cannot read table {}", self.uri), e))
+    }
+
+    /// The table's active files as (partition date, file).
+    fn files(&self, column: &str) -> Result<Vec<(NaiveDate, Add)>> {
+        if !self.exists {
+            return Ok(Vec::new());
+        }
+        let snapshot = self.snapshot()?;
+        let mut files = Vec::new();
+        for view in snapshot.log_data().iter() {
+            // `add_action` is deprecated in favour of Arrow arrays, but it is the only public
+            // accessor that returns a file's tags, which hold the ledger.
+            #[allow(deprecated)]
+            let add = view.add_action();
+            let value = add.partition_values.get(column).cloned().flatten();
+            let date = value
+                .as_deref()
+                .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+                .ok_or_else(|| Error::BadTable {
+                    table: self.uri.clone(),
+                    message: format!(
+                        "file {} has partition value {value:?} for '{column}', not a date",
+                        add.path
+                    ),
+                })?;
+            files.push((date, add));
+        }
+        Ok(files)
+    }
+
+    /// The newest `limit` commits that the log still holds, newest first.
+    pub(crate) async fn commits(&self, limit: Option<usize>) -> Result<Vec<CommitInfo>> {
+        if !self.exists {
+            return Ok(Vec::new());
+        }
+        self.delta
+            .history(limit)
+            .try_collect()
+            .await
+            .map_err(|e| Error::internal(format!("reading the history of {}", self.uri), e))
+    }
+
+    /// The ledger: who last wrote each partition.
+    pub(crate) fn ledger(&self, column: &str) -> Result<Ledger> {
+        let files = self.files(column)?;
+        Ok(Ledger::from_files(
+            files.iter().map(|(date, add)| (*date, add.tags.as_ref())),
+        ))
+    }
+
+    /// Remove actions for every file in the scope's partitions.
+    pub(crate) fn removals(&self, column: &str, scope: &PartitionScope) -> Result<Vec<Remove>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        Ok(self
+            .files(column)?
+            .into_iter()
+            .filter(|(date, _)| scope.contains(*date))
+            .map(|(_, add)| Remove {
+                path: add.path,
+                data_change: true,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                partition_values: Some(add.partition_values),
+                size: Some(add.size),
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    /// Writes one or more Parquet files per day of the scope; a day with no rows gets one
+    /// empty file so that it carries the run's record. Returns the files as `add` actions
+    /// without tags (those depend on the version the commit lands at).
+    pub(crate) async fn write_files(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        scope: &PartitionScope,
+        days: &[(NaiveDate, RecordBatch)],
+    ) -> Result<Vec<Add>> {
+        let store = self.delta.object_store();
+        let config = WriterConfig::new(
+            schema.clone(),
+            vec![column.to_string()],
+            None,
+            NonZeroU64::new(TARGET_FILE_SIZE),
+            None,
+            DataSkippingNumIndexedCols::NumColumns(32),
+            None,
+        );
+        let file_schema = config.file_schema();
+        let mut writer = DeltaWriter::new(store.clone(), config);
+        let write_error = |e: DeltaTableError| Error::internal("writing data files", e);
+        for (day, batch) in days {
+            let values =
+                IndexMap::from([(column.to_string(), Scalar::Date(days_since_epoch(*day)))]);
+            writer
+                .write_partition(batch.clone(), &values)
+                .await
+                .map_err(write_error)?;
+        }
+        let mut adds = writer.close().await.map_err(write_error)?;
+        for day in scope
+            .days()
+            .filter(|d| !days.iter().any(|(with_rows, _)| with_rows == d))
+        {
+            adds.push(write_empty_file(store.as_ref(), &file_schema, column, day).await?);
+        }
+        Ok(adds)
+    }
+
+    /// Deletes files this run wrote but will not commit (best effort: vacuum removes leftovers).
+    pub(crate) async fn discard(&self, files: &[Add]) {
+        let store = self.delta.object_store();
+        for add in files {
+            if let Err(e) = store.delete(&Path::from(add.path.as_str())).await {
+                tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted file");
+            }
+        }
+    }
+
+    /// Commits `removes` and `adds` (tagged with `record`) as one new version. Creates the table
+    /// in the same commit when there is none yet.
+    pub(crate) async fn commit(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        scope: &PartitionScope,
+        removes: Vec<Remove>,
+        adds: &[Add],
+        record: &RunRecord,
+        rows_per_day: &HashMap<NaiveDate, u64>,
+    ) -> Result<CommitOutcome> {
+        let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
+        if !self.exists {
+            actions.extend(self.create_actions(schema, column)?);
+        }
+        actions.extend(removes.into_iter().map(Action::Remove));
+        actions.extend(adds.iter().map(|add| {
+            let day = add.partition_values.get(column).cloned().flatten();
+            let rows = day
+                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+                .and_then(|d| rows_per_day.get(&d).copied())
+                .unwrap_or(0);
+            let record = RunRecord {
+                rows,
+                ..record.clone()
+            };
+            Action::Add(Add {
+                tags: Some(record.to_tags()),
+                ..add.clone()
+            })
+        }));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(vec![column.to_string()]),
+            predicate: Some(format!(
+                "`{column}` >= '{}' AND `{column}` <= '{}'",
+                scope.from(),
+                scope.to()
+            )),
+        };
+        let metadata = [
+            ("userMetadata".to_string(), serde_json::json!(record.run_id)),
+            (
+                "lakewriter".to_string(),
+                serde_json::json!({
+                    "runId": record.run_id,
+                    "version": record.version,
+                    "fingerprint": record.fingerprint,
+                    "scope": record.scope,
+                    "rows": rows_per_day.values().sum::<u64>(),
+                }),
+            ),
+        ];
+        let properties = CommitProperties::default()
+            .with_max_retries(0)
+            .with_metadata(metadata);
+        let snapshot = if self.exists {
+            Some(self.snapshot()?)
+        } else {
+            None
+        };
+        let result = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                snapshot.map(|s| s as &dyn TableReference),
+                self.delta.log_store(),
+                operation,
+            )
+            .await;
+        match result {
+            Ok(done) => Ok(CommitOutcome::Committed(done.version() as u64)),
+            Err(DeltaTableError::VersionAlreadyExists(_))
+            | Err(DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
+            }) => Ok(CommitOutcome::LostRace),
+            Err(e) => Err(Error::internal(format!("committing to {}", self.uri), e)),
+        }
+    }
+
+    fn create_actions(&self, schema: &SchemaRef, column: &str) -> Result<[Action; 2]> {
+        let delta_schema: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| Error::internal("converting the schema to Delta", e))?;
+        let metadata = new_metadata(
+            &delta_schema,
+            [column],
+            [("delta.checkpointInterval", CHECKPOINT_INTERVAL)],
+        )
+        .map_err(|e| Error::internal("creating table metadata", e))?;
+        // Reader 1 / writer 2: the lowest protocol that holds everything lakewriter writes, so
+        // every Delta reader can open the table.
+        let protocol: Protocol = serde_json::from_value(
+            serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+        )
+        .map_err(|e| Error::internal("creating the table protocol", e))?;
+        Ok([Action::Protocol(protocol), Action::Metadata(metadata)])
+    }
+}
+
+/// Days since 1970-01-01, the physical value of a Delta DATE.
+fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+async fn write_empty_file(
+    store: &dyn ObjectStore,
+    file_schema: &SchemaRef,
+    column: &str,
+    day: NaiveDate,
+) -> Result<Add> {
+    let encode_error =
+        |e: parquet::errors::ParquetError| Error::internal("writing an empty day", e);
+    let mut buffer = Vec::new();
+    let writer =
+        ArrowWriter::try_new(&mut buffer, file_schema.clone(), None).map_err(encode_error)?;
+    writer.close().map_err(encode_error)?;
+    let path = format!(
+        "{column}={day}/part-00000-{}-c000.snappy.parquet",
+        uuid::Uuid::new_v4()
+    );
+    let size = buffer.len() as i64;
+    let location = Path::parse(&path).map_err(|e| Error::internal(format!("writing {path}"), e))?;
+    store
+        .put(&location, PutPayload::from(buffer))
+        .await
+        .map_err(|e| Error::internal(format!("writing {path}"), e))?;
+    Ok(Add {
+        path,
+        partition_values: HashMap::from([(column.to_string(), Some(day.to_string()))]),
+        size,
+        modification_time: chrono::Utc::now().timestamp_millis(),
+        data_change: true,
+        stats: Some(r#"{"numRecords":0,"minValues":{},"maxValues":{},"nullCount":{}}"#.into()),
+        ..Default::default()
+    })
+}

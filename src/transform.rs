@@ -1,0 +1,420 @@
+//! Transform: give every input file the table's shape, check it against the run's contract,
+//! then deduplicate and order the rows so that the output never depends on input order.
+//!
+//! Validation runs per file, before anything is written, so an error names the file and row.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::SortOptions;
+use arrow::compute::{CastOptions, cast_with_options, take_record_batch};
+use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::scope::PartitionScope;
+use crate::source::{DecodedFile, delta_type};
+
+/// How rows map onto the table: the partition column, where it comes from, and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowRules {
+    /// The DATE column the table is partitioned by.
+    pub(crate) partition_column: String,
+    /// A date or timestamp column to derive the partition column from, when the input lacks it.
+    pub(crate) partition_from: Option<String>,
+    /// Columns that identify a row; empty means no deduplication.
+    pub(crate) key: Vec<String>,
+    /// Among rows with the same key, the one with the largest value here wins.
+    pub(crate) order_by: Option<String>,
+}
+
+impl Default for RowRules {
+    fn default() -> Self {
+        Self {
+            partition_column: "date".into(),
+            partition_from: None,
+            key: Vec::new(),
+            order_by: None,
+        }
+    }
+}
+
+impl RowRules {
+    /// Whether the partition column is computed rather than read.
+    fn derives_partition(&self, input: &Schema) -> bool {
+        input.field_with_name(&self.partition_column).is_err() && self.partition_from.is_some()
+    }
+}
+
+/// The schema a run writes: the table's when it exists, else one built from the first file.
+pub(crate) fn target_schema(
+    files: &[DecodedFile],
+    table: Option<SchemaRef>,
+    rules: &RowRules,
+) -> Result<SchemaRef> {
+    if let Some(table) = table {
+        return Ok(table);
+    }
+    let first = &files[0];
+    let input = first.batch.schema();
+    let mut fields: Vec<Field> = input
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = if *f.name() == rules.partition_column {
+                DataType::Date32
+            } else {
+                delta_type(f.data_type())
+            };
+            Field::new(f.name(), data_type, true)
+        })
+        .collect();
+    if rules.derives_partition(&input) {
+        fields.push(Field::new(&rules.partition_column, DataType::Date32, true));
+    }
+    let schema = Schema::new(fields);
+    for column in rules.key.iter().chain(&rules.order_by) {
+        if schema.field_with_name(column).is_err() {
+            return Err(Error::SchemaMismatch {
+                file: first.name.clone(),
+                message: format!("there is no column '{column}' (named by --key or --order-by)"),
+            });
+        }
+    }
+    Ok(Arc::new(schema))
+}
+
+/// Casts one file to `target`, derives the partition column if needed, and checks the contract:
+/// no unknown or missing columns, no null keys or dates, no date outside the scope.
+pub(crate) fn conform(
+    file: &DecodedFile,
+    target: &SchemaRef,
+    rules: &RowRules,
+    scope: &PartitionScope,
+) -> Result<RecordBatch> {
+    let input = file.batch.schema();
+    let mismatch = |message: String| Error::SchemaMismatch {
+        file: file.name.clone(),
+        message,
+    };
+    if let Some(extra) = input
+        .fields()
+        .iter()
+        .find(|f| target.field_with_name(f.name()).is_err())
+    {
+        return Err(mismatch(format!(
+            "column '{}' is not in the table (columns: {}); drop it from the input, \
+             lakewriter does not change a table's schema",
+            extra.name(),
+            column_list(target)
+        )));
+    }
+    let derive = rules.derives_partition(&input);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let column = if *field.name() == rules.partition_column {
+            let (source, source_name) = if derive {
+                let from = rules.partition_from.as_deref().unwrap_or_default();
+                (input_column(file, from).map_err(mismatch)?, from)
+            } else {
+                (
+                    input_column(file, &rules.partition_column).map_err(|_| {
+                        mismatch(format!(
+                            "there is no '{0}' column; add one or pass --partition-from COL \
+                             to derive '{0}' from a date or timestamp column",
+                            rules.partition_column
+                        ))
+                    })?,
+                    rules.partition_column.as_str(),
+                )
+            };
+            to_date(&file.name, source_name, source)?
+        } else {
+            let column = input_column(file, field.name()).map_err(mismatch)?;
+            cast_checked(&file.name, field.name(), &column, field.data_type())?
+        };
+        columns.push(column);
+    }
+    let batch = RecordBatch::try_new(target.clone(), columns)
+        .map_err(|e| Error::internal(format!("cannot shape {}", file.name), e))?;
+    check_rows(file, &batch, rules, scope)?;
+    Ok(batch)
+}
+
+fn column_list(schema: &Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.join(", ")
+}
+
+fn input_column(file: &DecodedFile, name: &str) -> std::result::Result<ArrayRef, String> {
+    file.batch
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| format!("the column '{name}' is missing; the table has it"))
+}
+
+/// Casts with `safe: false`; on failure finds the first value that does not convert and names it.
+fn cast_checked(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == to {
+        return Ok(array.clone());
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    match cast_with_options(array, to, &strict) {
+        Ok(cast) => Ok(cast),
+        Err(error) => {
+            let lenient = cast_with_options(array, to, &CastOptions::default()).ok();
+            let failing_row = lenient.and_then(|lenient| {
+                (0..array.len()).find(|&i| array.is_valid(i) && lenient.is_null(i))
+            });
+            let value = failing_row
+                .map(|i| display_value(array, i))
+                .unwrap_or_default();
+            Err(Error::bad_input(
+                file,
+                failing_row.map(|i| i + 1),
+                format!(
+                    "column '{column}': value '{value}' is not a valid {to} ({error}); \
+                     correct the value or the column's type"
+                ),
+            ))
+        }
+    }
+}
+
+fn display_value(array: &dyn Array, row: usize) -> String {
+    let options = FormatOptions::default().with_null("null");
+    ArrayFormatter::try_new(array, &options)
+        .map(|f| f.value(row).to_string())
+        .unwrap_or_default()
+}
+
+/// Turns a date, timestamp or text column into DATE values, cutting timestamps to the UTC day.
+fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let array = match array.data_type() {
+        DataType::Date32 => return Ok(array),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            cast_checked(file, column, &array, &utc)?
+        }
+        DataType::Timestamp(_, _) | DataType::Date64 => cast_checked(file, column, &array, &utc)?,
+        other => {
+            return Err(Error::bad_input(
+                file,
+                None,
+                format!("column '{column}' is {other}, not a date or timestamp"),
+            ));
+        }
+    };
+    cast_checked(file, column, &array, &DataType::Date32)
+}
+
+fn check_rows(
+    file: &DecodedFile,
+    batch: &RecordBatch,
+    rules: &RowRules,
+    scope: &PartitionScope,
+) -> Result<()> {
+    for column in rules.key.iter().chain([&rules.partition_column]) {
+        let array = batch.column_by_name(column).expect("conformed column");
+        if let Some(row) = (0..array.len()).find(|&i| array.is_null(i)) {
+            return Err(Error::bad_input(
+                &file.name,
+                Some(row + 1),
+                format!("column '{column}' is empty; every row needs a value there"),
+            ));
+        }
+    }
+    let dates = batch
+        .column_by_name(&rules.partition_column)
+        .expect("conformed column")
+        .as_primitive::<Date32Type>();
+    for (i, days) in dates.values().iter().enumerate() {
+        let date = date_from_days(*days);
+        if !scope.contains(date) {
+            return Err(Error::bad_input(
+                &file.name,
+                Some(i + 1),
+                format!(
+                    "'{}' is {date}, outside the run's scope {scope}; widen --from/--to \
+                     or remove the row (nothing was written)",
+                    rules.partition_column
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Days since the Unix epoch as a date.
+pub(crate) fn date_from_days(days: i32) -> NaiveDate {
+    NaiveDate::default() + chrono::TimeDelta::days(days.into())
+}
+
+/// One row per key (the largest `order_by` wins, then the largest whole row), ordered by
+/// partition, key and whole row. Nothing here looks at the order rows arrived in.
+pub(crate) fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("conformed column")
+            .clone()
+    };
+    let ascending = SortOptions::default();
+    let all_columns: Vec<(ArrayRef, SortOptions)> = batch
+        .columns()
+        .iter()
+        .map(|c| (c.clone(), ascending))
+        .collect();
+
+    let batch = if rules.key.is_empty() {
+        batch
+    } else {
+        let keys: Vec<(ArrayRef, SortOptions)> =
+            rules.key.iter().map(|k| (column(k), ascending)).collect();
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let mut winner_order = keys.clone();
+        winner_order.extend(rules.order_by.iter().map(|c| (column(c), latest_first)));
+        winner_order.extend(all_columns.iter().map(|(c, _)| (c.clone(), latest_first)));
+        let order = sorted_indices(&winner_order)?;
+        let key_rows = encode_rows(&keys)?;
+        let mut winners = Vec::new();
+        for (position, &row) in order.iter().enumerate() {
+            let first_of_key = position == 0
+                || key_rows.row(row as usize) != key_rows.row(order[position - 1] as usize);
+            if first_of_key {
+                winners.push(row);
+            }
+        }
+        take_record_batch(&batch, &UInt32Array::from(winners))
+            .map_err(|e| Error::internal("deduplicating rows", e))?
+    };
+
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("conformed column")
+            .clone()
+    };
+    let mut output_order = vec![(column(&rules.partition_column), ascending)];
+    output_order.extend(rules.key.iter().map(|k| (column(k), ascending)));
+    output_order.extend(batch.columns().iter().map(|c| (c.clone(), ascending)));
+    let order = sorted_indices(&output_order)?;
+    let ordered = take_record_batch(&batch, &UInt32Array::from(order))
+        .map_err(|e| Error::internal("ordering rows", e))?;
+    debug_assert_eq!(ordered.schema(), schema);
+    Ok(ordered)
+}
+
+fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {
+    let fields = columns
+        .iter()
+        .map(|(c, options)| SortField::new_with_options(c.data_type().clone(), *options))
+        .collect();
+    let converter = RowConverter::new(fields).map_err(|e| Error::internal("sorting rows", e))?;
+    let arrays: Vec<ArrayRef> = columns.iter().map(|(c, _)| c.clone()).collect();
+    converter
+        .convert_columns(&arrays)
+        .map_err(|e| Error::internal("sorting rows", e))
+}
+
+/// Row indices in the total order the columns define (row encodings compare bytewise).
+fn sorted_indices(columns: &[(ArrayRef, SortOptions)]) -> Result<Vec<u32>> {
+    let rows = encode_rows(columns)?;
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(order)
+}
+
+/// Splits rows ordered by partition into one batch per day.
+pub(crate) fn split_by_day(
+    batch: &RecordBatch,
+    partition_column: &str,
+) -> Vec<(NaiveDate, RecordBatch)> {
+    let dates = batch
+        .column_by_name(partition_column)
+        .expect("conformed column")
+        .as_primitive::<Date32Type>()
+        .values()
+        .clone();
+    let mut days = Vec::new();
+    let mut start = 0;
+    for end in 1..=dates.len() {
+        if end == dates.len() || dates[end] != dates[start] {
+            days.push((
+                date_from_days(dates[start]),
+                batch.slice(start, end - start),
+            ));
+            start = end;
+        }
+    }
+    days
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Date32Array, Int64Array, StringArray};
+
+    fn batch(ids: &[i64], versions: &[i64], notes: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("note", DataType::Utf8, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(Int64Array::from(versions.to_vec())),
+                Arc::new(StringArray::from(notes.to_vec())),
+                Arc::new(Date32Array::from(vec![19723; ids.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rules() -> RowRules {
+        RowRules {
+            key: vec!["id".into()],
+            order_by: Some("v".into()),
+            ..RowRules::default()
+        }
+    }
+
+    #[test]
+    fn latest_wins_and_ties_break_by_row_not_by_position() {
+        let a = dedup_and_order(
+            batch(&[1, 1, 1, 2], &[1, 5, 5, 1], &["old", "x", "y", "z"]),
+            &rules(),
+        )
+        .unwrap();
+        let b = dedup_and_order(
+            batch(&[2, 1, 1, 1], &[1, 5, 5, 1], &["z", "y", "x", "old"]),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.num_rows(), 2);
+        let notes = a.column(2).as_string::<i32>();
+        assert_eq!(
+            notes.value(0),
+            "y",
+            "of the two latest rows, the larger whole row wins"
+        );
+    }
+
+    #[test]
+    fn epoch_days_convert_to_dates() {
+        assert_eq!(date_from_days(19723).to_string(), "2024-01-01");
+    }
+}
