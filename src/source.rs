@@ -131,46 +131,50 @@ fn decode(
         ));
     }
     let bad = |e: arrow::error::ArrowError| Error::bad_input(name, None, e.to_string());
-    let batches = match format {
+    let (schema, batches) = match format {
         InputFormat::Csv => {
             let csv_format = arrow::csv::reader::Format::default().with_header(true);
             let (inferred, _) = csv_format
                 .infer_schema(Cursor::new(&bytes), None)
                 .map_err(bad)?;
             let schema = with_known_types(inferred, column_types);
-            arrow::csv::ReaderBuilder::new(schema)
+            let batches = arrow::csv::ReaderBuilder::new(schema.clone())
                 .with_format(csv_format)
                 .build(Cursor::new(&bytes))
                 .map_err(bad)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?
+                .map_err(bad)?;
+            (schema, batches)
         }
         InputFormat::Json => {
             let (inferred, _) =
                 arrow::json::reader::infer_json_schema(Cursor::new(&bytes), None).map_err(bad)?;
             let schema = with_known_types(inferred, column_types);
-            arrow::json::ReaderBuilder::new(schema)
+            let batches = arrow::json::ReaderBuilder::new(schema.clone())
                 .build(Cursor::new(&bytes))
                 .map_err(bad)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?
+                .map_err(bad)?;
+            (schema, batches)
         }
         InputFormat::Parquet => {
             let parquet_error = |e: parquet::errors::ParquetError| {
                 Error::bad_input(name, None, format!("not a readable Parquet file: {e}"))
             };
-            ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(parquet_error)?
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+            let schema = builder.schema().clone();
+            let batches = builder
                 .build()
                 .map_err(parquet_error)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?
+                .map_err(bad)?;
+            (schema, batches)
         }
     };
-    let schema = match batches.first() {
-        Some(batch) => batch.schema(),
-        None => return Err(Error::bad_input(name, None, "the file holds no columns")),
-    };
+    if schema.fields().is_empty() {
+        return Err(Error::bad_input(name, None, "the file holds no columns"));
+    }
     arrow::compute::concat_batches(&schema, &batches).map_err(bad)
 }
 

@@ -54,10 +54,27 @@ pub(crate) fn target_schema(
     table: Option<SchemaRef>,
     rules: &RowRules,
 ) -> Result<SchemaRef> {
-    if let Some(table) = table {
-        return Ok(table);
-    }
     let first = &files[0];
+    let schema = match table {
+        Some(table) => table,
+        None => new_table_schema(first, rules),
+    };
+    for column in rules.key.iter().chain(&rules.order_by) {
+        if schema.field_with_name(column).is_err() {
+            return Err(Error::SchemaMismatch {
+                file: first.name.clone(),
+                message: format!(
+                    "there is no column '{column}' (named by --key or --order-by); columns: {}",
+                    column_list(&schema)
+                ),
+            });
+        }
+    }
+    Ok(schema)
+}
+
+/// A new table takes the first file's columns, as Delta types, plus the partition column.
+fn new_table_schema(first: &DecodedFile, rules: &RowRules) -> SchemaRef {
     let input = first.batch.schema();
     let mut fields: Vec<Field> = input
         .fields()
@@ -74,16 +91,7 @@ pub(crate) fn target_schema(
     if rules.derives_partition(&input) {
         fields.push(Field::new(&rules.partition_column, DataType::Date32, true));
     }
-    let schema = Schema::new(fields);
-    for column in rules.key.iter().chain(&rules.order_by) {
-        if schema.field_with_name(column).is_err() {
-            return Err(Error::SchemaMismatch {
-                file: first.name.clone(),
-                message: format!("there is no column '{column}' (named by --key or --order-by)"),
-            });
-        }
-    }
-    Ok(Arc::new(schema))
+    Arc::new(Schema::new(fields))
 }
 
 /// Casts one file to `target`, derives the partition column if needed, and checks the contract:

@@ -1,0 +1,8 @@
+//! lakewriter's integration tests, gathered in one test binary to keep link time down.
+//!
+//! `scenarios` is one suite written against a [`support::Lake`]; each backend runs all of it.
+
+mod bad_input;
+mod cli;
+mod scenarios;
+mod support;

@@ -1,0 +1,506 @@
+//! The scenario suite: what a data engineer relies on when rerunning days. Every scenario checks
+//! the Delta log and the rows, and reads the table back with DuckDB too.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::{Lake, repo_path};
+
+pub const HEADER: &str = "order_id,customer_id,sku,quantity,unit_price,updated_at,date";
+
+/// A CSV file body with the sales header.
+pub fn csv(lines: &[&str]) -> String {
+    let mut text = format!("{HEADER}\n");
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+fn sample_sales() -> String {
+    repo_path("examples/data/sales/*.csv")
+}
+
+fn sample_correction() -> String {
+    repo_path("examples/data/corrections/2024-01-02.csv")
+}
+
+const DEDUP: [&str; 4] = ["--key", "order_id", "--order-by", "updated_at"];
+
+fn write_sample(lake: &Lake, run_id: &str) -> Value {
+    let input = sample_sales();
+    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    args.extend(DEDUP);
+    args.extend(["--run-id", run_id]);
+    lake.write(&args).expect("committed").clone()
+}
+
+fn dates_of(paths: &[String]) -> BTreeSet<String> {
+    paths
+        .iter()
+        .map(|p| p.split('/').next().unwrap().to_string())
+        .collect()
+}
+
+pub async fn first_write_creates_the_table_in_one_commit(lake: Lake) {
+    let report = write_sample(&lake, "first");
+    assert_eq!(report["version"], 0);
+    assert_eq!(report["rows_read"], 13);
+    assert_eq!(report["rows_written"], 10);
+    assert_eq!(report["partitions"], serde_json::json!(["2024-01-01", "2024-01-02", "2024-01-03"]));
+    assert_eq!(lake.versions().await, vec![0]);
+
+    let commit = lake.commit(0).await;
+    assert_eq!(commit.removed(), Vec::<String>::new());
+    assert_eq!(
+        dates_of(&commit.added()),
+        BTreeSet::from(["date=2024-01-01".into(), "date=2024-01-02".into(), "date=2024-01-03".into()])
+    );
+    assert_eq!(commit.info()["userMetadata"], "first");
+    for add in commit.actions.iter().filter_map(|a| a.get("add")) {
+        assert_eq!(add["tags"]["lakewriter.runId"], "first");
+        assert_eq!(add["tags"]["lakewriter.fingerprint"], report["fingerprint"]);
+    }
+
+    let rows = lake.rows_agreed_by_duckdb().await;
+    assert_eq!(rows.len(), 10);
+    let parsed = rows.parsed();
+    let by_id = |id: i64| parsed.iter().filter(|r| r["order_id"] == id).cloned().collect::<Vec<_>>();
+    assert_eq!(by_id(1002).len(), 1, "duplicate key collapsed");
+    assert_eq!(by_id(1002)[0]["quantity"], 3, "the later update of 1002 wins");
+    assert_eq!(by_id(1003).len(), 1, "exact duplicate collapsed");
+}
+
+pub async fn identical_rerun_makes_no_commit(lake: Lake) {
+    let first = write_sample(&lake, "daily");
+    let files_before = lake.data_files().await;
+    let again = write_sample_expecting(&lake, "daily", "skipped");
+    assert_eq!(again["version"], first["version"]);
+    assert_eq!(again["fingerprint"], first["fingerprint"]);
+    assert_eq!(again["rows_written"], 0);
+    assert_eq!(lake.versions().await, vec![0]);
+    assert_eq!(lake.data_files().await, files_before, "a skipped rerun writes no file");
+
+    // Without a run id the id comes from scope and fingerprint, so a rerun matches too.
+    let other = lake.sibling();
+    let input = sample_sales();
+    let args = ["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    let a = other.write(&args).expect("committed").clone();
+    let b = other.write(&args).expect("skipped").clone();
+    assert_eq!(a["run_id"], b["run_id"]);
+}
+
+fn write_sample_expecting(lake: &Lake, run_id: &str, status: &str) -> Value {
+    let input = sample_sales();
+    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    args.extend(DEDUP);
+    args.extend(["--run-id", run_id]);
+    lake.write(&args).expect(status).clone()
+}
+
+pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
+    write_sample(&lake, "initial");
+    let before = lake.rows().await;
+    let day2_files_before: Vec<String> = lake
+        .commit(0)
+        .await
+        .added()
+        .into_iter()
+        .filter(|p| p.starts_with("date=2024-01-02/"))
+        .collect();
+
+    let correction = sample_correction();
+    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--run-id", "fix-02"];
+    args.extend(DEDUP);
+    let report = lake.write(&args).expect("committed").clone();
+    assert_eq!(report["version"], 1);
+    assert_eq!(lake.versions().await, vec![0, 1]);
+
+    let commit = lake.commit(1).await;
+    assert_eq!(commit.removed(), day2_files_before, "exactly day 2's old files are removed");
+    assert_eq!(dates_of(&commit.added()), BTreeSet::from(["date=2024-01-02".to_string()]));
+
+    let after = lake.rows_agreed_by_duckdb().await;
+    for day in ["2024-01-01", "2024-01-03"] {
+        assert_eq!(after.filter("date", day), before.filter("date", day), "{day} untouched");
+    }
+    let day2 = after.filter("date", "2024-01-02");
+    let mut ids: Vec<i64> = day2.iter().map(|r| r["order_id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![1005, 1006, 1007, 1011]);
+    let order_1007 = day2.iter().find(|r| r["order_id"] == 1007).unwrap();
+    assert_eq!(order_1007["quantity"], 2, "the late correction of 1007 wins");
+
+    lake.write(&args).expect("skipped");
+    assert_eq!(lake.versions().await, vec![0, 1]);
+}
+
+pub async fn shuffled_and_split_input_gives_identical_content(lake: Lake) {
+    let lines: Vec<String> = ["2024-01-01", "2024-01-02", "2024-01-03"]
+        .iter()
+        .flat_map(|day| {
+            std::fs::read_to_string(repo_path(&format!("examples/data/sales/{day}.csv")))
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    write_sample(&lake, "run");
+
+    let other = lake.sibling();
+    // Reverse the rows and deal them round-robin into four files with unrelated names.
+    let mut reversed = lines.clone();
+    reversed.reverse();
+    for part in 0..4 {
+        let chunk: Vec<&str> = reversed.iter().skip(part).step_by(4).map(String::as_str).collect();
+        other.input(&format!("batch-{}.csv", 9 - part), &csv(&chunk));
+    }
+    let glob = format!("{}/batch-*.csv", other.inputs_dir().display());
+    let mut args = vec!["--input", &glob, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "run"];
+    args.extend(DEDUP);
+    other.write(&args).expect("committed");
+
+    assert_eq!(lake.rows().await, other.rows().await);
+    // Stronger than equal rows: the same Parquet bytes, day by day.
+    for day in ["2024-01-01", "2024-01-02", "2024-01-03"] {
+        assert_eq!(day_file_bytes(&lake, day).await, day_file_bytes(&other, day).await, "{day}");
+    }
+}
+
+async fn day_file_bytes(lake: &Lake, day: &str) -> Vec<u8> {
+    let files: Vec<String> = lake
+        .data_files()
+        .await
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("date={day}/")))
+        .collect();
+    assert_eq!(files.len(), 1, "one file per day: {files:?}");
+    std::fs::read(std::path::Path::new(&lake.table).join(&files[0])).unwrap()
+}
+
+pub async fn rerun_policies_behave_as_documented(lake: Lake) {
+    let day1 = lake.input("day1.csv", &csv(&["1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]));
+    let day1_changed = lake.input("day1b.csv", &csv(&["1,c,s,9,1.0,2024-01-01T00:00:00Z,2024-01-01"]));
+    let base = |input: &str, run: &str, policy: &str| -> Vec<String> {
+        ["--input", input, "--date", "2024-01-01", "--run-id", run, "--on-rerun", policy]
+            .map(str::to_string)
+            .to_vec()
+    };
+    let run = |args: Vec<String>| lake.write(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    run(base(&day1, "a", "auto")).expect("committed");
+    let rows = lake.rows().await;
+
+    // fail: another run id on a written day is refused, with nothing changed.
+    let refused = run(base(&day1_changed, "b", "fail"));
+    assert_eq!(refused.code, 3, "fail policy exit code: {}", refused.stderr);
+    assert!(refused.stderr.contains("2024-01-01") && refused.stderr.contains("'a'"), "{}", refused.stderr);
+    assert_eq!(lake.versions().await, vec![0]);
+    // fail: the same run with the same input is an idempotent rerun, not a refusal.
+    run(base(&day1, "a", "fail")).expect("skipped");
+
+    // skip: the same run id skips even though the input changed.
+    run(base(&day1_changed, "a", "skip")).expect("skipped");
+    assert_eq!(lake.rows().await, rows);
+    assert_eq!(lake.versions().await, vec![0]);
+
+    // auto: the same run id with changed input replaces.
+    run(base(&day1_changed, "a", "auto")).expect("committed");
+    assert_eq!(lake.rows().await.parsed()[0]["quantity"], 9);
+
+    // replace: always a new commit, even for identical input, replacing the old file.
+    let before = lake.data_files().await;
+    let report = run(base(&day1_changed, "a", "replace")).expect("committed").clone();
+    assert_eq!(report["version"], 2);
+    let commit = lake.commit(2).await;
+    assert_eq!(commit.removed().len(), 1);
+    assert!(before.contains(&commit.removed()[0]));
+    assert_eq!(lake.rows_agreed_by_duckdb().await.parsed()[0]["quantity"], 9);
+}
+
+pub async fn out_of_scope_rows_are_rejected_with_nothing_written(lake: Lake) {
+    let input = lake.input(
+        "mixed.csv",
+        &csv(&[
+            "1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01",
+            "2,c,s,1,1.0,2024-01-05T00:00:00Z,2024-01-05",
+        ]),
+    );
+    let run = lake.write(&["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("mixed.csv row 2"), "{}", run.stderr);
+    assert!(run.stderr.contains("2024-01-05"), "{}", run.stderr);
+    assert!(lake.versions().await.is_empty(), "no table was created");
+    assert!(lake.data_files().await.is_empty(), "no data file was written");
+
+    write_sample(&lake, "ok");
+    let files = lake.data_files().await;
+    let run = lake.write(&["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(lake.versions().await, vec![0]);
+    assert_eq!(lake.data_files().await, files);
+}
+
+pub async fn dedup_ties_are_broken_by_the_whole_row(lake: Lake) {
+    let tie = ["7,c,s,2,1.0,2024-01-01T10:00:00Z,2024-01-01", "7,c,s,5,1.0,2024-01-01T10:00:00Z,2024-01-01"];
+    let forward = lake.input("forward.csv", &csv(&tie));
+    let mut args = vec!["--input", &forward, "--date", "2024-01-01"];
+    args.extend(DEDUP);
+    lake.write(&args).expect("committed");
+    let rows = lake.rows().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.parsed()[0]["quantity"], 5, "the larger whole row wins a tie");
+
+    let other = lake.sibling();
+    let backward = other.input("backward.csv", &csv(&[tie[1], tie[0]]));
+    let mut args = vec!["--input", &backward, "--date", "2024-01-01"];
+    args.extend(DEDUP);
+    other.write(&args).expect("committed");
+    assert_eq!(other.rows().await, rows, "input order does not pick the winner");
+}
+
+pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
+    write_sample(&lake, "full");
+    let only_1_and_3 = lake.input(
+        "sparse.csv",
+        &csv(&[
+            "1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01",
+            "3,c,s,1,1.0,2024-01-03T00:00:00Z,2024-01-03",
+        ]),
+    );
+    let args = ["--input", &only_1_and_3, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "sparse"];
+    lake.write(&args).expect("committed");
+
+    let rows = lake.rows_agreed_by_duckdb().await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows.filter("date", "2024-01-02").is_empty(), "day 2 was emptied");
+    let runs = lake.runs();
+    let day2 = runs.iter().find(|r| r["date"] == "2024-01-02").expect("day 2 is recorded");
+    assert_eq!(day2["run_id"], "sparse");
+    assert_eq!(day2["rows"], 0);
+
+    lake.write(&args).expect("skipped");
+    assert_eq!(lake.versions().await, vec![0, 1]);
+
+    // A header-only file empties its day too.
+    let header_only = lake.input("empty-day.csv", &csv(&[]));
+    lake.write(&["--input", &header_only, "--date", "2024-01-01"]).expect("committed");
+    assert!(lake.rows().await.filter("date", "2024-01-01").is_empty());
+}
+
+pub async fn runs_lists_the_last_run_of_each_partition(lake: Lake) {
+    let first = write_sample(&lake, "initial");
+    let correction = sample_correction();
+    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--run-id", "fix-02"];
+    args.extend(DEDUP);
+    let fix = lake.write(&args).expect("committed").clone();
+
+    let runs = lake.runs();
+    let summary: Vec<(String, String, u64, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["date"].as_str().unwrap().to_string(),
+                r["run_id"].as_str().unwrap().to_string(),
+                r["version"].as_u64().unwrap(),
+                r["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("2024-01-01".into(), "initial".into(), 0, 4),
+            ("2024-01-02".into(), "fix-02".into(), 1, 4),
+            ("2024-01-03".into(), "initial".into(), 0, 3),
+        ]
+    );
+    assert_eq!(runs[0]["fingerprint"], first["fingerprint"]);
+    assert_eq!(runs[1]["fingerprint"], fix["fingerprint"]);
+    assert!(runs[1]["committed_at"].as_str().unwrap().ends_with('Z'));
+}
+
+pub async fn rerun_detection_survives_checkpoints_and_log_cleanup(lake: Lake) {
+    let day = |d: u32| format!("2024-02-{d:02}");
+    let write_day = |d: u32| {
+        let input = lake.input(
+            &format!("{}.csv", day(d)),
+            &csv(&[&format!("{d},c,s,1,1.0,{}T00:00:00Z,{}", day(d), day(d))]),
+        );
+        lake.write(&["--input", &input, "--date", &day(d), "--run-id", &format!("run-{d}")])
+    };
+    for d in 1..=12 {
+        write_day(d).expect("committed");
+    }
+    let log = lake.log_files().await;
+    let checkpoint: u64 = log
+        .iter()
+        .find_map(|f| f.strip_suffix(".checkpoint.parquet")?.parse().ok())
+        .unwrap_or_else(|| panic!("12 commits with an interval of 10 make a checkpoint: {log:?}"));
+    // What log retention does: drop the commits the checkpoint covers.
+    for version in 0..checkpoint {
+        lake.delete_log_file(&format!("{version:020}.json")).await;
+    }
+    let runs = lake.runs();
+    assert_eq!(runs.len(), 12);
+    assert_eq!(runs[0]["run_id"], "run-1");
+    assert_eq!(runs[0]["version"], 0);
+    write_day(1).expect("skipped");
+    write_day(12).expect("skipped");
+    assert_eq!(lake.rows_agreed_by_duckdb().await.len(), 12);
+}
+
+pub async fn partition_date_is_derived_from_a_timestamp(lake: Lake) {
+    let input = lake.input(
+        "events.jsonl",
+        concat!(
+            r#"{"order_id": 1, "amount": 2.5, "updated_at": "2024-03-01T23:59:59Z"}"#, "\n",
+            r#"{"order_id": 2, "amount": 1.0, "updated_at": "2024-03-02T00:00:01+00:00"}"#, "\n",
+            r#"{"order_id": 3, "amount": 4.0, "updated_at": "2024-03-02T01:30:00+02:00"}"#, "\n",
+        ),
+    );
+    let args = ["--input", &input, "--from", "2024-03-01", "--to", "2024-03-02", "--partition-from", "updated_at"];
+    lake.write(&args).expect("committed");
+    let rows = lake.rows_agreed_by_duckdb().await;
+    let days: Vec<(i64, String)> = rows
+        .parsed()
+        .iter()
+        .map(|r| (r["order_id"].as_i64().unwrap(), r["date"].as_str().unwrap().to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        days,
+        vec![(1, "2024-03-01".into()), (2, "2024-03-02".into()), (3, "2024-03-01".into())],
+        "timestamps are cut to the UTC day"
+    );
+}
+
+pub async fn parquet_and_json_inputs_match_csv(lake: Lake) {
+    use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("date", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["a", "b"])),
+            Arc::new(StringArray::from(vec!["2024-01-01", "2024-01-01"])),
+        ],
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let parquet = lake.input_bytes("in.parquet", &bytes);
+    lake.write(&["--input", &parquet, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    let from_parquet = lake.rows_agreed_by_duckdb().await;
+
+    let json = lake.sibling();
+    let input = json.input(
+        "in.json",
+        "{\"id\":2,\"name\":\"b\",\"date\":\"2024-01-01\"}\n{\"id\":1,\"name\":\"a\",\"date\":\"2024-01-01\"}\n",
+    );
+    json.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    assert_eq!(json.rows().await, from_parquet);
+
+    let text = lake.sibling();
+    let input = text.input("in.csv", "id,name,date\n1,a,2024-01-01\n2,b,2024-01-01\n");
+    text.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    assert_eq!(text.rows().await, from_parquet);
+}
+
+pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
+    let days = ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"];
+    let children: Vec<_> = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let input = lake.input(&format!("{day}.csv"), &csv(&[&format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}")]));
+            std::process::Command::new(env!("CARGO_BIN_EXE_lakewriter"))
+                .args(["write", "--table", &lake.table, "--input", &input, "--date", day, "--output", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["status"], "committed");
+        versions.insert(report["version"].as_u64().unwrap());
+    }
+    assert_eq!(versions, BTreeSet::from([0, 1, 2, 3]), "each writer got its own version");
+    let rows = lake.rows().await;
+    for day in days {
+        assert_eq!(rows.filter("date", day).len(), 1, "{day} holds its row");
+    }
+}
+
+pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
+    write_sample(&lake, "initial");
+    let files = lake.data_files().await;
+    let correction = sample_correction();
+    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--dry-run"];
+    args.extend(DEDUP);
+    let report = lake.write(&args).expect("planned").clone();
+    assert_eq!(report["planned_action"], "replace");
+    assert_eq!(report["files_removed"], 1);
+    assert_eq!(report["version"], 0);
+    assert_eq!(lake.versions().await, vec![0]);
+    assert_eq!(lake.data_files().await, files);
+
+    let input = sample_sales();
+    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "initial", "--dry-run"];
+    args.extend(DEDUP);
+    assert_eq!(lake.write(&args).expect("planned")["planned_action"], "skip");
+}
+
+/// Runs every scenario against one backend.
+macro_rules! scenario_suite {
+    ($backend:ident, $lake:expr, [$($scenario:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($lake).await;
+                }
+            )*
+        }
+    };
+}
+
+scenario_suite!(
+    local,
+    crate::support::Lake::local(),
+    [
+        first_write_creates_the_table_in_one_commit,
+        identical_rerun_makes_no_commit,
+        corrected_day_is_replaced_in_one_commit,
+        shuffled_and_split_input_gives_identical_content,
+        rerun_policies_behave_as_documented,
+        out_of_scope_rows_are_rejected_with_nothing_written,
+        dedup_ties_are_broken_by_the_whole_row,
+        a_day_without_rows_ends_up_empty_and_recorded,
+        runs_lists_the_last_run_of_each_partition,
+        rerun_detection_survives_checkpoints_and_log_cleanup,
+        partition_date_is_derived_from_a_timestamp,
+        parquet_and_json_inputs_match_csv,
+        concurrent_writers_on_different_days_all_commit,
+        dry_run_reports_and_changes_nothing,
+    ]
+);
