@@ -266,6 +266,7 @@ impl WriteJob {
             {
                 CommitOutcome::Committed(version) => {
                     tracing::info!(run_id = %run_id, version, "committed");
+                    table.checkpoint_if_due(version).await;
                     let files_added = adds.len() as u64;
                     return Ok(report(
                         RunStatus::Committed,

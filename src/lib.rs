@@ -20,18 +20,24 @@
 //!                                                   and decide again
 //! ```
 //!
-//! ```no_run
-//! # async fn example() -> lakewriter::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lakewriter::Result<()> {
 //! use lakewriter::{PartitionScope, RunStatus, WriteJob};
-//! let job = WriteJob::new("./lake/sales", PartitionScope::parse("2024-01-01", "2024-01-03")?)
-//!     .input("raw/sales/*.csv")
+//! # let dir = std::env::temp_dir().join(format!("lakewriter-doc-{}", std::process::id()));
+//! # let table = dir.join("sales").to_string_lossy().into_owned();
+//! # let sales = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sales/*.csv");
+//! let job = WriteJob::new(&table, PartitionScope::parse("2024-01-01", "2024-01-03")?)
+//!     .input(sales)
 //!     .key(["order_id"])
 //!     .order_by("updated_at")
 //!     .run_id("airflow-2024-01-03T00");
 //! let first = job.run().await?;
-//! let again = job.run().await?;
+//! assert_eq!(first.status, RunStatus::Committed);
+//! let again = job.run().await?; // an orchestrator retry
 //! assert_eq!(again.status, RunStatus::Skipped);
 //! assert_eq!(again.version, first.version);
+//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs, unreachable_pub)]

@@ -161,8 +161,7 @@ fn decode(
             let parquet_error = |e: parquet::errors::ParquetError| {
                 Error::bad_input(name, None, format!("not a readable Parquet file: {e}"))
             };
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
             let schema = builder.schema().clone();
             let batches = builder
                 .build()

@@ -21,7 +21,8 @@ use deltalake::kernel::transaction::{
 use deltalake::kernel::{Action, Add, CommitInfo, Protocol, Remove, StructType, new_metadata};
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, checkpoints};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use object_store::path::Path;
@@ -38,7 +39,7 @@ use crate::storage::{StorageOptions, table_url};
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// Checkpoint every this many commits (Spark's default), so loading the snapshot stays cheap
 /// however many runs the table has seen.
-const CHECKPOINT_INTERVAL: &str = "10";
+const CHECKPOINT_INTERVAL: u64 = 10;
 
 /// A Delta table location, loaded if a table exists there.
 pub(crate) struct Table {
@@ -319,8 +320,12 @@ impl Table {
                 }),
             ),
         ];
+        // No retries (see the module docs) and no post-commit hook: the checkpoint runs in
+        // `checkpoint_if_due`, so that its failure cannot make a landed commit look failed.
         let properties = CommitProperties::default()
             .with_max_retries(0)
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false))
             .with_metadata(metadata);
         let snapshot = if self.exists {
             Some(self.snapshot()?)
@@ -346,6 +351,37 @@ impl Table {
         }
     }
 
+    /// Writes a checkpoint when `version` completes an interval, then drops log files past the
+    /// table's log retention (if the table allows it). The commit stands whatever happens here,
+    /// so a failure is logged, not returned: the next interval tries again.
+    pub(crate) async fn checkpoint_if_due(&self, version: u64) {
+        let interval = match self.snapshot() {
+            Ok(state) => state.table_config().checkpoint_interval().get(),
+            Err(_) => CHECKPOINT_INTERVAL,
+        };
+        if (version + 1) % interval != 0 {
+            return;
+        }
+        let mut table = self.delta.clone();
+        let result = async {
+            table.load_version(version).await?;
+            checkpoints::create_checkpoint(&table, None).await?;
+            let cleanup = table
+                .snapshot()?
+                .table_config()
+                .enable_expired_log_cleanup();
+            if cleanup {
+                checkpoints::cleanup_metadata(&table, None).await?;
+            }
+            Ok::<_, DeltaTableError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::info!(version, "checkpoint written"),
+            Err(e) => tracing::warn!(version, error = %e, "checkpoint failed; the commit stands"),
+        }
+    }
+
     fn create_actions(&self, schema: &SchemaRef, column: &str) -> Result<[Action; 2]> {
         let delta_schema: StructType = schema
             .as_ref()
@@ -354,7 +390,7 @@ impl Table {
         let metadata = new_metadata(
             &delta_schema,
             [column],
-            [("delta.checkpointInterval", CHECKPOINT_INTERVAL)],
+            [("delta.checkpointInterval", CHECKPOINT_INTERVAL.to_string())],
         )
         .map_err(|e| Error::internal("creating table metadata", e))?;
         // Reader 1 / writer 2: the lowest protocol that holds everything lakewriter writes, so

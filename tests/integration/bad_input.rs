@@ -10,8 +10,15 @@ const GOOD_ROW: &str = "1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01";
 fn lake_with_a_table() -> Lake {
     let lake = Lake::local();
     let good = lake.input("good.csv", &csv(&[GOOD_ROW]));
-    lake.write(&["--input", &good, "--date", "2024-01-01", "--key", "order_id"])
-        .expect("committed");
+    lake.write(&[
+        "--input",
+        &good,
+        "--date",
+        "2024-01-01",
+        "--key",
+        "order_id",
+    ])
+    .expect("committed");
     lake
 }
 
@@ -26,7 +33,11 @@ async fn rejected(name: &str, content: &[u8], extra: &[&str], code: i32, expecte
     let run = lake.write(&args);
     assert_eq!(run.code, code, "exit code for {name}: {}", run.stderr);
     for fragment in expected {
-        assert!(run.stderr.contains(fragment), "error for {name} lacks '{fragment}': {}", run.stderr);
+        assert!(
+            run.stderr.contains(fragment),
+            "error for {name} lacks '{fragment}': {}",
+            run.stderr
+        );
     }
     assert_eq!(lake.versions().await, vec![0], "no commit");
     assert_eq!(lake.data_files().await, files, "no file written");
@@ -36,7 +47,14 @@ async fn rejected(name: &str, content: &[u8], extra: &[&str], code: i32, expecte
 #[tokio::test]
 async fn wrong_column_count() {
     let body = csv(&[GOOD_ROW, "2,c,s,1,2024-01-01"]);
-    rejected("short.csv", body.as_bytes(), &[], 2, &["short.csv", "line 3"]).await;
+    rejected(
+        "short.csv",
+        body.as_bytes(),
+        &[],
+        2,
+        &["short.csv", "line 3"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -54,28 +72,70 @@ async fn a_value_of_the_wrong_type_names_row_and_value() {
 #[tokio::test]
 async fn a_null_key_names_the_row() {
     let body = csv(&[GOOD_ROW, ",c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]);
-    rejected("nullkey.csv", body.as_bytes(), &["--key", "order_id"], 2, &["nullkey.csv row 2", "order_id"]).await;
+    rejected(
+        "nullkey.csv",
+        body.as_bytes(),
+        &["--key", "order_id"],
+        2,
+        &["nullkey.csv row 2", "order_id"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_null_or_unparseable_date_names_the_row() {
     let body = csv(&[GOOD_ROW, "2,c,s,1,1.0,2024-01-01T00:00:00Z,"]);
-    rejected("nodate.csv", body.as_bytes(), &[], 2, &["nodate.csv row 2", "date"]).await;
+    rejected(
+        "nodate.csv",
+        body.as_bytes(),
+        &[],
+        2,
+        &["nodate.csv row 2", "date"],
+    )
+    .await;
     let body = "order_id,date\n1,2024-01-01\n2,yesterday\n";
-    rejected("baddate.csv", body.as_bytes(), &[], 2, &["baddate.csv", "yesterday"]).await;
+    rejected(
+        "baddate.csv",
+        body.as_bytes(),
+        &[],
+        2,
+        &["baddate.csv", "yesterday"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_missing_key_column() {
-    rejected("k.csv", csv(&[GOOD_ROW]).as_bytes(), &["--key", "sku_id"], 2, &["sku_id"]).await;
+    rejected(
+        "k.csv",
+        csv(&[GOOD_ROW]).as_bytes(),
+        &["--key", "sku_id"],
+        2,
+        &["sku_id"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_header_that_does_not_match_the_table() {
     let body = format!("{},extra\n{GOOD_ROW},x\n", crate::scenarios::HEADER);
-    rejected("extra.csv", body.as_bytes(), &[], 2, &["extra.csv", "'extra'"]).await;
+    rejected(
+        "extra.csv",
+        body.as_bytes(),
+        &[],
+        2,
+        &["extra.csv", "'extra'"],
+    )
+    .await;
     let body = "order_id,date\n1,2024-01-01\n";
-    rejected("missing.csv", body.as_bytes(), &[], 2, &["missing.csv", "customer_id"]).await;
+    rejected(
+        "missing.csv",
+        body.as_bytes(),
+        &[],
+        2,
+        &["missing.csv", "customer_id"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -96,7 +156,11 @@ async fn no_file_matches_the_glob() {
     let glob = format!("{}/nothing-*.csv", lake.inputs_dir().display());
     let run = lake.write(&["--input", &glob, "--date", "2024-01-01"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("no input file matches"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no input file matches"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(lake.versions().await, vec![0]);
 }
 
@@ -113,22 +177,35 @@ async fn an_input_that_is_a_directory() {
 async fn a_table_location_that_holds_other_files() {
     let lake = Lake::local();
     std::fs::create_dir_all(&lake.table).unwrap();
-    std::fs::write(std::path::Path::new(&lake.table).join("notes.txt"), "not a table").unwrap();
+    std::fs::write(
+        std::path::Path::new(&lake.table).join("notes.txt"),
+        "not a table",
+    )
+    .unwrap();
     let input = lake.input("good.csv", &csv(&[GOOD_ROW]));
     let run = lake.write(&["--input", &input, "--date", "2024-01-01"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("no Delta log"), "{}", run.stderr);
-    assert!(!std::path::Path::new(&lake.table).join("_delta_log").exists());
+    assert!(
+        !std::path::Path::new(&lake.table)
+            .join("_delta_log")
+            .exists()
+    );
 }
 
 #[tokio::test]
 async fn a_corrupted_log_entry_is_reported_not_overwritten() {
     let lake = lake_with_a_table();
-    lake.put_log_file("00000000000000000000.json", b"{not json").await;
+    lake.put_log_file("00000000000000000000.json", b"{not json")
+        .await;
     let input = lake.input("good2.csv", &csv(&[GOOD_ROW]));
     let run = lake.write(&["--input", &input, "--date", "2024-01-01"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("Delta log cannot be read"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Delta log cannot be read"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(lake.versions().await, vec![0]);
 }
 
@@ -136,7 +213,14 @@ async fn a_corrupted_log_entry_is_reported_not_overwritten() {
 async fn a_run_id_with_control_characters_is_refused() {
     let lake = Lake::local();
     let input = lake.input("good.csv", &csv(&[GOOD_ROW]));
-    let run = lake.write(&["--input", &input, "--date", "2024-01-01", "--run-id", "a\nb"]);
+    let run = lake.write(&[
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--run-id",
+        "a\nb",
+    ]);
     assert_eq!(run.code, 2);
     assert!(lake.versions().await.is_empty());
 }
@@ -146,14 +230,28 @@ async fn hostile_run_ids_stay_data() {
     let lake = Lake::local();
     let input = lake.input("good.csv", &csv(&[GOOD_ROW]));
     let hostile = r#"../../etc/x'; DROP TABLE t; -- "quoted" date=2024-01-02"#;
-    lake.write(&["--input", &input, "--date", "2024-01-01", "--run-id", hostile])
-        .expect("committed");
+    lake.write(&[
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--run-id",
+        hostile,
+    ])
+    .expect("committed");
     let commit = lake.commit(0).await;
     assert_eq!(commit.info()["userMetadata"], hostile);
     let added = commit.added();
     assert_eq!(added.len(), 1);
     assert!(added[0].starts_with("date=2024-01-01/"), "{added:?}");
     assert_eq!(lake.runs()[0]["run_id"], hostile);
-    lake.write(&["--input", &input, "--date", "2024-01-01", "--run-id", hostile])
-        .expect("skipped");
+    lake.write(&[
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--run-id",
+        hostile,
+    ])
+    .expect("skipped");
 }

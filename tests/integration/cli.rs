@@ -8,9 +8,22 @@ fn write_help_documents_every_option() {
     let output = lakewriter(&["write", "--help"]);
     let help = String::from_utf8_lossy(&output.stdout);
     for option in [
-        "--table", "--input", "--format", "--date", "--from", "--to", "--partition-column",
-        "--partition-from", "--key", "--order-by", "--run-id", "--on-rerun", "--dry-run",
-        "--output", "--storage-option", "--verbose",
+        "--table",
+        "--input",
+        "--format",
+        "--date",
+        "--from",
+        "--to",
+        "--partition-column",
+        "--partition-from",
+        "--key",
+        "--order-by",
+        "--run-id",
+        "--on-rerun",
+        "--dry-run",
+        "--output",
+        "--storage-option",
+        "--verbose",
     ] {
         assert!(help.contains(option), "write --help lacks {option}");
     }
@@ -20,8 +33,19 @@ fn write_help_documents_every_option() {
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_eq!(lakewriter(&["write", "--table", "/tmp/x"]).status.code(), Some(2));
-    let bad_date = lakewriter(&["write", "--table", "/tmp/x", "--input", "a.csv", "--date", "2024-13-01"]);
+    assert_eq!(
+        lakewriter(&["write", "--table", "/tmp/x"]).status.code(),
+        Some(2)
+    );
+    let bad_date = lakewriter(&[
+        "write",
+        "--table",
+        "/tmp/x",
+        "--input",
+        "a.csv",
+        "--date",
+        "2024-13-01",
+    ]);
     assert_eq!(bad_date.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_date.stderr).contains("YYYY-MM-DD"));
 }
@@ -29,13 +53,27 @@ fn usage_errors_exit_2() {
 #[tokio::test]
 async fn text_output_and_history_name_the_run() {
     let lake = Lake::local();
-    let input = lake.input("d.csv", &csv(&["1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]));
+    let input = lake.input(
+        "d.csv",
+        &csv(&["1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]),
+    );
     let output = lakewriter(&[
-        "write", "--table", &lake.table, "--input", &input, "--date", "2024-01-01", "--run-id", "nightly-1",
+        "write",
+        "--table",
+        &lake.table,
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--run-id",
+        "nightly-1",
     ]);
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.starts_with("committed 2024-01-01 at version 0"), "{text}");
+    assert!(
+        text.starts_with("committed 2024-01-01 at version 0"),
+        "{text}"
+    );
     assert!(text.contains("nightly-1"), "{text}");
 
     let history = lakewriter(&["history", "--table", &lake.table, "--output", "json"]);

@@ -31,7 +31,14 @@ const DEDUP: [&str; 4] = ["--key", "order_id", "--order-by", "updated_at"];
 
 fn write_sample(lake: &Lake, run_id: &str) -> Value {
     let input = sample_sales();
-    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    let mut args = vec![
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ];
     args.extend(DEDUP);
     args.extend(["--run-id", run_id]);
     lake.write(&args).expect("committed").clone()
@@ -49,14 +56,21 @@ pub async fn first_write_creates_the_table_in_one_commit(lake: Lake) {
     assert_eq!(report["version"], 0);
     assert_eq!(report["rows_read"], 13);
     assert_eq!(report["rows_written"], 10);
-    assert_eq!(report["partitions"], serde_json::json!(["2024-01-01", "2024-01-02", "2024-01-03"]));
+    assert_eq!(
+        report["partitions"],
+        serde_json::json!(["2024-01-01", "2024-01-02", "2024-01-03"])
+    );
     assert_eq!(lake.versions().await, vec![0]);
 
     let commit = lake.commit(0).await;
     assert_eq!(commit.removed(), Vec::<String>::new());
     assert_eq!(
         dates_of(&commit.added()),
-        BTreeSet::from(["date=2024-01-01".into(), "date=2024-01-02".into(), "date=2024-01-03".into()])
+        BTreeSet::from([
+            "date=2024-01-01".into(),
+            "date=2024-01-02".into(),
+            "date=2024-01-03".into()
+        ])
     );
     assert_eq!(commit.info()["userMetadata"], "first");
     for add in commit.actions.iter().filter_map(|a| a.get("add")) {
@@ -67,9 +81,19 @@ pub async fn first_write_creates_the_table_in_one_commit(lake: Lake) {
     let rows = lake.rows_agreed_by_duckdb().await;
     assert_eq!(rows.len(), 10);
     let parsed = rows.parsed();
-    let by_id = |id: i64| parsed.iter().filter(|r| r["order_id"] == id).cloned().collect::<Vec<_>>();
+    let by_id = |id: i64| {
+        parsed
+            .iter()
+            .filter(|r| r["order_id"] == id)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(by_id(1002).len(), 1, "duplicate key collapsed");
-    assert_eq!(by_id(1002)[0]["quantity"], 3, "the later update of 1002 wins");
+    assert_eq!(
+        by_id(1002)[0]["quantity"],
+        3,
+        "the later update of 1002 wins"
+    );
     assert_eq!(by_id(1003).len(), 1, "exact duplicate collapsed");
 }
 
@@ -81,12 +105,23 @@ pub async fn identical_rerun_makes_no_commit(lake: Lake) {
     assert_eq!(again["fingerprint"], first["fingerprint"]);
     assert_eq!(again["rows_written"], 0);
     assert_eq!(lake.versions().await, vec![0]);
-    assert_eq!(lake.data_files().await, files_before, "a skipped rerun writes no file");
+    assert_eq!(
+        lake.data_files().await,
+        files_before,
+        "a skipped rerun writes no file"
+    );
 
     // Without a run id the id comes from scope and fingerprint, so a rerun matches too.
     let other = lake.sibling();
     let input = sample_sales();
-    let args = ["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    let args = [
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ];
     let a = other.write(&args).expect("committed").clone();
     let b = other.write(&args).expect("skipped").clone();
     assert_eq!(a["run_id"], b["run_id"]);
@@ -94,7 +129,14 @@ pub async fn identical_rerun_makes_no_commit(lake: Lake) {
 
 fn write_sample_expecting(lake: &Lake, run_id: &str, status: &str) -> Value {
     let input = sample_sales();
-    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"];
+    let mut args = vec![
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ];
     args.extend(DEDUP);
     args.extend(["--run-id", run_id]);
     lake.write(&args).expect(status).clone()
@@ -112,26 +154,50 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
         .collect();
 
     let correction = sample_correction();
-    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--run-id", "fix-02"];
+    let mut args = vec![
+        "--input",
+        &correction,
+        "--date",
+        "2024-01-02",
+        "--run-id",
+        "fix-02",
+    ];
     args.extend(DEDUP);
     let report = lake.write(&args).expect("committed").clone();
     assert_eq!(report["version"], 1);
     assert_eq!(lake.versions().await, vec![0, 1]);
 
     let commit = lake.commit(1).await;
-    assert_eq!(commit.removed(), day2_files_before, "exactly day 2's old files are removed");
-    assert_eq!(dates_of(&commit.added()), BTreeSet::from(["date=2024-01-02".to_string()]));
+    assert_eq!(
+        commit.removed(),
+        day2_files_before,
+        "exactly day 2's old files are removed"
+    );
+    assert_eq!(
+        dates_of(&commit.added()),
+        BTreeSet::from(["date=2024-01-02".to_string()])
+    );
 
     let after = lake.rows_agreed_by_duckdb().await;
     for day in ["2024-01-01", "2024-01-03"] {
-        assert_eq!(after.filter("date", day), before.filter("date", day), "{day} untouched");
+        assert_eq!(
+            after.filter("date", day),
+            before.filter("date", day),
+            "{day} untouched"
+        );
     }
     let day2 = after.filter("date", "2024-01-02");
-    let mut ids: Vec<i64> = day2.iter().map(|r| r["order_id"].as_i64().unwrap()).collect();
+    let mut ids: Vec<i64> = day2
+        .iter()
+        .map(|r| r["order_id"].as_i64().unwrap())
+        .collect();
     ids.sort();
     assert_eq!(ids, vec![1005, 1006, 1007, 1011]);
     let order_1007 = day2.iter().find(|r| r["order_id"] == 1007).unwrap();
-    assert_eq!(order_1007["quantity"], 2, "the late correction of 1007 wins");
+    assert_eq!(
+        order_1007["quantity"], 2,
+        "the late correction of 1007 wins"
+    );
 
     lake.write(&args).expect("skipped");
     assert_eq!(lake.versions().await, vec![0, 1]);
@@ -156,18 +222,36 @@ pub async fn shuffled_and_split_input_gives_identical_content(lake: Lake) {
     let mut reversed = lines.clone();
     reversed.reverse();
     for part in 0..4 {
-        let chunk: Vec<&str> = reversed.iter().skip(part).step_by(4).map(String::as_str).collect();
+        let chunk: Vec<&str> = reversed
+            .iter()
+            .skip(part)
+            .step_by(4)
+            .map(String::as_str)
+            .collect();
         other.input(&format!("batch-{}.csv", 9 - part), &csv(&chunk));
     }
     let glob = format!("{}/batch-*.csv", other.inputs_dir().display());
-    let mut args = vec!["--input", &glob, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "run"];
+    let mut args = vec![
+        "--input",
+        &glob,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+        "--run-id",
+        "run",
+    ];
     args.extend(DEDUP);
     other.write(&args).expect("committed");
 
     assert_eq!(lake.rows().await, other.rows().await);
     // Stronger than equal rows: the same Parquet bytes, day by day.
     for day in ["2024-01-01", "2024-01-02", "2024-01-03"] {
-        assert_eq!(day_file_bytes(&lake, day).await, day_file_bytes(&other, day).await, "{day}");
+        assert_eq!(
+            day_file_bytes(&lake, day).await,
+            day_file_bytes(&other, day).await,
+            "{day}"
+        );
     }
 }
 
@@ -183,12 +267,27 @@ async fn day_file_bytes(lake: &Lake, day: &str) -> Vec<u8> {
 }
 
 pub async fn rerun_policies_behave_as_documented(lake: Lake) {
-    let day1 = lake.input("day1.csv", &csv(&["1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]));
-    let day1_changed = lake.input("day1b.csv", &csv(&["1,c,s,9,1.0,2024-01-01T00:00:00Z,2024-01-01"]));
+    let day1 = lake.input(
+        "day1.csv",
+        &csv(&["1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]),
+    );
+    let day1_changed = lake.input(
+        "day1b.csv",
+        &csv(&["1,c,s,9,1.0,2024-01-01T00:00:00Z,2024-01-01"]),
+    );
     let base = |input: &str, run: &str, policy: &str| -> Vec<String> {
-        ["--input", input, "--date", "2024-01-01", "--run-id", run, "--on-rerun", policy]
-            .map(str::to_string)
-            .to_vec()
+        [
+            "--input",
+            input,
+            "--date",
+            "2024-01-01",
+            "--run-id",
+            run,
+            "--on-rerun",
+            policy,
+        ]
+        .map(str::to_string)
+        .to_vec()
     };
     let run = |args: Vec<String>| lake.write(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
@@ -198,7 +297,11 @@ pub async fn rerun_policies_behave_as_documented(lake: Lake) {
     // fail: another run id on a written day is refused, with nothing changed.
     let refused = run(base(&day1_changed, "b", "fail"));
     assert_eq!(refused.code, 3, "fail policy exit code: {}", refused.stderr);
-    assert!(refused.stderr.contains("2024-01-01") && refused.stderr.contains("'a'"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("2024-01-01") && refused.stderr.contains("'a'"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(lake.versions().await, vec![0]);
     // fail: the same run with the same input is an idempotent rerun, not a refusal.
     run(base(&day1, "a", "fail")).expect("skipped");
@@ -214,12 +317,17 @@ pub async fn rerun_policies_behave_as_documented(lake: Lake) {
 
     // replace: always a new commit, even for identical input, replacing the old file.
     let before = lake.data_files().await;
-    let report = run(base(&day1_changed, "a", "replace")).expect("committed").clone();
+    let report = run(base(&day1_changed, "a", "replace"))
+        .expect("committed")
+        .clone();
     assert_eq!(report["version"], 2);
     let commit = lake.commit(2).await;
     assert_eq!(commit.removed().len(), 1);
     assert!(before.contains(&commit.removed()[0]));
-    assert_eq!(lake.rows_agreed_by_duckdb().await.parsed()[0]["quantity"], 9);
+    assert_eq!(
+        lake.rows_agreed_by_duckdb().await.parsed()[0]["quantity"],
+        9
+    );
 }
 
 pub async fn out_of_scope_rows_are_rejected_with_nothing_written(lake: Lake) {
@@ -230,37 +338,65 @@ pub async fn out_of_scope_rows_are_rejected_with_nothing_written(lake: Lake) {
             "2,c,s,1,1.0,2024-01-05T00:00:00Z,2024-01-05",
         ]),
     );
-    let run = lake.write(&["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    let run = lake.write(&[
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("mixed.csv row 2"), "{}", run.stderr);
     assert!(run.stderr.contains("2024-01-05"), "{}", run.stderr);
     assert!(lake.versions().await.is_empty(), "no table was created");
-    assert!(lake.data_files().await.is_empty(), "no data file was written");
+    assert!(
+        lake.data_files().await.is_empty(),
+        "no data file was written"
+    );
 
     write_sample(&lake, "ok");
     let files = lake.data_files().await;
-    let run = lake.write(&["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    let run = lake.write(&[
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ]);
     assert_eq!(run.code, 2);
     assert_eq!(lake.versions().await, vec![0]);
     assert_eq!(lake.data_files().await, files);
 }
 
 pub async fn dedup_ties_are_broken_by_the_whole_row(lake: Lake) {
-    let tie = ["7,c,s,2,1.0,2024-01-01T10:00:00Z,2024-01-01", "7,c,s,5,1.0,2024-01-01T10:00:00Z,2024-01-01"];
+    let tie = [
+        "7,c,s,2,1.0,2024-01-01T10:00:00Z,2024-01-01",
+        "7,c,s,5,1.0,2024-01-01T10:00:00Z,2024-01-01",
+    ];
     let forward = lake.input("forward.csv", &csv(&tie));
     let mut args = vec!["--input", &forward, "--date", "2024-01-01"];
     args.extend(DEDUP);
     lake.write(&args).expect("committed");
     let rows = lake.rows().await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows.parsed()[0]["quantity"], 5, "the larger whole row wins a tie");
+    assert_eq!(
+        rows.parsed()[0]["quantity"],
+        5,
+        "the larger whole row wins a tie"
+    );
 
     let other = lake.sibling();
     let backward = other.input("backward.csv", &csv(&[tie[1], tie[0]]));
     let mut args = vec!["--input", &backward, "--date", "2024-01-01"];
     args.extend(DEDUP);
     other.write(&args).expect("committed");
-    assert_eq!(other.rows().await, rows, "input order does not pick the winner");
+    assert_eq!(
+        other.rows().await,
+        rows,
+        "input order does not pick the winner"
+    );
 }
 
 pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
@@ -272,14 +408,29 @@ pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
             "3,c,s,1,1.0,2024-01-03T00:00:00Z,2024-01-03",
         ]),
     );
-    let args = ["--input", &only_1_and_3, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "sparse"];
+    let args = [
+        "--input",
+        &only_1_and_3,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+        "--run-id",
+        "sparse",
+    ];
     lake.write(&args).expect("committed");
 
     let rows = lake.rows_agreed_by_duckdb().await;
     assert_eq!(rows.len(), 2);
-    assert!(rows.filter("date", "2024-01-02").is_empty(), "day 2 was emptied");
+    assert!(
+        rows.filter("date", "2024-01-02").is_empty(),
+        "day 2 was emptied"
+    );
     let runs = lake.runs();
-    let day2 = runs.iter().find(|r| r["date"] == "2024-01-02").expect("day 2 is recorded");
+    let day2 = runs
+        .iter()
+        .find(|r| r["date"] == "2024-01-02")
+        .expect("day 2 is recorded");
     assert_eq!(day2["run_id"], "sparse");
     assert_eq!(day2["rows"], 0);
 
@@ -288,14 +439,22 @@ pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
 
     // A header-only file empties its day too.
     let header_only = lake.input("empty-day.csv", &csv(&[]));
-    lake.write(&["--input", &header_only, "--date", "2024-01-01"]).expect("committed");
+    lake.write(&["--input", &header_only, "--date", "2024-01-01"])
+        .expect("committed");
     assert!(lake.rows().await.filter("date", "2024-01-01").is_empty());
 }
 
 pub async fn runs_lists_the_last_run_of_each_partition(lake: Lake) {
     let first = write_sample(&lake, "initial");
     let correction = sample_correction();
-    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--run-id", "fix-02"];
+    let mut args = vec![
+        "--input",
+        &correction,
+        "--date",
+        "2024-01-02",
+        "--run-id",
+        "fix-02",
+    ];
     args.extend(DEDUP);
     let fix = lake.write(&args).expect("committed").clone();
 
@@ -331,7 +490,14 @@ pub async fn rerun_detection_survives_checkpoints_and_log_cleanup(lake: Lake) {
             &format!("{}.csv", day(d)),
             &csv(&[&format!("{d},c,s,1,1.0,{}T00:00:00Z,{}", day(d), day(d))]),
         );
-        lake.write(&["--input", &input, "--date", &day(d), "--run-id", &format!("run-{d}")])
+        lake.write(&[
+            "--input",
+            &input,
+            "--date",
+            &day(d),
+            "--run-id",
+            &format!("run-{d}"),
+        ])
     };
     for d in 1..=12 {
         write_day(d).expect("committed");
@@ -358,24 +524,45 @@ pub async fn partition_date_is_derived_from_a_timestamp(lake: Lake) {
     let input = lake.input(
         "events.jsonl",
         concat!(
-            r#"{"order_id": 1, "amount": 2.5, "updated_at": "2024-03-01T23:59:59Z"}"#, "\n",
-            r#"{"order_id": 2, "amount": 1.0, "updated_at": "2024-03-02T00:00:01+00:00"}"#, "\n",
-            r#"{"order_id": 3, "amount": 4.0, "updated_at": "2024-03-02T01:30:00+02:00"}"#, "\n",
+            r#"{"order_id": 1, "amount": 2.5, "updated_at": "2024-03-01T23:59:59Z"}"#,
+            "\n",
+            r#"{"order_id": 2, "amount": 1.0, "updated_at": "2024-03-02T00:00:01+00:00"}"#,
+            "\n",
+            r#"{"order_id": 3, "amount": 4.0, "updated_at": "2024-03-02T01:30:00+02:00"}"#,
+            "\n",
         ),
     );
-    let args = ["--input", &input, "--from", "2024-03-01", "--to", "2024-03-02", "--partition-from", "updated_at"];
+    let args = [
+        "--input",
+        &input,
+        "--from",
+        "2024-03-01",
+        "--to",
+        "2024-03-02",
+        "--partition-from",
+        "updated_at",
+    ];
     lake.write(&args).expect("committed");
     let rows = lake.rows_agreed_by_duckdb().await;
     let days: Vec<(i64, String)> = rows
         .parsed()
         .iter()
-        .map(|r| (r["order_id"].as_i64().unwrap(), r["date"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["order_id"].as_i64().unwrap(),
+                r["date"].as_str().unwrap().to_string(),
+            )
+        })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     assert_eq!(
         days,
-        vec![(1, "2024-03-01".into()), (2, "2024-03-02".into()), (3, "2024-03-01".into())],
+        vec![
+            (1, "2024-03-01".into()),
+            (2, "2024-03-02".into()),
+            (3, "2024-03-01".into())
+        ],
         "timestamps are cut to the UTC day"
     );
 }
@@ -404,7 +591,8 @@ pub async fn parquet_and_json_inputs_match_csv(lake: Lake) {
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     let parquet = lake.input_bytes("in.parquet", &bytes);
-    lake.write(&["--input", &parquet, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    lake.write(&["--input", &parquet, "--date", "2024-01-01", "--key", "id"])
+        .expect("committed");
     let from_parquet = lake.rows_agreed_by_duckdb().await;
 
     let json = lake.sibling();
@@ -412,12 +600,14 @@ pub async fn parquet_and_json_inputs_match_csv(lake: Lake) {
         "in.json",
         "{\"id\":2,\"name\":\"b\",\"date\":\"2024-01-01\"}\n{\"id\":1,\"name\":\"a\",\"date\":\"2024-01-01\"}\n",
     );
-    json.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    json.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"])
+        .expect("committed");
     assert_eq!(json.rows().await, from_parquet);
 
     let text = lake.sibling();
     let input = text.input("in.csv", "id,name,date\n1,a,2024-01-01\n2,b,2024-01-01\n");
-    text.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"]).expect("committed");
+    text.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"])
+        .expect("committed");
     assert_eq!(text.rows().await, from_parquet);
 }
 
@@ -427,9 +617,22 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
         .iter()
         .enumerate()
         .map(|(i, day)| {
-            let input = lake.input(&format!("{day}.csv"), &csv(&[&format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}")]));
+            let input = lake.input(
+                &format!("{day}.csv"),
+                &csv(&[&format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}")]),
+            );
             std::process::Command::new(env!("CARGO_BIN_EXE_lakewriter"))
-                .args(["write", "--table", &lake.table, "--input", &input, "--date", day, "--output", "json"])
+                .args([
+                    "write",
+                    "--table",
+                    &lake.table,
+                    "--input",
+                    &input,
+                    "--date",
+                    day,
+                    "--output",
+                    "json",
+                ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -439,12 +642,20 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
     let mut versions = BTreeSet::new();
     for child in children {
         let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let report: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(report["status"], "committed");
         versions.insert(report["version"].as_u64().unwrap());
     }
-    assert_eq!(versions, BTreeSet::from([0, 1, 2, 3]), "each writer got its own version");
+    assert_eq!(
+        versions,
+        BTreeSet::from([0, 1, 2, 3]),
+        "each writer got its own version"
+    );
     let rows = lake.rows().await;
     for day in days {
         assert_eq!(rows.filter("date", day).len(), 1, "{day} holds its row");
@@ -465,9 +676,22 @@ pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
     assert_eq!(lake.data_files().await, files);
 
     let input = sample_sales();
-    let mut args = vec!["--input", &input, "--from", "2024-01-01", "--to", "2024-01-03", "--run-id", "initial", "--dry-run"];
+    let mut args = vec![
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+        "--run-id",
+        "initial",
+        "--dry-run",
+    ];
     args.extend(DEDUP);
-    assert_eq!(lake.write(&args).expect("planned")["planned_action"], "skip");
+    assert_eq!(
+        lake.write(&args).expect("planned")["planned_action"],
+        "skip"
+    );
 }
 
 /// Runs every scenario against one backend.

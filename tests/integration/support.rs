@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use deltalake::arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
+};
 use deltalake::datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
@@ -75,7 +77,13 @@ impl Lake {
 
     /// Runs `lakewriter runs --output json` and returns the rows.
     pub fn runs(&self) -> Vec<Value> {
-        let run = Run::of(lakewriter(&["runs", "--table", &self.table, "--output", "json"]));
+        let run = Run::of(lakewriter(&[
+            "runs",
+            "--table",
+            &self.table,
+            "--output",
+            "json",
+        ]));
         assert_eq!(run.code, 0, "runs failed: {}", run.stderr);
         run.json.as_array().expect("runs prints an array").clone()
     }
@@ -95,7 +103,12 @@ impl Lake {
     /// File names in `_delta_log`.
     pub async fn log_files(&self) -> Vec<String> {
         let log = self.root.clone().join("_delta_log");
-        let listed: Vec<_> = self.store.list(Some(&log)).try_collect().await.unwrap_or_default();
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&log))
+            .try_collect()
+            .await
+            .unwrap_or_default();
         listed
             .into_iter()
             .filter_map(|meta| meta.location.filename().map(str::to_string))
@@ -116,7 +129,11 @@ impl Lake {
 
     /// The actions of one commit, as JSON values.
     pub async fn commit(&self, version: u64) -> Commit {
-        let path = self.root.clone().join("_delta_log").join(format!("{version:020}.json"));
+        let path = self
+            .root
+            .clone()
+            .join("_delta_log")
+            .join(format!("{version:020}.json"));
         let bytes = self.store.get(&path).await.unwrap().bytes().await.unwrap();
         let actions = String::from_utf8(bytes.to_vec())
             .unwrap()
@@ -128,7 +145,12 @@ impl Lake {
 
     /// Every data file under the table (committed or not), relative paths, sorted.
     pub async fn data_files(&self) -> Vec<String> {
-        let listed: Vec<_> = self.store.list(Some(&self.root)).try_collect().await.unwrap();
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&self.root))
+            .try_collect()
+            .await
+            .unwrap();
         let prefix = format!("{}/", self.root);
         let mut files: Vec<String> = listed
             .into_iter()
@@ -146,8 +168,15 @@ impl Lake {
         let table = deltalake::open_table(url).await.expect("table opens");
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state()).unwrap();
-        ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
-        let batches = ctx.sql("SELECT * FROM t").await.unwrap().collect().await.unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         Rows::from_batches(&batches)
     }
 
@@ -184,7 +213,10 @@ impl Lake {
     pub async fn rows_agreed_by_duckdb(&self) -> Rows {
         let ours = self.rows().await;
         let duckdb = self.duckdb_rows();
-        assert_eq!(ours, duckdb, "DuckDB and delta-rs disagree on the table's rows");
+        assert_eq!(
+            ours, duckdb,
+            "DuckDB and delta-rs disagree on the table's rows"
+        );
         ours
     }
 }
@@ -292,7 +324,10 @@ impl Rows {
 
     /// All rows, parsed.
     pub fn parsed(&self) -> Vec<Value> {
-        self.0.iter().map(|r| serde_json::from_str(r).unwrap()).collect()
+        self.0
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect()
     }
 
     pub fn len(&self) -> usize {
