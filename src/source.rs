@@ -5,16 +5,17 @@
 //! `007` in a string column is never turned into the number 7 by type inference.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{BufRead, Read};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use bytes::Bytes;
+use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::error::{Error, Result};
 use crate::storage::{InputObject, StorageOptions, expand_input};
@@ -97,16 +98,12 @@ pub(crate) async fn read_inputs(
                 )));
             }
         };
-        let bytes = object
-            .store
-            .get(&object.path)
-            .await
-            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?
-            .bytes()
-            .await
-            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
-        let content_hash = Sha256::digest(&bytes).into();
-        let batch = decode(&name, format, bytes, column_types)?;
+        let (batch, content_hash) = match format {
+            InputFormat::Parquet => decode_parquet(&object).await?,
+            InputFormat::Csv | InputFormat::Json => {
+                decode_text(&object, format, column_types.cloned()).await?
+            }
+        };
         on_file_done(&name);
         decoded.push(DecodedFile {
             name,
@@ -117,64 +114,164 @@ pub(crate) async fn read_inputs(
     Ok(decoded)
 }
 
-fn decode(
-    name: &str,
+/// Opens one streaming GET of the object as a blocking reader, for Arrow's CSV and JSON readers.
+/// Bytes flow through in chunks: a large file is never held in memory whole.
+async fn open_reader(object: &InputObject) -> Result<impl BufRead + Send + 'static> {
+    let response = object
+        .store
+        .get(&object.path)
+        .await
+        .map_err(|e| Error::internal(format!("cannot read input {}", object.display), e))?;
+    let stream = response.into_stream().map_err(std::io::Error::other);
+    Ok(std::io::BufReader::with_capacity(
+        READ_BUFFER,
+        SyncIoBridge::new(StreamReader::new(stream)),
+    ))
+}
+
+const READ_BUFFER: usize = 1 << 20;
+
+/// Decodes a CSV or JSON-lines file in two streamed passes: one to infer the columns (for CSV
+/// with a known table, just the header), one to decode while hashing the bytes.
+async fn decode_text(
+    object: &InputObject,
     format: InputFormat,
-    bytes: Bytes,
-    column_types: Option<&Schema>,
-) -> Result<RecordBatch> {
-    if bytes.is_empty() {
-        return Err(Error::bad_input(
-            name,
-            None,
-            "the file is empty; remove it from the input or give it at least a header row",
-        ));
-    }
-    let bad = |e: arrow::error::ArrowError| Error::bad_input(name, None, e.to_string());
-    let (schema, batches) = match format {
-        InputFormat::Csv => {
-            let csv_format = arrow::csv::reader::Format::default().with_header(true);
-            let (inferred, _) = csv_format
-                .infer_schema(Cursor::new(&bytes), None)
-                .map_err(bad)?;
-            let schema = with_known_types(inferred, column_types);
-            let batches = arrow::csv::ReaderBuilder::new(schema.clone())
-                .with_format(csv_format)
-                .build(Cursor::new(&bytes))
-                .map_err(bad)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?;
-            (schema, batches)
+    column_types: Option<Schema>,
+) -> Result<(RecordBatch, [u8; 32])> {
+    let name = object.display.clone();
+    let infer_from = open_reader(object).await?;
+    let decode_from = open_reader(object).await?;
+    tokio::task::spawn_blocking(move || {
+        let bad = |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
+        let mut hashed = HashingReader::new(decode_from);
+        let (schema, batches) = match format {
+            InputFormat::Csv => {
+                let csv_format = arrow::csv::reader::Format::default().with_header(true);
+                // With a table, every column's type is known: the header is all we need.
+                let max_records = column_types.as_ref().map(|_| 1);
+                let (inferred, _) = csv_format
+                    .infer_schema(infer_from, max_records)
+                    .map_err(bad)?;
+                let schema = with_known_types(inferred, column_types.as_ref());
+                let batches = arrow::csv::ReaderBuilder::new(schema.clone())
+                    .with_format(csv_format)
+                    .build(&mut hashed)
+                    .map_err(bad)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                (schema, batches)
+            }
+            InputFormat::Json | InputFormat::Parquet => {
+                let (inferred, _) =
+                    arrow::json::reader::infer_json_schema(infer_from, None).map_err(bad)?;
+                let schema = with_known_types(inferred, column_types.as_ref());
+                let batches = arrow::json::ReaderBuilder::new(schema.clone())
+                    .build(&mut hashed)
+                    .map_err(bad)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                (schema, batches)
+            }
+        };
+        let hash = hashed
+            .finish()
+            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
+        if hash == EMPTY_SHA256 {
+            return Err(Error::bad_input(
+                &name,
+                None,
+                "the file is empty; remove it from the input or give it at least a header row",
+            ));
         }
-        InputFormat::Json => {
-            let (inferred, _) =
-                arrow::json::reader::infer_json_schema(Cursor::new(&bytes), None).map_err(bad)?;
-            let schema = with_known_types(inferred, column_types);
-            let batches = arrow::json::ReaderBuilder::new(schema.clone())
-                .build(Cursor::new(&bytes))
-                .map_err(bad)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?;
-            (schema, batches)
-        }
-        InputFormat::Parquet => {
-            let parquet_error = |e: parquet::errors::ParquetError| {
-                Error::bad_input(name, None, format!("not a readable Parquet file: {e}"))
-            };
-            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-            let schema = builder.schema().clone();
-            let batches = builder
-                .build()
-                .map_err(parquet_error)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(bad)?;
-            (schema, batches)
-        }
-    };
+        one_batch(&name, schema, &batches).map(|batch| (batch, hash))
+    })
+    .await
+    .map_err(|e| Error::internal("decoding input", e))?
+}
+
+/// Decodes a Parquet file. Parquet needs random access, so one streamed GET copies it to a
+/// temporary file (hashing the bytes on the way) and the decoder reads that file: memory stays
+/// flat however large the file is.
+async fn decode_parquet(object: &InputObject) -> Result<(RecordBatch, [u8; 32])> {
+    let name = object.display.clone();
+    let mut hashed = HashingReader::new(open_reader(object).await?);
+    tokio::task::spawn_blocking(move || {
+        let read_error =
+            |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
+        let mut file = tempfile::tempfile().map_err(read_error)?;
+        std::io::copy(&mut hashed, &mut file).map_err(read_error)?;
+        let hash = hashed.finish().map_err(read_error)?;
+        let parquet_error = |e: parquet::errors::ParquetError| {
+            Error::bad_input(&name, None, format!("not a readable Parquet file: {e}"))
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
+        let schema = builder.schema().clone();
+        let batches = builder
+            .build()
+            .map_err(parquet_error)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::bad_input(&name, None, e.to_string()))?;
+        one_batch(&name, schema, &batches).map(|batch| (batch, hash))
+    })
+    .await
+    .map_err(|e| Error::internal("decoding input", e))?
+}
+
+fn one_batch(name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
     if schema.fields().is_empty() {
         return Err(Error::bad_input(name, None, "the file holds no columns"));
     }
-    arrow::compute::concat_batches(&schema, &batches).map_err(bad)
+    arrow::compute::concat_batches(&schema, batches)
+        .map_err(|e| Error::bad_input(name, None, e.to_string()))
+}
+
+/// SHA-256 of no bytes at all: the hash of an empty file.
+const EMPTY_SHA256: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
+/// Hashes every byte read through it; `finish` reads what the decoder left and returns the hash.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<[u8; 32]> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok(self.hasher.finalize().into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for HashingReader<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        let buffer = self
+            .inner
+            .fill_buf()
+            .expect("consume follows a successful fill_buf");
+        self.hasher.update(&buffer[..amount]);
+        self.inner.consume(amount);
+    }
 }
 
 /// The inferred schema with each column the table already has parsed as the table's type.
@@ -262,18 +359,33 @@ mod tests {
         assert_ne!(ab, other);
     }
 
-    #[test]
-    fn known_types_win_over_inference() {
-        let bytes = Bytes::from_static(b"id,code\n1,007\n");
+    #[tokio::test]
+    async fn known_types_win_over_inference() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let path = object_store::path::Path::from("t.csv");
+        store.put(&path, "id,code\n1,007\n".into()).await.unwrap();
+        let object = InputObject {
+            store,
+            path,
+            display: "t.csv".into(),
+        };
         let known = Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("code", DataType::Utf8, true),
         ]);
-        let batch = decode("t.csv", InputFormat::Csv, bytes, Some(&known)).unwrap();
+        let (batch, hash) = decode_text(&object, InputFormat::Csv, Some(known))
+            .await
+            .unwrap();
         let code = batch
             .column(1)
             .as_any()
             .downcast_ref::<arrow::array::StringArray>();
         assert_eq!(code.unwrap().value(0), "007");
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(b"id,code\n1,007\n")));
+    }
+
+    #[test]
+    fn the_empty_hash_constant_is_the_hash_of_nothing() {
+        assert_eq!(EMPTY_SHA256, <[u8; 32]>::from(Sha256::digest(b"")));
     }
 }

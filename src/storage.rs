@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use globset::{GlobBuilder, GlobMatcher};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
@@ -57,9 +58,8 @@ pub(crate) async fn expand_input(
     options: &StorageOptions,
 ) -> Result<Vec<InputObject>> {
     let (base_url, key_pattern) = split_pattern(pattern)?;
-    let (store, _) = object_store::parse_url_opts(&base_url, options)
+    let store = input_store(&base_url, options)
         .map_err(|e| Error::internal(format!("cannot open storage for input '{pattern}'"), e))?;
-    let store: Arc<dyn ObjectStore> = Arc::from(store);
     let display_prefix = if pattern.contains("://") {
         format!(
             "{}://{}/",
@@ -114,6 +114,26 @@ pub(crate) async fn expand_input(
         });
     }
     Ok(paths.into_iter().map(to_object).collect())
+}
+
+/// The store for an input URL. S3 reads the standard `AWS_*` environment first, then the
+/// `--storage-option`s, as delta-rs does for the table, so both see the same configuration.
+fn input_store(url: &Url, options: &StorageOptions) -> object_store::Result<Arc<dyn ObjectStore>> {
+    match url.scheme() {
+        "s3" | "s3a" => {
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (key, value) in options {
+                if let Ok(key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                    builder = builder.with_config(key, value);
+                }
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+        _ => {
+            let (store, _) = object_store::parse_url_opts(url, options)?;
+            Ok(Arc::from(store))
+        }
+    }
 }
 
 fn is_local_dir(pattern: &str) -> bool {

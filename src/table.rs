@@ -81,13 +81,19 @@ impl Table {
                 ))
             })?;
         } else {
+            // Data files of a first write that has not committed yet (a concurrent writer, or
+            // a crashed run) may already be here; anything else means a wrong location.
             let mut listing = delta.object_store().list(None);
-            if let Some(Ok(found)) = listing.next().await {
-                return Err(bad_table(format!(
-                    "the location holds files ({} ...) but no Delta log; point --table at a \
-                     Delta table or at an empty or new folder",
-                    found.location
-                )));
+            while let Some(found) = listing.next().await {
+                let found =
+                    found.map_err(|e| Error::internal(format!("cannot list {location}"), e))?;
+                if !is_partition_data_file(found.location.as_ref()) {
+                    return Err(bad_table(format!(
+                        "the location holds other files ({} ...) and no Delta log; point \
+                         --table at a Delta table or at an empty or new folder",
+                        found.location
+                    )));
+                }
             }
         }
         Ok(Self {
@@ -403,6 +409,20 @@ impl Table {
     }
 }
 
+/// Whether a path looks like a data file a Delta writer puts in a partition:
+/// `column=value/part-....parquet`.
+fn is_partition_data_file(path: &str) -> bool {
+    match path.split_once('/') {
+        Some((folder, file)) => {
+            folder.contains('=')
+                && !file.contains('/')
+                && file.starts_with("part-")
+                && file.ends_with(".parquet")
+        }
+        None => false,
+    }
+}
+
 /// Days since 1970-01-01, the physical value of a Delta DATE.
 fn days_since_epoch(day: NaiveDate) -> i32 {
     (day - NaiveDate::default()).num_days() as i32
@@ -439,4 +459,22 @@ async fn write_empty_file(
         stats: Some(r#"{"numRecords":0,"minValues":{},"maxValues":{},"nullCount":{}}"#.into()),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_partition_part_files_pass_for_a_location_without_a_log() {
+        assert!(is_partition_data_file(
+            "date=2024-01-01/part-00000-abc-c000.snappy.parquet"
+        ));
+        assert!(!is_partition_data_file("notes.txt"));
+        assert!(!is_partition_data_file("part-00000.parquet"));
+        assert!(!is_partition_data_file("raw/2024-01-01.csv"));
+        assert!(!is_partition_data_file(
+            "date=2024-01-01/nested/part-0.parquet"
+        ));
+    }
 }

@@ -14,6 +14,7 @@ import datetime
 import decimal
 import glob
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -33,15 +34,39 @@ def canonical(value):
     return value
 
 
-def duckdb_rows(table, partition_column):
-    import duckdb
-    import duckdb_extension_delta
+def load_shipped_extension(con, package):
+    """LOAD the extension file a duckdb-extension-* pip package ships: no download, offline."""
+    module = importlib.import_module(package)
+    folder = os.path.dirname(module.__file__)
+    name = package.removeprefix("duckdb_extension_")
+    (path,) = glob.glob(os.path.join(folder, "extensions", "*", f"{name}.duckdb_extension"))
+    con.execute(f"LOAD '{path}'")
 
-    # Load the extension file the pip package ships: no download, works offline.
-    folder = os.path.dirname(duckdb_extension_delta.__file__)
-    extension = glob.glob(os.path.join(folder, "extensions", "*", "delta.duckdb_extension"))[0]
+
+def duckdb_rows(table):
+    import duckdb
+
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
-    con.execute(f"LOAD '{extension}'")
+    if table.startswith("s3://"):
+        # S3 (or LocalStack): the same standard AWS variables lakewriter reads.
+        load_shipped_extension(con, "duckdb_extension_httpfs")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        secret = {
+            "TYPE": "s3",
+            "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            "REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        }
+        if endpoint:
+            secret["ENDPOINT"] = endpoint.split("://", 1)[-1]
+            secret["URL_STYLE"] = "path"
+            secret["USE_SSL"] = str(endpoint.startswith("https://")).lower()
+        options = ", ".join(
+            f"{key} {value}" if key in ("TYPE", "USE_SSL") else f"{key} '{value}'"
+            for key, value in secret.items()
+        )
+        con.execute(f"CREATE SECRET lakewriter_s3 ({options})")
+    load_shipped_extension(con, "duckdb_extension_delta")
     cursor = con.execute("SELECT * FROM delta_scan(?)", [table])
     columns = [d[0] for d in cursor.description]
     return columns, cursor.fetchall()
@@ -54,7 +79,7 @@ def main():
     parser.add_argument("table")
     args = parser.parse_args()
 
-    columns, records = duckdb_rows(args.table, args.partition_column)
+    columns, records = duckdb_rows(args.table)
     rows = sorted(
         json.dumps(
             {c: canonical(v) for c, v in zip(columns, record)},

@@ -153,7 +153,7 @@ async fn non_utf8_bytes() {
 #[tokio::test]
 async fn no_file_matches_the_glob() {
     let lake = lake_with_a_table();
-    let glob = format!("{}/nothing-*.csv", lake.inputs_dir().display());
+    let glob = format!("{}/nothing-*.csv", lake.inputs_prefix());
     let run = lake.write(&["--input", &glob, "--date", "2024-01-01"]);
     assert_eq!(run.code, 2);
     assert!(
@@ -167,7 +167,7 @@ async fn no_file_matches_the_glob() {
 #[tokio::test]
 async fn an_input_that_is_a_directory() {
     let lake = lake_with_a_table();
-    let dir = lake.inputs_dir().to_string_lossy().into_owned();
+    let dir = lake.inputs_prefix();
     let run = lake.write(&["--input", &dir, "--date", "2024-01-01"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("is a directory"), "{}", run.stderr);

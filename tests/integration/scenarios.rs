@@ -230,7 +230,7 @@ pub async fn shuffled_and_split_input_gives_identical_content(lake: Lake) {
             .collect();
         other.input(&format!("batch-{}.csv", 9 - part), &csv(&chunk));
     }
-    let glob = format!("{}/batch-*.csv", other.inputs_dir().display());
+    let glob = format!("{}/batch-*.csv", other.inputs_prefix());
     let mut args = vec![
         "--input",
         &glob,
@@ -263,7 +263,7 @@ async fn day_file_bytes(lake: &Lake, day: &str) -> Vec<u8> {
         .filter(|p| p.starts_with(&format!("date={day}/")))
         .collect();
     assert_eq!(files.len(), 1, "one file per day: {files:?}");
-    std::fs::read(std::path::Path::new(&lake.table).join(&files[0])).unwrap()
+    lake.read_file(&files[0]).await
 }
 
 pub async fn rerun_policies_behave_as_documented(lake: Lake) {
@@ -612,8 +612,8 @@ pub async fn parquet_and_json_inputs_match_csv(lake: Lake) {
 }
 
 pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
-    let days = ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"];
-    let children: Vec<_> = days
+    let days: Vec<String> = (1..=8).map(|d| format!("2024-04-{d:02}")).collect();
+    let runs = days
         .iter()
         .enumerate()
         .map(|(i, day)| {
@@ -621,45 +621,136 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
                 &format!("{day}.csv"),
                 &csv(&[&format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}")]),
             );
-            std::process::Command::new(env!("CARGO_BIN_EXE_lakewriter"))
-                .args([
-                    "write",
-                    "--table",
-                    &lake.table,
-                    "--input",
-                    &input,
-                    "--date",
-                    day,
-                    "--output",
-                    "json",
-                ])
+            ["--input", &input, "--date", day]
+                .map(str::to_string)
+                .to_vec()
+        })
+        .collect();
+    let reports = race(&lake, runs);
+    let versions: BTreeSet<u64> = reports
+        .iter()
+        .inspect(|r| assert_eq!(r["status"], "committed", "{r}"))
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        (0..8).collect(),
+        "each writer got its own version"
+    );
+    let rows = lake.rows_agreed_by_duckdb().await;
+    for day in &days {
+        assert_eq!(rows.filter("date", day).len(), 1, "{day} holds its row");
+    }
+}
+
+/// Starts `n` `lakewriter write` processes at once and returns their reports.
+fn race(lake: &Lake, runs: Vec<Vec<String>>) -> Vec<Value> {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            let mut all = vec!["write", "--table", &lake.table, "--output", "json"];
+            all.extend(args.iter().map(String::as_str));
+            lake.command(&all)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    let mut versions = BTreeSet::new();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(report["status"], "committed");
-        versions.insert(report["version"].as_u64().unwrap());
-    }
-    assert_eq!(
-        versions,
-        BTreeSet::from([0, 1, 2, 3]),
-        "each writer got its own version"
+    children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice(&output.stdout).unwrap()
+        })
+        .collect()
+}
+
+pub async fn concurrent_identical_runs_commit_once(lake: Lake) {
+    let input = lake.input(
+        "day.csv",
+        &csv(&["1,c,s,1,1.0,2024-05-01T00:00:00Z,2024-05-01"]),
     );
-    let rows = lake.rows().await;
-    for day in days {
-        assert_eq!(rows.filter("date", day).len(), 1, "{day} holds its row");
-    }
+    let args: Vec<String> = [
+        "--input",
+        &input,
+        "--date",
+        "2024-05-01",
+        "--run-id",
+        "nightly",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let reports = race(&lake, vec![args; 8]);
+    let statuses: Vec<&str> = reports
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "committed").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "skipped").count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(lake.versions().await, vec![0], "exactly one commit");
+    assert_eq!(lake.rows().await.len(), 1);
+    assert_eq!(
+        lake.data_files().await.len(),
+        1,
+        "the losers cleaned up their files"
+    );
+}
+
+pub async fn concurrent_different_inputs_for_one_day_leave_exactly_one(lake: Lake) {
+    let runs: Vec<Vec<String>> = (1..=4)
+        .map(|i| {
+            let rows: Vec<String> = (0..3)
+                .map(|k| {
+                    format!(
+                        "{},c{i},s,{i},1.0,2024-06-01T00:00:00Z,2024-06-01",
+                        i * 10 + k
+                    )
+                })
+                .collect();
+            let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+            let input = lake.input(&format!("writer-{i}.csv"), &csv(&rows));
+            [
+                "--input",
+                &input,
+                "--date",
+                "2024-06-01",
+                "--run-id",
+                &format!("writer-{i}"),
+            ]
+            .map(str::to_string)
+            .to_vec()
+        })
+        .collect();
+    race(&lake, runs);
+    let rows = lake.rows_agreed_by_duckdb().await.parsed();
+    assert_eq!(rows.len(), 3, "one writer's rows, complete: {rows:?}");
+    let quantity = rows[0]["quantity"].as_i64().unwrap();
+    assert!(
+        rows.iter().all(|r| r["quantity"] == quantity),
+        "rows of one writer only: {rows:?}"
+    );
+    let runs = lake.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0]["run_id"],
+        format!("writer-{quantity}"),
+        "the ledger names that writer"
+    );
+    assert_eq!(runs[0]["rows"], 3);
 }
 
 pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
@@ -696,35 +787,44 @@ pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
 
 /// Runs every scenario against one backend.
 macro_rules! scenario_suite {
-    ($backend:ident, $lake:expr, [$($scenario:ident),* $(,)?]) => {
+    ($backend:ident, $lake:expr) => {
         mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario($lake).await;
-                }
-            )*
+            scenario_suite!(@tests $lake, [
+                first_write_creates_the_table_in_one_commit,
+                identical_rerun_makes_no_commit,
+                corrected_day_is_replaced_in_one_commit,
+                shuffled_and_split_input_gives_identical_content,
+                rerun_policies_behave_as_documented,
+                out_of_scope_rows_are_rejected_with_nothing_written,
+                dedup_ties_are_broken_by_the_whole_row,
+                a_day_without_rows_ends_up_empty_and_recorded,
+                runs_lists_the_last_run_of_each_partition,
+                rerun_detection_survives_checkpoints_and_log_cleanup,
+                partition_date_is_derived_from_a_timestamp,
+                parquet_and_json_inputs_match_csv,
+                concurrent_writers_on_different_days_all_commit,
+                concurrent_identical_runs_commit_once,
+                concurrent_different_inputs_for_one_day_leave_exactly_one,
+                dry_run_reports_and_changes_nothing,
+            ]);
         }
+    };
+    (@tests $lake:expr, [$($scenario:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                super::$scenario($lake).await;
+            }
+        )*
     };
 }
 
 scenario_suite!(
     local,
-    crate::support::Lake::local(),
-    [
-        first_write_creates_the_table_in_one_commit,
-        identical_rerun_makes_no_commit,
-        corrected_day_is_replaced_in_one_commit,
-        shuffled_and_split_input_gives_identical_content,
-        rerun_policies_behave_as_documented,
-        out_of_scope_rows_are_rejected_with_nothing_written,
-        dedup_ties_are_broken_by_the_whole_row,
-        a_day_without_rows_ends_up_empty_and_recorded,
-        runs_lists_the_last_run_of_each_partition,
-        rerun_detection_survives_checkpoints_and_log_cleanup,
-        partition_date_is_derived_from_a_timestamp,
-        parquet_and_json_inputs_match_csv,
-        concurrent_writers_on_different_days_all_commit,
-        dry_run_reports_and_changes_nothing,
-    ]
+    crate::support::Lake::new(crate::support::Backend::Local)
+);
+scenario_suite!(s3, crate::support::Lake::new(crate::support::Backend::S3));
+scenario_suite!(
+    s3_inputs,
+    crate::support::Lake::new(crate::support::Backend::S3Inputs)
 );

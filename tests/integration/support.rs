@@ -17,16 +17,62 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Value;
 
-/// A table location and a folder for raw input files.
+/// Where a lake keeps its table and its raw inputs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    /// Table and inputs in local folders.
+    Local,
+    /// Table on S3 (LocalStack), inputs in a local folder.
+    S3,
+    /// Table and inputs on S3 (LocalStack).
+    S3Inputs,
+}
+
+/// A table location and a place for raw input files.
 pub struct Lake {
     pub table: String,
+    backend: Backend,
     store: Arc<dyn ObjectStore>,
     root: StorePath,
     inputs: tempfile::TempDir,
+    s3_prefix: String,
     _table_dir: Option<tempfile::TempDir>,
 }
 
+/// The bucket scripts/test (and localstack/init) creates.
+const BUCKET: &str = "lakewriter-test";
+
+/// The LocalStack endpoint, or a panic that says how to get one.
+fn s3_endpoint() -> String {
+    std::env::var("LAKEWRITER_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "LAKEWRITER_S3_ENDPOINT is not set: the S3 tests need LocalStack. Run the suite with \
+             scripts/test (it starts LocalStack), or start it with `scripts/localstack start DIR` \
+             and export LAKEWRITER_S3_ENDPOINT=<the URL it prints>"
+        )
+    })
+}
+
+/// The standard AWS variables that point lakewriter, delta-rs and DuckDB at LocalStack.
+fn s3_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", s3_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
+}
+
 impl Lake {
+    /// A lake on the given backend, with a fresh table location.
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Local => Self::local(),
+            Backend::S3 | Backend::S3Inputs => Self::s3(backend),
+        }
+    }
+
     /// A table in a fresh local folder.
     pub fn local() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -35,55 +81,116 @@ impl Lake {
         let (store, root) = object_store::parse_url(&url).unwrap();
         Self {
             table,
+            backend: Backend::Local,
             store: Arc::from(store),
             root,
             inputs: tempfile::tempdir().expect("temp dir"),
+            s3_prefix: String::new(),
             _table_dir: Some(dir),
+        }
+    }
+
+    fn s3(backend: Backend) -> Self {
+        let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(s3_endpoint())
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .expect("S3 store for LocalStack");
+        Self {
+            table: format!("s3://{BUCKET}/{prefix}/sales"),
+            backend,
+            store: Arc::new(store),
+            root: StorePath::from(format!("{prefix}/sales")),
+            inputs: tempfile::tempdir().expect("temp dir"),
+            s3_prefix: prefix,
+            _table_dir: None,
         }
     }
 
     /// Another, empty lake on the same backend.
     pub fn sibling(&self) -> Self {
-        Self::local()
+        Self::new(self.backend)
     }
 
-    /// Writes a raw input file and returns its path.
+    /// Storage options for opening the table in-process.
+    fn storage_options(&self) -> std::collections::HashMap<String, String> {
+        match self.backend {
+            Backend::Local => Default::default(),
+            Backend::S3 | Backend::S3Inputs => [
+                ("aws_endpoint", s3_endpoint()),
+                ("aws_access_key_id", "test".into()),
+                ("aws_secret_access_key", "test".into()),
+                ("aws_region", "us-east-1".into()),
+                ("allow_http", "true".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }
+    }
+
+    /// Writes a raw input file and returns its path or URI.
     pub fn input(&self, name: &str, content: &str) -> String {
-        let path = self.inputs.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
+        self.input_bytes(name, content.as_bytes())
     }
 
-    /// Writes raw input bytes and returns the path.
+    /// Writes raw input bytes and returns the path or URI.
     pub fn input_bytes(&self, name: &str, content: &[u8]) -> String {
+        if self.backend == Backend::S3Inputs {
+            let key = StorePath::from(format!("{}/inputs/{name}", self.s3_prefix));
+            let store = self.store.clone();
+            let bytes = content.to_vec();
+            // Test helpers are synchronous; the upload runs on a small runtime of its own.
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(store.put(&key, bytes.into()))
+                    .expect("upload input")
+            })
+            .join()
+            .unwrap();
+            return format!("{}/{name}", self.inputs_prefix());
+        }
         let path = self.inputs.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
         path.to_string_lossy().into_owned()
     }
 
-    /// The input folder, for globs.
-    pub fn inputs_dir(&self) -> &Path {
-        self.inputs.path()
+    /// Where inputs live (a folder or an `s3://` prefix), for globs.
+    pub fn inputs_prefix(&self) -> String {
+        match self.backend {
+            Backend::S3Inputs => format!("s3://{BUCKET}/{}/inputs", self.s3_prefix),
+            _ => self.inputs.path().to_string_lossy().into_owned(),
+        }
+    }
+
+    /// A `lakewriter` command with this lake's storage environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakewriter"));
+        command.args(args);
+        if self.backend != Backend::Local {
+            command.envs(s3_env());
+        }
+        command
     }
 
     /// Runs `lakewriter write --table <this table> ARGS --output json`.
     pub fn write(&self, args: &[&str]) -> Run {
         let mut all = vec!["write", "--table", &self.table, "--output", "json"];
         all.extend_from_slice(args);
-        Run::of(lakewriter(&all))
+        Run::of(self.command(&all).output().expect("lakewriter runs"))
     }
 
     /// Runs `lakewriter runs --output json` and returns the rows.
     pub fn runs(&self) -> Vec<Value> {
-        let run = Run::of(lakewriter(&[
-            "runs",
-            "--table",
-            &self.table,
-            "--output",
-            "json",
-        ]));
+        let args = ["runs", "--table", &self.table, "--output", "json"];
+        let run = Run::of(self.command(&args).output().expect("lakewriter runs"));
         assert_eq!(run.code, 0, "runs failed: {}", run.stderr);
         run.json.as_array().expect("runs prints an array").clone()
     }
@@ -162,10 +269,28 @@ impl Lake {
         files
     }
 
+    /// The bytes of one file under the table.
+    pub async fn read_file(&self, relative: &str) -> Vec<u8> {
+        let path = StorePath::from(format!("{}/{relative}", self.root));
+        self.store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
     /// The table's rows as lakewriter's own reader (delta-rs + DataFusion) sees them.
     pub async fn rows(&self) -> Rows {
-        let url = lakewriter_url(&self.table);
-        let table = deltalake::open_table(url).await.expect("table opens");
+        let url = match self.backend {
+            Backend::Local => url::Url::from_directory_path(&self.table).unwrap(),
+            _ => url::Url::parse(&self.table).unwrap(),
+        };
+        let table = deltalake::open_table_with_storage_options(url, self.storage_options())
+            .await
+            .expect("table opens");
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state()).unwrap();
         ctx.register_table("t", table.table_provider().await.unwrap())
@@ -189,11 +314,14 @@ impl Lake {
             )
         });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/readers/read_table.py");
-        let output = Command::new(python)
+        let mut command = Command::new(python);
+        command
             .arg(script)
-            .args(["--engine", "duckdb", &self.table])
-            .output()
-            .expect("python runs");
+            .args(["--engine", "duckdb", &self.table]);
+        if self.backend != Backend::Local {
+            command.envs(s3_env());
+        }
+        let output = command.output().expect("python runs");
         assert!(
             output.status.success(),
             "DuckDB could not read the table: {}",
@@ -219,10 +347,6 @@ impl Lake {
         );
         ours
     }
-}
-
-fn lakewriter_url(table: &str) -> url::Url {
-    url::Url::from_directory_path(table).unwrap()
 }
 
 /// Runs the CLI.
