@@ -82,12 +82,15 @@ impl Table {
             })?;
         } else {
             // Data files of a first write that has not committed yet (a concurrent writer, or
-            // a crashed run) may already be here; anything else means a wrong location.
+            // a crashed run) may already be here, and a concurrent writer's first commit may
+            // have landed since the check above (this run's commit then loses the race and
+            // reloads); anything else means a wrong location.
             let mut listing = delta.object_store().list(None);
             while let Some(found) = listing.next().await {
                 let found =
                     found.map_err(|e| Error::internal(format!("cannot list {location}"), e))?;
-                if !is_partition_data_file(found.location.as_ref()) {
+                let path = found.location.as_ref();
+                if !path.starts_with("_delta_log/") && !is_partition_data_file(path) {
                     return Err(bad_table(format!(
                         "the location holds other files ({} ...) and no Delta log; point \
                          --table at a Delta table or at an empty or new folder",

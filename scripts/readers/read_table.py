@@ -1,12 +1,18 @@
-"""Read a Delta table with another engine and print what it sees, as one JSON document.
+"""Read a Delta table with another engine and print what it sees, as JSON.
 
-    python read_table.py --engine duckdb TABLE_URI
+    python read_table.py --engine duckdb|spark [--version N] [--history] TABLE_URI
+    python read_table.py --serve      # JSON requests on stdin, one JSON answer per line
+    python read_table.py --install-duckdb-extensions   # make `INSTALL delta` work offline
 
-Prints {"engine", "rows", "rows_per_date", "checksum"}: "rows" are the table's rows in a
-canonical text form (one JSON object per row, keys sorted, timestamps in UTC ISO form with
-microseconds, dates as YYYY-MM-DD), sorted, so that the Rust tests can compare them exactly
-with what lakewriter wrote. "checksum" is the SHA-256 of the sorted rows joined by newlines:
-it does not depend on row or file order.
+An answer holds "rows": the table's rows in a canonical text form (one JSON object per row, keys
+sorted, timestamps as UTC ISO text with microseconds, dates as YYYY-MM-DD), sorted, so the Rust
+tests can compare them exactly with what lakewriter wrote; "rows_per_date"; "checksum", the
+SHA-256 of the sorted rows joined by newlines (independent of row and file order); for Spark
+with --history, "history": DESCRIBE HISTORY's version, operation and userMetadata. Serve mode
+keeps one Spark session for every request (the JVM takes seconds to start); a failed request
+answers {"error": ...} and the server goes on.
+
+Spark needs LAKEWRITER_SPARK_JARS: the delta-spark and delta-storage jars, comma-separated.
 """
 
 import argparse
@@ -18,6 +24,11 @@ import importlib
 import json
 import os
 import sys
+import time
+
+# Spark hands back timestamps in the process's time zone: make that UTC for every engine.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 def canonical(value):
@@ -29,8 +40,8 @@ def canonical(value):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
     return value
 
 
@@ -43,7 +54,7 @@ def load_shipped_extension(con, package):
     con.execute(f"LOAD '{path}'")
 
 
-def duckdb_rows(table):
+def duckdb_read(table, version):
     import duckdb
 
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
@@ -52,56 +63,153 @@ def duckdb_rows(table):
         load_shipped_extension(con, "duckdb_extension_httpfs")
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
         secret = {
-            "TYPE": "s3",
             "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
             "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
             "REGION": os.environ.get("AWS_REGION", "us-east-1"),
         }
+        options = [f"{key} '{value}'" for key, value in secret.items()]
         if endpoint:
-            secret["ENDPOINT"] = endpoint.split("://", 1)[-1]
-            secret["URL_STYLE"] = "path"
-            secret["USE_SSL"] = str(endpoint.startswith("https://")).lower()
-        options = ", ".join(
-            f"{key} {value}" if key in ("TYPE", "USE_SSL") else f"{key} '{value}'"
-            for key, value in secret.items()
-        )
-        con.execute(f"CREATE SECRET lakewriter_s3 ({options})")
+            options.append(f"ENDPOINT '{endpoint.split('://', 1)[-1]}'")
+            options.append("URL_STYLE 'path'")
+            options.append(f"USE_SSL {str(endpoint.startswith('https://')).lower()}")
+        con.execute(f"CREATE SECRET lakewriter_s3 (TYPE s3, {', '.join(options)})")
     load_shipped_extension(con, "duckdb_extension_delta")
-    cursor = con.execute("SELECT * FROM delta_scan(?)", [table])
+    if version is None:
+        cursor = con.execute("SELECT * FROM delta_scan(?)", [table])
+    else:
+        cursor = con.execute("SELECT * FROM delta_scan(?, version => ?)", [table, version])
     columns = [d[0] for d in cursor.description]
-    return columns, cursor.fetchall()
+    return [dict(zip(columns, record)) for record in cursor.fetchall()], None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["duckdb"], default="duckdb")
-    parser.add_argument("--partition-column", default="date")
-    parser.add_argument("table")
-    args = parser.parse_args()
+_spark = None
 
-    columns, records = duckdb_rows(args.table)
+
+def spark_session():
+    global _spark
+    if _spark is None:
+        from pyspark.sql import SparkSession
+
+        jars = os.environ.get("LAKEWRITER_SPARK_JARS")
+        if not jars:
+            raise RuntimeError("LAKEWRITER_SPARK_JARS is not set (scripts/test sets it)")
+        _spark = (
+            SparkSession.builder.master("local[2]")
+            .appName("lakewriter-readers")
+            .config("spark.jars", jars)
+            .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+            .config(
+                "spark.sql.catalog.spark_catalog",
+                "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            )
+            .config("spark.driver.memory", "1g")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.databricks.delta.snapshotPartitions", "2")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+            .getOrCreate()
+        )
+        _spark.sparkContext.setLogLevel("ERROR")
+    return _spark
+
+
+def spark_read(table, version, history):
+    spark = spark_session()
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    rows = [row.asDict() for row in reader.load(table).collect()]
+    commits = None
+    if history:
+        described = spark.sql(f"DESCRIBE HISTORY delta.`{table}`")
+        commits = [
+            {"version": r["version"], "operation": r["operation"], "userMetadata": r["userMetadata"]}
+            for r in described.select("version", "operation", "userMetadata").collect()
+        ]
+    return rows, commits
+
+
+def read(engine, table, version=None, history=False, partition_column="date"):
+    if engine == "duckdb":
+        records, commits = duckdb_read(table, version)
+    elif engine == "spark":
+        records, commits = spark_read(table, version, history)
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
     rows = sorted(
         json.dumps(
-            {c: canonical(v) for c, v in zip(columns, record)},
+            {c: canonical(v) for c, v in record.items()},
             sort_keys=True,
             separators=(",", ":"),
         )
         for record in records
     )
     per_date = {}
-    index = columns.index(args.partition_column)
     for record in records:
-        key = canonical(record[index])
+        key = canonical(record.get(partition_column))
         per_date[key] = per_date.get(key, 0) + 1
-    json.dump(
-        {
-            "engine": args.engine,
-            "rows": rows,
-            "rows_per_date": dict(sorted(per_date.items())),
-            "checksum": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
-        },
-        sys.stdout,
-    )
+    answer = {
+        "engine": engine,
+        "rows": rows,
+        "rows_per_date": dict(sorted(per_date.items())),
+        "checksum": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+    }
+    if commits is not None:
+        answer["history"] = commits
+    return answer
+
+
+def install_duckdb_extensions():
+    """INSTALL the shipped extension files into this HOME's DuckDB, so that a plain
+    `INSTALL delta; LOAD delta` works offline, as the README's snippets do."""
+    import duckdb
+
+    con = duckdb.connect()
+    for package in ("duckdb_extension_delta", "duckdb_extension_httpfs"):
+        module = importlib.import_module(package)
+        name = package.removeprefix("duckdb_extension_")
+        pattern = os.path.join(os.path.dirname(module.__file__), "extensions", "*", f"{name}.duckdb_extension")
+        (path,) = glob.glob(pattern)
+        con.execute(f"INSTALL '{path}'")
+
+
+def serve():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            answer = read(
+                request["engine"],
+                request["table"],
+                request.get("version"),
+                request.get("history", False),
+            )
+        except Exception as error:  # an answer for every request, whatever went wrong
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--history", action="store_true")
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--install-duckdb-extensions", action="store_true")
+    parser.add_argument("table", nargs="?")
+    args = parser.parse_args()
+    if args.install_duckdb_extensions:
+        install_duckdb_extensions()
+    elif args.serve:
+        serve()
+    elif args.table:
+        json.dump(read(args.engine, args.table, args.version, args.history), sys.stdout)
+    else:
+        parser.error("name a TABLE_URI, or --serve")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Lake, repo_path};
+use crate::support::{Engine, Lake, repo_path};
 
 pub const HEADER: &str = "order_id,customer_id,sku,quantity,unit_price,updated_at,date";
 
@@ -78,7 +78,7 @@ pub async fn first_write_creates_the_table_in_one_commit(lake: Lake) {
         assert_eq!(add["tags"]["lakewriter.fingerprint"], report["fingerprint"]);
     }
 
-    let rows = lake.rows_agreed_by_duckdb().await;
+    let rows = lake.rows_agreed_by_readers().await;
     assert_eq!(rows.len(), 10);
     let parsed = rows.parsed();
     let by_id = |id: i64| {
@@ -178,7 +178,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
         BTreeSet::from(["date=2024-01-02".to_string()])
     );
 
-    let after = lake.rows_agreed_by_duckdb().await;
+    let after = lake.rows_agreed_by_readers().await;
     for day in ["2024-01-01", "2024-01-03"] {
         assert_eq!(
             after.filter("date", day),
@@ -201,6 +201,82 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
 
     lake.write(&args).expect("skipped");
     assert_eq!(lake.versions().await, vec![0, 1]);
+
+    // Time travel shows day 2 as it was before the replacement, in every engine.
+    for engine in lake.engines() {
+        assert_eq!(
+            lake.seen_by(engine, Some(0)).rows,
+            before,
+            "{engine:?} at version 0"
+        );
+    }
+    if lake.engines().contains(&Engine::Spark) {
+        let history = lake.seen_by(Engine::Spark, None).history;
+        assert_eq!(
+            history,
+            vec![
+                (1, "WRITE".to_string(), Some("fix-02".to_string())),
+                (0, "WRITE".to_string(), Some("initial".to_string())),
+            ],
+            "DESCRIBE HISTORY shows each commit's run id"
+        );
+    }
+}
+
+pub async fn a_backfill_of_earlier_days_leaves_later_days_alone(lake: Lake) {
+    write_sample(&lake, "january");
+    let january = lake.rows().await;
+    for day in 1..=31 {
+        let date = format!("2023-12-{day:02}");
+        let rows: Vec<String> = (0..day % 4)
+            .map(|k| {
+                format!(
+                    "{},c,s,{k},1.0,{date}T12:00:00Z,{date}",
+                    900_000 + day * 10 + k
+                )
+            })
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        lake.input(&format!("backfill/{date}.csv"), &csv(&rows));
+    }
+    let glob = format!("{}/backfill/*.csv", lake.inputs_prefix());
+    let mut args = vec![
+        "--input",
+        &glob,
+        "--from",
+        "2023-12-01",
+        "--to",
+        "2023-12-31",
+        "--run-id",
+        "backfill-2023-12",
+    ];
+    args.extend(DEDUP);
+    let report = lake.write(&args).expect("committed").clone();
+    assert_eq!(report["partitions"].as_array().unwrap().len(), 31);
+    assert_eq!(
+        lake.commit(1).await.removed(),
+        Vec::<String>::new(),
+        "a backfill into new days removes nothing"
+    );
+
+    let rows = lake.rows_agreed_by_readers().await;
+    let per_date = rows.per_date();
+    for day in 1..=31u64 {
+        let expected = day % 4;
+        let got = per_date
+            .get(&format!("2023-12-{day:02}"))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(got, expected, "2023-12-{day:02}");
+    }
+    for day in ["2024-01-01", "2024-01-02", "2024-01-03"] {
+        assert_eq!(
+            rows.filter("date", day),
+            january.filter("date", day),
+            "{day} untouched"
+        );
+    }
+    lake.write(&args).expect("skipped");
 }
 
 pub async fn shuffled_and_split_input_gives_identical_content(lake: Lake) {
@@ -325,7 +401,7 @@ pub async fn rerun_policies_behave_as_documented(lake: Lake) {
     assert_eq!(commit.removed().len(), 1);
     assert!(before.contains(&commit.removed()[0]));
     assert_eq!(
-        lake.rows_agreed_by_duckdb().await.parsed()[0]["quantity"],
+        lake.rows_agreed_by_readers().await.parsed()[0]["quantity"],
         9
     );
 }
@@ -420,7 +496,7 @@ pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
     ];
     lake.write(&args).expect("committed");
 
-    let rows = lake.rows_agreed_by_duckdb().await;
+    let rows = lake.rows_agreed_by_readers().await;
     assert_eq!(rows.len(), 2);
     assert!(
         rows.filter("date", "2024-01-02").is_empty(),
@@ -517,7 +593,7 @@ pub async fn rerun_detection_survives_checkpoints_and_log_cleanup(lake: Lake) {
     assert_eq!(runs[0]["version"], 0);
     write_day(1).expect("skipped");
     write_day(12).expect("skipped");
-    assert_eq!(lake.rows_agreed_by_duckdb().await.len(), 12);
+    assert_eq!(lake.rows_agreed_by_readers().await.len(), 12);
 }
 
 pub async fn partition_date_is_derived_from_a_timestamp(lake: Lake) {
@@ -543,7 +619,7 @@ pub async fn partition_date_is_derived_from_a_timestamp(lake: Lake) {
         "updated_at",
     ];
     lake.write(&args).expect("committed");
-    let rows = lake.rows_agreed_by_duckdb().await;
+    let rows = lake.rows_agreed_by_readers().await;
     let days: Vec<(i64, String)> = rows
         .parsed()
         .iter()
@@ -593,7 +669,7 @@ pub async fn parquet_and_json_inputs_match_csv(lake: Lake) {
     let parquet = lake.input_bytes("in.parquet", &bytes);
     lake.write(&["--input", &parquet, "--date", "2024-01-01", "--key", "id"])
         .expect("committed");
-    let from_parquet = lake.rows_agreed_by_duckdb().await;
+    let from_parquet = lake.rows_agreed_by_readers().await;
 
     let json = lake.sibling();
     let input = json.input(
@@ -637,7 +713,7 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
         (0..8).collect(),
         "each writer got its own version"
     );
-    let rows = lake.rows_agreed_by_duckdb().await;
+    let rows = lake.rows_agreed_by_readers().await;
     for day in &days {
         assert_eq!(rows.filter("date", day).len(), 1, "{day} holds its row");
     }
@@ -736,7 +812,7 @@ pub async fn concurrent_different_inputs_for_one_day_leave_exactly_one(lake: Lak
         })
         .collect();
     race(&lake, runs);
-    let rows = lake.rows_agreed_by_duckdb().await.parsed();
+    let rows = lake.rows_agreed_by_readers().await.parsed();
     assert_eq!(rows.len(), 3, "one writer's rows, complete: {rows:?}");
     let quantity = rows[0]["quantity"].as_i64().unwrap();
     assert!(
@@ -793,6 +869,7 @@ macro_rules! scenario_suite {
                 first_write_creates_the_table_in_one_commit,
                 identical_rerun_makes_no_commit,
                 corrected_day_is_replaced_in_one_commit,
+                a_backfill_of_earlier_days_leaves_later_days_alone,
                 shuffled_and_split_input_gives_identical_content,
                 rerun_policies_behave_as_documented,
                 out_of_scope_rows_are_rejected_with_nothing_written,

@@ -3,9 +3,10 @@
 //! DuckDB reads them.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Arc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{
@@ -170,13 +171,18 @@ impl Lake {
         }
     }
 
+    /// The environment a program needs to reach this lake's storage.
+    pub fn storage_env(&self) -> Vec<(&'static str, String)> {
+        match self.backend {
+            Backend::Local => Vec::new(),
+            Backend::S3 | Backend::S3Inputs => s3_env(),
+        }
+    }
+
     /// A `lakewriter` command with this lake's storage environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lakewriter"));
-        command.args(args);
-        if self.backend != Backend::Local {
-            command.envs(s3_env());
-        }
+        command.args(args).envs(self.storage_env());
         command
     }
 
@@ -305,47 +311,189 @@ impl Lake {
         Rows::from_batches(&batches)
     }
 
-    /// The table's rows as DuckDB's delta extension sees them.
-    pub fn duckdb_rows(&self) -> Rows {
-        let python = std::env::var("LAKEWRITER_READERS_PYTHON").unwrap_or_else(|_| {
-            panic!(
-                "LAKEWRITER_READERS_PYTHON is not set: run the suite with scripts/test, which \
-                 builds the reader virtualenv (DuckDB) and sets it"
-            )
+    /// What another engine sees of the table (at `version`, or the latest).
+    pub fn seen_by(&self, engine: Engine, version: Option<u64>) -> Seen {
+        let request = serde_json::json!({
+            "engine": engine.name(),
+            "table": self.table,
+            "version": version,
+            "history": engine == Engine::Spark,
         });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/readers/read_table.py");
-        let mut command = Command::new(python);
-        command
-            .arg(script)
-            .args(["--engine", "duckdb", &self.table]);
-        if self.backend != Backend::Local {
-            command.envs(s3_env());
+        let answer = readers().ask(&request);
+        if let Some(error) = answer.get("error") {
+            panic!(
+                "{} could not read {} (version {version:?}): {error}; its log is in {}",
+                engine.name(),
+                self.table,
+                readers_log().display()
+            );
         }
-        let output = command.output().expect("python runs");
-        assert!(
-            output.status.success(),
-            "DuckDB could not read the table: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let rows = seen["rows"]
+        Seen::from_answer(&answer)
+    }
+
+    /// The engines that read this lake's tables in the tests: DuckDB everywhere, Spark for
+    /// local tables (Spark on S3 needs hadoop-aws and the AWS SDK bundle, not installed).
+    pub fn engines(&self) -> Vec<Engine> {
+        match self.backend {
+            Backend::Local => vec![Engine::DuckDb, Engine::Spark],
+            Backend::S3 | Backend::S3Inputs => vec![Engine::DuckDb],
+        }
+    }
+
+    /// Asserts that every engine sees exactly the rows lakewriter's reader sees (same rows,
+    /// same rows per date, same checksum), and returns them.
+    pub async fn rows_agreed_by_readers(&self) -> Rows {
+        let ours = self.rows().await;
+        for engine in self.engines() {
+            let seen = self.seen_by(engine, None);
+            assert_eq!(
+                ours,
+                seen.rows,
+                "{} and delta-rs disagree on the rows",
+                engine.name()
+            );
+            assert_eq!(
+                ours.per_date(),
+                seen.rows_per_date,
+                "{} rows per date",
+                engine.name()
+            );
+            assert_eq!(ours.checksum(), seen.checksum, "{} checksum", engine.name());
+        }
+        ours
+    }
+}
+
+/// A reader engine of the Python harness (scripts/readers/read_table.py).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Engine {
+    DuckDb,
+    Spark,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::DuckDb => "duckdb",
+            Engine::Spark => "spark",
+        }
+    }
+}
+
+/// One engine's view of a table.
+#[derive(Debug)]
+pub struct Seen {
+    pub rows: Rows,
+    pub rows_per_date: BTreeMap<String, u64>,
+    pub checksum: String,
+    /// Spark's DESCRIBE HISTORY: (version, operation, userMetadata), newest first.
+    pub history: Vec<(u64, String, Option<String>)>,
+}
+
+impl Seen {
+    fn from_answer(answer: &Value) -> Self {
+        let rows = answer["rows"]
             .as_array()
-            .unwrap()
+            .expect("rows")
             .iter()
             .map(|r| r.as_str().unwrap().to_string())
             .collect();
-        Rows(rows)
+        let rows_per_date = answer["rows_per_date"]
+            .as_object()
+            .expect("rows_per_date")
+            .iter()
+            .map(|(date, n)| (date.clone(), n.as_u64().unwrap()))
+            .collect();
+        let history = answer
+            .get("history")
+            .and_then(Value::as_array)
+            .map(|commits| {
+                commits
+                    .iter()
+                    .map(|c| {
+                        (
+                            c["version"].as_u64().unwrap(),
+                            c["operation"].as_str().unwrap().to_string(),
+                            c["userMetadata"].as_str().map(str::to_string),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Seen {
+            rows: Rows(rows),
+            rows_per_date,
+            checksum: answer["checksum"].as_str().unwrap().to_string(),
+            history,
+        }
     }
+}
 
-    /// Asserts that DuckDB sees exactly the rows lakewriter's reader sees, and returns them.
-    pub async fn rows_agreed_by_duckdb(&self) -> Rows {
-        let ours = self.rows().await;
-        let duckdb = self.duckdb_rows();
-        assert_eq!(
-            ours, duckdb,
-            "DuckDB and delta-rs disagree on the table's rows"
+/// The reader harness, started once per test process: Spark's JVM takes seconds to start, so
+/// every test shares one session. Requests are serialised by the mutex.
+struct Readers {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    _child: Child,
+}
+
+fn readers_log() -> PathBuf {
+    std::env::temp_dir().join(format!("lakewriter-readers-{}.log", std::process::id()))
+}
+
+fn readers() -> ReadersGuard {
+    static READERS: OnceLock<Mutex<Readers>> = OnceLock::new();
+    let readers = READERS.get_or_init(|| {
+        let python = std::env::var("LAKEWRITER_READERS_PYTHON").unwrap_or_else(|_| {
+            panic!(
+                "LAKEWRITER_READERS_PYTHON is not set: run the suite with scripts/test, which \
+                 builds the reader virtualenv (DuckDB, PySpark) and sets it"
+            )
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/readers/read_table.py");
+        let log = std::fs::File::create(readers_log()).unwrap();
+        let mut command = Command::new(python);
+        command
+            .arg(script)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if std::env::var("LAKEWRITER_S3_ENDPOINT").is_ok() {
+            command.envs(s3_env());
+        }
+        let mut child = command.spawn().expect("the reader harness starts");
+        Mutex::new(Readers {
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            _child: child,
+        })
+    });
+    ReadersGuard(
+        readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
+struct ReadersGuard(std::sync::MutexGuard<'static, Readers>);
+
+impl ReadersGuard {
+    fn ask(mut self, request: &Value) -> Value {
+        let readers = &mut *self.0;
+        writeln!(readers.stdin, "{request}").expect("send to the reader harness");
+        readers.stdin.flush().unwrap();
+        let mut line = String::new();
+        readers
+            .stdout
+            .read_line(&mut line)
+            .expect("read from the reader harness");
+        assert!(
+            !line.is_empty(),
+            "the reader harness exited; its log is in {}",
+            readers_log().display()
         );
-        ours
+        serde_json::from_str(&line).expect("the harness answers JSON")
     }
 }
 
@@ -456,6 +604,23 @@ impl Rows {
 
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Row counts per `date`.
+    pub fn per_date(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for row in self.parsed() {
+            *counts
+                .entry(row["date"].as_str().unwrap_or("null").to_string())
+                .or_default() += 1;
+        }
+        counts
+    }
+
+    /// SHA-256 of the sorted rows joined by newlines, as the reader harness computes it.
+    pub fn checksum(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.0.join("\n").as_bytes()))
     }
 }
 
