@@ -1,12 +1,17 @@
 //! The write job: the whole run, from input files to one commit, as the crate docs draw it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+use deltalake::kernel::Add;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ledger::{Decision, RerunPolicy, RunRecord, decide};
+use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide};
 use crate::scope::PartitionScope;
 use crate::source::{InputFormat, fingerprint, read_inputs};
 use crate::storage::StorageOptions;
@@ -166,9 +171,20 @@ impl WriteJob {
     /// Runs the job, calling `on_file_read` with each input file's name once it is decoded.
     pub async fn run_with_progress(&self, on_file_read: impl FnMut(&str)) -> Result<WriteReport> {
         self.validate()?;
-        let rules = &self.rules;
         let mut table = Table::open(&self.table, &self.storage_options).await?;
-        table.check_partitioning(&rules.partition_column)?;
+        table.check_partitioning(&self.rules.partition_column)?;
+        let input = self.prepare(&table, on_file_read).await?;
+        let outcome = self.replace_scope(&mut table, &input).await?;
+        Ok(input.report(outcome))
+    }
+
+    /// Reads, validates, deduplicates and orders the input, and fingerprints it.
+    async fn prepare(
+        &self,
+        table: &Table,
+        on_file_read: impl FnMut(&str),
+    ) -> Result<PreparedInput> {
+        let rules = &self.rules;
         let table_schema = table.schema()?;
         let files = read_inputs(
             &self.inputs,
@@ -188,93 +204,78 @@ impl WriteJob {
         let rows_read = all_rows.num_rows() as u64;
         let rows = dedup_and_order(all_rows, rules)?;
         let days = split_by_day(&rows, &rules.partition_column);
-        let rows_per_day = days
-            .iter()
-            .map(|(day, batch)| (*day, batch.num_rows() as u64))
-            .collect();
-
         let fingerprint = fingerprint(&files, &self.shaping_options(&schema));
         let run_id = match &self.run_id {
             Some(id) => id.clone(),
             None => format!("{}-{}", self.scope, &fingerprint[..16]),
         };
-        let report = |status, version, rows_written, files_added, files_removed| WriteReport {
-            status,
-            version,
-            run_id: run_id.clone(),
-            fingerprint: fingerprint.clone(),
-            partitions: self.scope.days().map(|d| d.to_string()).collect(),
+        Ok(PreparedInput {
+            run: RunIdentity {
+                run_id,
+                fingerprint,
+                scope: self.scope,
+            },
+            schema,
+            days,
             rows_read,
-            rows_written,
-            files_added,
-            files_removed,
-            planned_action: None,
-        };
+        })
+    }
 
-        let mut written: Option<Vec<deltalake::kernel::Add>> = None;
+    /// Decides from the ledger and, unless the run is skipped, replaces the scope in one
+    /// commit. A lost race reloads the table and decides again: the winner may have written
+    /// this very run. Data files are written once and reused across attempts.
+    async fn replace_scope(&self, table: &mut Table, input: &PreparedInput) -> Result<Outcome> {
+        let column = &self.rules.partition_column;
+        let mut written: Option<Vec<Add>> = None;
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
-            let ledger = table.ledger(&rules.partition_column)?;
-            let decision = decide(self.policy, &ledger, &self.scope, &run_id, &fingerprint)?;
-            let removes = table.removals(&rules.partition_column, &self.scope)?;
+            let ledger = table.ledger(column)?;
+            let decision = decide(self.policy, &ledger, &input.run)?;
+            let removes = table.removals(column, &self.scope)?;
             if self.dry_run {
-                let (action, rows, files_removed) = match decision {
-                    Decision::Skip => ("skip", 0, 0),
-                    Decision::Replace => ("replace", rows.num_rows() as u64, removes.len() as u64),
-                };
-                return Ok(WriteReport {
-                    planned_action: Some(action),
-                    ..report(RunStatus::Planned, table.version(), rows, 0, files_removed)
+                return Ok(Outcome::Planned {
+                    decision,
+                    version: table.version(),
+                    files_to_remove: removes.len() as u64,
                 });
             }
             if decision == Decision::Skip {
                 if let Some(files) = &written {
                     table.discard(files).await;
                 }
-                tracing::info!(run_id = %run_id, "the table already holds this run: skipped");
-                return Ok(report(RunStatus::Skipped, table.version(), 0, 0, 0));
+                tracing::info!(run_id = %input.run.run_id, "the table already holds this run: skipped");
+                return Ok(Outcome::Skipped {
+                    version: table.version(),
+                });
             }
             let adds = match &written {
                 Some(adds) => adds,
                 None => written.insert(
                     table
-                        .write_files(&schema, &rules.partition_column, &self.scope, &days)
+                        .write_files(&input.schema, column, &self.scope, &input.days)
                         .await?,
                 ),
             };
-            let version = table.version().map_or(0, |v| v + 1);
-            let record = RunRecord {
-                run_id: run_id.clone(),
-                fingerprint: fingerprint.clone(),
-                rows: 0,
-                version,
-                committed_at: chrono::Utc::now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                scope: self.scope.to_string(),
-            };
             let files_removed = removes.len() as u64;
+            let rows_per_day = input.rows_per_day();
             match table
                 .commit(
-                    &schema,
-                    &rules.partition_column,
-                    &self.scope,
+                    &input.schema,
+                    column,
+                    &input.run,
                     removes,
                     adds,
-                    &record,
                     &rows_per_day,
                 )
                 .await?
             {
                 CommitOutcome::Committed(version) => {
-                    tracing::info!(run_id = %run_id, version, "committed");
+                    tracing::info!(run_id = %input.run.run_id, version, "committed");
                     table.checkpoint_if_due(version).await;
-                    let files_added = adds.len() as u64;
-                    return Ok(report(
-                        RunStatus::Committed,
-                        Some(version),
-                        rows.num_rows() as u64,
-                        files_added,
+                    return Ok(Outcome::Committed {
+                        version,
+                        files_added: adds.len() as u64,
                         files_removed,
-                    ));
+                    });
                 }
                 CommitOutcome::LostRace => {
                     tracing::info!(
@@ -337,6 +338,96 @@ impl WriteJob {
             ("order_by", self.rules.order_by.clone().unwrap_or_default()),
             ("schema", columns.join(",")),
         ]
+    }
+}
+
+/// The input of a run, ready to write.
+struct PreparedInput {
+    run: RunIdentity,
+    schema: SchemaRef,
+    /// Deduplicated, ordered rows, one batch per day that has rows.
+    days: Vec<(NaiveDate, RecordBatch)>,
+    rows_read: u64,
+}
+
+/// What the run did to the table.
+enum Outcome {
+    Planned {
+        decision: Decision,
+        version: Option<u64>,
+        files_to_remove: u64,
+    },
+    Skipped {
+        version: Option<u64>,
+    },
+    Committed {
+        version: u64,
+        files_added: u64,
+        files_removed: u64,
+    },
+}
+
+impl PreparedInput {
+    fn rows(&self) -> u64 {
+        self.days
+            .iter()
+            .map(|(_, batch)| batch.num_rows() as u64)
+            .sum()
+    }
+
+    fn rows_per_day(&self) -> HashMap<NaiveDate, u64> {
+        self.days
+            .iter()
+            .map(|(day, batch)| (*day, batch.num_rows() as u64))
+            .collect()
+    }
+
+    fn report(&self, outcome: Outcome) -> WriteReport {
+        let (status, version, rows_written, files_added, files_removed, planned_action) =
+            match outcome {
+                Outcome::Planned {
+                    decision: Decision::Skip,
+                    version,
+                    ..
+                } => (RunStatus::Planned, version, 0, 0, 0, Some("skip")),
+                Outcome::Planned {
+                    decision: Decision::Replace,
+                    version,
+                    files_to_remove,
+                } => (
+                    RunStatus::Planned,
+                    version,
+                    self.rows(),
+                    0,
+                    files_to_remove,
+                    Some("replace"),
+                ),
+                Outcome::Skipped { version } => (RunStatus::Skipped, version, 0, 0, 0, None),
+                Outcome::Committed {
+                    version,
+                    files_added,
+                    files_removed,
+                } => (
+                    RunStatus::Committed,
+                    Some(version),
+                    self.rows(),
+                    files_added,
+                    files_removed,
+                    None,
+                ),
+            };
+        WriteReport {
+            status,
+            version,
+            run_id: self.run.run_id.clone(),
+            fingerprint: self.run.fingerprint.clone(),
+            partitions: self.run.scope.days().map(|d| d.to_string()).collect(),
+            rows_read: self.rows_read,
+            rows_written,
+            files_added,
+            files_removed,
+            planned_action,
+        }
     }
 }
 

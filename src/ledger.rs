@@ -72,6 +72,28 @@ impl RunRecord {
     }
 }
 
+/// Who a run is: what its record says in every partition it writes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunIdentity {
+    pub(crate) run_id: String,
+    pub(crate) fingerprint: String,
+    pub(crate) scope: PartitionScope,
+}
+
+impl RunIdentity {
+    /// The record of this run for one partition it commits at `version`.
+    pub(crate) fn record(&self, rows: u64, version: u64, committed_at: &str) -> RunRecord {
+        RunRecord {
+            run_id: self.run_id.clone(),
+            fingerprint: self.fingerprint.clone(),
+            rows,
+            version,
+            committed_at: committed_at.to_string(),
+            scope: self.scope.to_string(),
+        }
+    }
+}
+
 /// Who wrote a partition, as far as the table says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PartitionOwner {
@@ -187,13 +209,8 @@ pub(crate) enum Decision {
 }
 
 /// Decides what a run does given what the table records for its scope.
-pub(crate) fn decide(
-    policy: RerunPolicy,
-    ledger: &Ledger,
-    scope: &PartitionScope,
-    run_id: &str,
-    fingerprint: &str,
-) -> Result<Decision> {
+pub(crate) fn decide(policy: RerunPolicy, ledger: &Ledger, run: &RunIdentity) -> Result<Decision> {
+    let (scope, run_id, fingerprint) = (&run.scope, run.run_id.as_str(), run.fingerprint.as_str());
     let written_by = |same_input: bool| {
         scope.days().all(|day| match ledger.owner(day) {
             Some(PartitionOwner::Run(record)) => {
@@ -277,37 +294,44 @@ mod tests {
         let ledger = Ledger::from_files([(day(1), Some(&tags)), (day(2), Some(&tags))]);
         let scope = PartitionScope::new(day(1), day(2)).unwrap();
         let wider = PartitionScope::new(day(1), day(3)).unwrap();
+        let run = |run_id: &str, fingerprint: &str, scope: PartitionScope| RunIdentity {
+            run_id: run_id.into(),
+            fingerprint: fingerprint.into(),
+            scope,
+        };
+        let decide =
+            |policy, ledger: &Ledger, identity: RunIdentity| decide(policy, ledger, &identity);
         use Decision::*;
         assert_eq!(
-            decide(RerunPolicy::Auto, &ledger, &scope, "r", "f").unwrap(),
+            decide(RerunPolicy::Auto, &ledger, run("r", "f", scope)).unwrap(),
             Skip
         );
         assert_eq!(
-            decide(RerunPolicy::Auto, &ledger, &scope, "r", "g").unwrap(),
+            decide(RerunPolicy::Auto, &ledger, run("r", "g", scope)).unwrap(),
             Replace
         );
         assert_eq!(
-            decide(RerunPolicy::Auto, &ledger, &wider, "r", "f").unwrap(),
+            decide(RerunPolicy::Auto, &ledger, run("r", "f", wider)).unwrap(),
             Replace
         );
         assert_eq!(
-            decide(RerunPolicy::Skip, &ledger, &scope, "r", "g").unwrap(),
+            decide(RerunPolicy::Skip, &ledger, run("r", "g", scope)).unwrap(),
             Skip
         );
         assert_eq!(
-            decide(RerunPolicy::Replace, &ledger, &scope, "r", "f").unwrap(),
+            decide(RerunPolicy::Replace, &ledger, run("r", "f", scope)).unwrap(),
             Replace
         );
         assert_eq!(
-            decide(RerunPolicy::Fail, &ledger, &scope, "r", "f").unwrap(),
+            decide(RerunPolicy::Fail, &ledger, run("r", "f", scope)).unwrap(),
             Skip
         );
         assert!(matches!(
-            decide(RerunPolicy::Fail, &ledger, &scope, "other", "f"),
+            decide(RerunPolicy::Fail, &ledger, run("other", "f", scope)),
             Err(Error::RerunRefused { .. })
         ));
         assert_eq!(
-            decide(RerunPolicy::Fail, &Ledger::default(), &scope, "x", "f").unwrap(),
+            decide(RerunPolicy::Fail, &Ledger::default(), run("x", "f", scope)).unwrap(),
             Replace
         );
     }

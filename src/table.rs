@@ -30,7 +30,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 
 use crate::error::{Error, Result};
-use crate::ledger::{Ledger, RunRecord};
+use crate::ledger::{Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
 use crate::storage::{StorageOptions, table_url};
@@ -275,18 +275,20 @@ impl Table {
         }
     }
 
-    /// Commits `removes` and `adds` (tagged with `record`) as one new version. Creates the table
-    /// in the same commit when there is none yet.
+    /// Commits `removes` and `adds` as the next version, each add tagged with the run's record
+    /// for its partition. Creates the table in the same commit when there is none yet.
     pub(crate) async fn commit(
         &self,
         schema: &SchemaRef,
         column: &str,
-        scope: &PartitionScope,
+        run: &RunIdentity,
         removes: Vec<Remove>,
         adds: &[Add],
-        record: &RunRecord,
         rows_per_day: &HashMap<NaiveDate, u64>,
     ) -> Result<CommitOutcome> {
+        // Retries are off below, so the commit lands at exactly this version or not at all.
+        let version = self.version().map_or(0, |v| v + 1);
+        let committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
         if !self.exists {
             actions.extend(self.create_actions(schema, column)?);
@@ -298,12 +300,8 @@ impl Table {
                 .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
                 .and_then(|d| rows_per_day.get(&d).copied())
                 .unwrap_or(0);
-            let record = RunRecord {
-                rows,
-                ..record.clone()
-            };
             Action::Add(Add {
-                tags: Some(record.to_tags()),
+                tags: Some(run.record(rows, version, &committed_at).to_tags()),
                 ..add.clone()
             })
         }));
@@ -312,19 +310,19 @@ impl Table {
             partition_by: Some(vec![column.to_string()]),
             predicate: Some(format!(
                 "`{column}` >= '{}' AND `{column}` <= '{}'",
-                scope.from(),
-                scope.to()
+                run.scope.from(),
+                run.scope.to()
             )),
         };
         let metadata = [
-            ("userMetadata".to_string(), serde_json::json!(record.run_id)),
+            ("userMetadata".to_string(), serde_json::json!(run.run_id)),
             (
                 "lakewriter".to_string(),
                 serde_json::json!({
-                    "runId": record.run_id,
-                    "version": record.version,
-                    "fingerprint": record.fingerprint,
-                    "scope": record.scope,
+                    "runId": run.run_id,
+                    "version": version,
+                    "fingerprint": run.fingerprint,
+                    "scope": run.scope.to_string(),
                     "rows": rows_per_day.values().sum::<u64>(),
                 }),
             ),
