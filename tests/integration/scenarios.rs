@@ -30,18 +30,23 @@ fn sample_correction() -> String {
 const DEDUP: [&str; 4] = ["--key", "order_id", "--order-by", "updated_at"];
 
 fn write_sample(lake: &Lake, run_id: &str) -> Value {
-    let input = sample_sales();
+    write_sample_expecting(lake, run_id, "committed")
+}
+
+/// Writes the shipped late correction of 2024-01-02 as run `fix-02`, plus `extra` options.
+fn write_correction(lake: &Lake, extra: &[&str], status: &str) -> Value {
+    let correction = sample_correction();
     let mut args = vec![
         "--input",
-        &input,
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-03",
+        &correction,
+        "--date",
+        "2024-01-02",
+        "--run-id",
+        "fix-02",
     ];
     args.extend(DEDUP);
-    args.extend(["--run-id", run_id]);
-    lake.write(&args).expect("committed").clone()
+    args.extend_from_slice(extra);
+    lake.write(&args).expect(status).clone()
 }
 
 fn dates_of(paths: &[String]) -> BTreeSet<String> {
@@ -128,6 +133,11 @@ pub async fn identical_rerun_makes_no_commit(lake: Lake) {
 }
 
 fn write_sample_expecting(lake: &Lake, run_id: &str, status: &str) -> Value {
+    write_sample_with(lake, run_id, &[], status)
+}
+
+/// Writes the shipped sample (three days, deduplicated) as `run_id`, plus `extra` options.
+fn write_sample_with(lake: &Lake, run_id: &str, extra: &[&str], status: &str) -> Value {
     let input = sample_sales();
     let mut args = vec![
         "--input",
@@ -139,6 +149,7 @@ fn write_sample_expecting(lake: &Lake, run_id: &str, status: &str) -> Value {
     ];
     args.extend(DEDUP);
     args.extend(["--run-id", run_id]);
+    args.extend_from_slice(extra);
     lake.write(&args).expect(status).clone()
 }
 
@@ -153,17 +164,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
         .filter(|p| p.starts_with("date=2024-01-02/"))
         .collect();
 
-    let correction = sample_correction();
-    let mut args = vec![
-        "--input",
-        &correction,
-        "--date",
-        "2024-01-02",
-        "--run-id",
-        "fix-02",
-    ];
-    args.extend(DEDUP);
-    let report = lake.write(&args).expect("committed").clone();
+    let report = write_correction(&lake, &[], "committed");
     assert_eq!(report["version"], 1);
     assert_eq!(lake.versions().await, vec![0, 1]);
 
@@ -199,7 +200,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: Lake) {
         "the late correction of 1007 wins"
     );
 
-    lake.write(&args).expect("skipped");
+    write_correction(&lake, &[], "skipped");
     assert_eq!(lake.versions().await, vec![0, 1]);
 
     // Time travel shows day 2 as it was before the replacement, in every engine.
@@ -522,17 +523,7 @@ pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: Lake) {
 
 pub async fn runs_lists_the_last_run_of_each_partition(lake: Lake) {
     let first = write_sample(&lake, "initial");
-    let correction = sample_correction();
-    let mut args = vec![
-        "--input",
-        &correction,
-        "--date",
-        "2024-01-02",
-        "--run-id",
-        "fix-02",
-    ];
-    args.extend(DEDUP);
-    let fix = lake.write(&args).expect("committed").clone();
+    let fix = write_correction(&lake, &[], "committed");
 
     let runs = lake.runs();
     let summary: Vec<(String, String, u64, u64)> = runs
@@ -832,33 +823,15 @@ pub async fn concurrent_different_inputs_for_one_day_leave_exactly_one(lake: Lak
 pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
     write_sample(&lake, "initial");
     let files = lake.data_files().await;
-    let correction = sample_correction();
-    let mut args = vec!["--input", &correction, "--date", "2024-01-02", "--dry-run"];
-    args.extend(DEDUP);
-    let report = lake.write(&args).expect("planned").clone();
+    let report = write_correction(&lake, &["--dry-run"], "planned");
     assert_eq!(report["planned_action"], "replace");
     assert_eq!(report["files_removed"], 1);
     assert_eq!(report["version"], 0);
     assert_eq!(lake.versions().await, vec![0]);
     assert_eq!(lake.data_files().await, files);
 
-    let input = sample_sales();
-    let mut args = vec![
-        "--input",
-        &input,
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-03",
-        "--run-id",
-        "initial",
-        "--dry-run",
-    ];
-    args.extend(DEDUP);
-    assert_eq!(
-        lake.write(&args).expect("planned")["planned_action"],
-        "skip"
-    );
+    let skip = write_sample_with(&lake, "initial", &["--dry-run"], "planned");
+    assert_eq!(skip["planned_action"], "skip");
 }
 
 /// Runs every scenario against one backend.
