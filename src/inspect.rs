@@ -1,4 +1,4 @@
-//! Read-only views of a table for people: which run wrote each partition, and the commit log.
+//! A table for people: which run wrote each partition, the commit log, and vacuum.
 
 use serde::Serialize;
 
@@ -97,4 +97,31 @@ pub async fn history(
             }
         })
         .collect())
+}
+
+/// What `vacuum` deleted, or would delete on a dry run.
+#[derive(Debug, Clone, Serialize)]
+pub struct VacuumReport {
+    /// Whether nothing was deleted because this was a dry run.
+    pub dry_run: bool,
+    /// The data files deleted (or deletable), relative to the table.
+    pub files: Vec<String>,
+}
+
+/// Deletes the data files that no version within `retain_hours` references: files removed
+/// longer ago than that, and files no commit ever referenced (left by a crashed run or one that
+/// lost a race) that are older than that. A file the current version references is never
+/// deleted. Retentions below the table's `delta.deletedFileRetentionDuration` (a week unless
+/// set) need `force`: they break time travel and can delete a running writer's files.
+pub async fn vacuum(
+    table: &str,
+    retain_hours: u64,
+    force: bool,
+    dry_run: bool,
+    options: &StorageOptions,
+) -> Result<VacuumReport> {
+    let table = Table::open(table, options).await?;
+    let retain = chrono::Duration::hours(retain_hours.try_into().unwrap_or(i64::MAX / 3_600_000));
+    let files = table.vacuum(retain, force, dry_run).await?;
+    Ok(VacuumReport { dry_run, files })
 }

@@ -11,6 +11,7 @@ use deltalake::kernel::Add;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide};
 use crate::scope::PartitionScope;
 use crate::source::{InputFormat, fingerprint, read_inputs};
@@ -174,6 +175,7 @@ impl WriteJob {
         let mut table = Table::open(&self.table, &self.storage_options).await?;
         table.check_partitioning(&self.rules.partition_column)?;
         let input = self.prepare(&table, on_file_read).await?;
+        failpoint::hit("after-read");
         let outcome = self.replace_scope(&mut table, &input).await?;
         Ok(input.report(outcome))
     }
@@ -249,11 +251,13 @@ impl WriteJob {
             }
             let adds = match &written {
                 Some(adds) => adds,
-                None => written.insert(
-                    table
+                None => {
+                    let files = table
                         .write_files(&input.schema, column, &self.scope, &input.days)
-                        .await?,
-                ),
+                        .await?;
+                    failpoint::hit("after-upload");
+                    written.insert(files)
+                }
             };
             let files_removed = removes.len() as u64;
             let rows_per_day = input.rows_per_day();
@@ -270,6 +274,7 @@ impl WriteJob {
             {
                 CommitOutcome::Committed(version) => {
                     tracing::info!(run_id = %input.run.run_id, version, "committed");
+                    failpoint::hit("after-commit");
                     table.checkpoint_if_due(version).await;
                     return Ok(Outcome::Committed {
                         version,

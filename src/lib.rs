@@ -43,6 +43,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;
+mod failpoint;
 mod inspect;
 mod job;
 mod ledger;
@@ -53,7 +54,7 @@ mod table;
 mod transform;
 
 pub use error::{Error, ErrorKind, InputLocation, Result};
-pub use inspect::{CommitSummary, PartitionRun, history, runs};
+pub use inspect::{CommitSummary, PartitionRun, VacuumReport, history, runs, vacuum};
 pub use job::{RunStatus, WriteJob, WriteReport};
 pub use ledger::RerunPolicy;
 pub use scope::PartitionScope;

@@ -40,6 +40,9 @@ enum Command {
     Runs(RunsArgs),
     /// Show the commits the table's log still holds, newest first.
     History(HistoryArgs),
+    /// Delete data files no retained version references (removed ones, and files left by
+    /// crashed runs).
+    Vacuum(VacuumArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +123,22 @@ struct HistoryArgs {
     /// Show at most this many commits.
     #[arg(long)]
     limit: Option<usize>,
+}
+
+#[derive(Args)]
+struct VacuumArgs {
+    #[command(flatten)]
+    table: TableArgs,
+    /// Keep files that versions of the last N hours reference (time travel stays possible
+    /// that far back), and unreferenced files younger than that (a running writer's).
+    #[arg(long, default_value_t = 168)]
+    retain_hours: u64,
+    /// Allow a retention below the table's delta.deletedFileRetentionDuration.
+    #[arg(long)]
+    force: bool,
+    /// List the files that would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,6 +224,29 @@ async fn run(command: Command) -> lakewriter::Result<()> {
                         run.rows.map(|r| r.to_string()).unwrap_or_default(),
                         run.committed_at.as_deref().unwrap_or_default(),
                     ));
+                }
+                text
+            });
+            Ok(())
+        }
+        Command::Vacuum(args) => {
+            let report = lakewriter::vacuum(
+                &args.table.table,
+                args.retain_hours,
+                args.force,
+                args.dry_run,
+                &args.table.storage_options(),
+            )
+            .await?;
+            print(args.table.output, &report, |report| {
+                let verb = if report.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                };
+                let mut text = format!("{verb} {} files\n", report.files.len());
+                for file in &report.files {
+                    text.push_str(&format!("  {file}\n"));
                 }
                 text
             });

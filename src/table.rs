@@ -19,6 +19,7 @@ use deltalake::kernel::transaction::{
     CommitBuilder, CommitProperties, TableReference, TransactionError,
 };
 use deltalake::kernel::{Action, Add, CommitInfo, Protocol, Remove, StructType, new_metadata};
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TablePropertiesExt as _;
@@ -30,6 +31,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::ledger::{Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
@@ -334,6 +336,7 @@ impl Table {
             .with_create_checkpoint(false)
             .with_cleanup_expired_logs(Some(false))
             .with_metadata(metadata);
+        failpoint::hit("before-commit");
         let snapshot = if self.exists {
             Some(self.snapshot()?)
         } else {
@@ -358,6 +361,47 @@ impl Table {
         }
     }
 
+    /// Deletes data files that no version within `retain` references: files removed longer ago
+    /// than that, and files no commit ever referenced (left by a crashed or losing run) that
+    /// are older than that. Returns the deleted (or, for a dry run, deletable) files.
+    pub(crate) async fn vacuum(
+        &self,
+        retain: chrono::Duration,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        if !self.exists {
+            return Err(Error::BadTable {
+                table: self.uri.clone(),
+                message: "there is no Delta table here to vacuum".into(),
+            });
+        }
+        let minimum = self
+            .snapshot()?
+            .table_config()
+            .deleted_file_retention_duration();
+        if !force && retain.to_std().is_ok_and(|retain| retain < minimum) {
+            return Err(Error::InvalidOption(format!(
+                "a retention of {} hours is shorter than the table's {} hours \
+                 (delta.deletedFileRetentionDuration); it breaks time travel to older versions \
+                 and may delete the files of a run still writing: pass --force if you mean it",
+                retain.num_hours(),
+                minimum.as_secs() / 3600
+            )));
+        }
+        let (_, metrics) = self
+            .delta
+            .clone()
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Full)
+            .with_dry_run(dry_run)
+            .await
+            .map_err(|e| Error::internal(format!("vacuuming {}", self.uri), e))?;
+        Ok(metrics.files_deleted)
+    }
+
     /// Writes a checkpoint when `version` completes an interval, then drops log files past the
     /// table's log retention (if the table allows it). The commit stands whatever happens here,
     /// so a failure is logged, not returned: the next interval tries again.
@@ -373,6 +417,7 @@ impl Table {
         let result = async {
             table.load_version(version).await?;
             checkpoints::create_checkpoint(&table, None).await?;
+            failpoint::hit("during-checkpoint");
             let cleanup = table
                 .snapshot()?
                 .table_config()

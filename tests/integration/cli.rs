@@ -27,6 +27,16 @@ fn write_help_documents_every_option() {
     ] {
         assert!(help.contains(option), "write --help lacks {option}");
     }
+    let vacuum = String::from_utf8_lossy(&lakewriter(&["vacuum", "--help"]).stdout).into_owned();
+    for option in [
+        "--table",
+        "--retain-hours",
+        "--force",
+        "--dry-run",
+        "--output",
+    ] {
+        assert!(vacuum.contains(option), "vacuum --help lacks {option}");
+    }
     let top = String::from_utf8_lossy(&lakewriter(&["--help"]).stdout).into_owned();
     assert!(top.contains("Exit codes"), "{top}");
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod crash;
 mod query_snippets;
 mod scenarios;
 mod security;

@@ -288,15 +288,33 @@ impl Lake {
             .to_vec()
     }
 
-    /// The table's rows as lakewriter's own reader (delta-rs + DataFusion) sees them.
-    pub async fn rows(&self) -> Rows {
+    /// The data files the latest version references, relative paths, sorted.
+    pub async fn active_files(&self) -> Vec<String> {
+        let table = self.open().await;
+        let mut files: Vec<String> = table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|f| f.path().to_string())
+            .collect();
+        files.sort();
+        files
+    }
+
+    async fn open(&self) -> deltalake::DeltaTable {
         let url = match self.backend {
             Backend::Local => url::Url::from_directory_path(&self.table).unwrap(),
             _ => url::Url::parse(&self.table).unwrap(),
         };
-        let table = deltalake::open_table_with_storage_options(url, self.storage_options())
+        deltalake::open_table_with_storage_options(url, self.storage_options())
             .await
-            .expect("table opens");
+            .expect("table opens")
+    }
+
+    /// The table's rows as lakewriter's own reader (delta-rs + DataFusion) sees them.
+    pub async fn rows(&self) -> Rows {
+        let table = self.open().await;
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state()).unwrap();
         ctx.register_table("t", table.table_provider().await.unwrap())
