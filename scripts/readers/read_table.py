@@ -12,7 +12,8 @@ with --history, "history": DESCRIBE HISTORY's version, operation and userMetadat
 keeps one Spark session for every request (the JVM takes seconds to start); a failed request
 answers {"error": ...} and the server goes on.
 
-Spark needs LAKEWRITER_SPARK_JARS: the delta-spark and delta-storage jars, comma-separated.
+Spark needs LAKEWRITER_SPARK_JARS: the jars of spark-jars.txt, comma-separated. With
+AWS_ENDPOINT_URL set, Spark reads s3:// tables as s3a:// through that endpoint.
 """
 
 import argparse
@@ -93,8 +94,21 @@ def spark_session():
         jars = os.environ.get("LAKEWRITER_SPARK_JARS")
         if not jars:
             raise RuntimeError("LAKEWRITER_SPARK_JARS is not set (scripts/test sets it)")
+        builder = SparkSession.builder
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            # s3a:// through hadoop-aws, with the same standard AWS variables lakewriter reads.
+            for key, value in {
+                "fs.s3a.endpoint": endpoint,
+                "fs.s3a.endpoint.region": os.environ.get("AWS_REGION", "us-east-1"),
+                "fs.s3a.path.style.access": "true",
+                "fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+                "fs.s3a.aws.credentials.provider": "software.amazon.awssdk.auth.credentials."
+                "EnvironmentVariableCredentialsProvider",
+            }.items():
+                builder = builder.config(f"spark.hadoop.{key}", value)
         _spark = (
-            SparkSession.builder.master("local[2]")
+            builder.master("local[2]")
             .appName("lakewriter-readers")
             .config("spark.jars", jars)
             .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
@@ -120,6 +134,8 @@ def spark_read(table, version, history):
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
+    if table.startswith("s3://"):
+        table = "s3a://" + table.removeprefix("s3://")
     rows = [row.asDict() for row in reader.load(table).collect()]
     commits = None
     if history:

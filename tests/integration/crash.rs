@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
 use crate::scenarios::csv;
-use crate::support::{Lake, Rows};
+use crate::support::{ENGINES, Lake, Rows};
 
 /// One day's input in one variant: three orders whose quantity is the variant.
 fn day_input(lake: &Lake, day: u32, variant: u32) -> String {
@@ -173,7 +173,7 @@ async fn vacuum_keeps_what_retained_versions_reference() {
     // One hour of retention: version 0's file was removed seconds ago, so it stays.
     let report = vacuum(&lake, &["--retain-hours", "1", "--force"]);
     assert_eq!(report["files"], serde_json::json!([]));
-    for engine in lake.engines() {
+    for engine in ENGINES {
         assert_eq!(
             lake.seen_by(engine, Some(0)).rows,
             version_0,

@@ -349,20 +349,11 @@ impl Lake {
         Seen::from_answer(&answer)
     }
 
-    /// The engines that read this lake's tables in the tests: DuckDB everywhere, Spark for
-    /// local tables (Spark on S3 needs hadoop-aws and the AWS SDK bundle, not installed).
-    pub fn engines(&self) -> Vec<Engine> {
-        match self.backend {
-            Backend::Local => vec![Engine::DuckDb, Engine::Spark],
-            Backend::S3 | Backend::S3Inputs => vec![Engine::DuckDb],
-        }
-    }
-
     /// Asserts that every engine sees exactly the rows lakewriter's reader sees (same rows,
     /// same rows per date, same checksum), and returns them.
     pub async fn rows_agreed_by_readers(&self) -> Rows {
         let ours = self.rows().await;
-        for engine in self.engines() {
+        for engine in ENGINES {
             let seen = self.seen_by(engine, None);
             assert_eq!(
                 ours,
@@ -381,6 +372,9 @@ impl Lake {
         ours
     }
 }
+
+/// The engines that read every table in the tests.
+pub const ENGINES: [Engine; 2] = [Engine::DuckDb, Engine::Spark];
 
 /// A reader engine of the Python harness (scripts/readers/read_table.py).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
