@@ -1,8 +1,8 @@
 //! Source: find the input files, read them, decode them into Arrow, and hash their bytes.
 //!
 //! Each file is decoded on its own so that an error can name the file and the row. When the
-//! table already exists its column types are used to parse CSV and JSON, so a value such as
-//! `007` in a string column is never turned into the number 7 by type inference.
+//! table already exists its column types are used to parse CSV, so a value such as `007` in a
+//! string column is never turned into the number 7 by type inference.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -162,9 +162,11 @@ async fn decode_text(
                 (schema, batches)
             }
             InputFormat::Json | InputFormat::Parquet => {
+                // JSON values carry their own types; the table's types are applied later by a
+                // cast that refuses to lose information (the JSON decoder would cut 2.5 to 2).
                 let (inferred, _) =
                     arrow::json::reader::infer_json_schema(infer_from, None).map_err(bad)?;
-                let schema = with_known_types(inferred, column_types.as_ref());
+                let schema = Arc::new(inferred);
                 let batches = arrow::json::ReaderBuilder::new(schema.clone())
                     .build(&mut hashed)
                     .map_err(bad)?

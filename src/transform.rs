@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::SortOptions;
+use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, take_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
@@ -141,7 +142,7 @@ pub(crate) fn conform(
             to_date(&file.name, source_name, source)?
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
-            cast_checked(&file.name, field.name(), &column, field.data_type())?
+            cast_lossless(&file.name, field.name(), &column, field.data_type())?
         };
         columns.push(column);
     }
@@ -163,8 +164,38 @@ fn input_column(file: &DecodedFile, name: &str) -> std::result::Result<ArrayRef,
         .ok_or_else(|| format!("the column '{name}' is missing; the table has it"))
 }
 
+/// Casts a column to the table's type, refusing any cast that loses information: a value
+/// that does not convert, and also one that converts to something else (2.5 into a long
+/// column, nanoseconds into microseconds). Text is parsed, so it is checked by the parse alone.
+fn cast_lossless(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    let cast = cast_strict(file, column, array, to)?;
+    if matches!(
+        array.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    ) {
+        return Ok(cast);
+    }
+    let back = cast_with_options(&cast, array.data_type(), &CastOptions::default())
+        .map_err(|e| Error::internal(format!("checking column '{column}' of {file}"), e))?;
+    let changed = distinct(array, &back)
+        .map_err(|e| Error::internal(format!("checking column '{column}' of {file}"), e))?;
+    match changed.iter().position(|c| c == Some(true)) {
+        None => Ok(cast),
+        Some(row) => Err(Error::bad_input(
+            file,
+            Some(row + 1),
+            format!(
+                "column '{column}': value '{}' ({}) does not fit the table's type {to} without \
+                 losing information; correct the value or write it to a new table",
+                display_value(array.as_ref(), row),
+                array.data_type()
+            ),
+        )),
+    }
+}
+
 /// Casts with `safe: false`; on failure finds the first value that does not convert and names it.
-fn cast_checked(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+fn cast_strict(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     if array.data_type() == to {
         return Ok(array.clone());
     }
@@ -207,9 +238,9 @@ fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
     let array = match array.data_type() {
         DataType::Date32 => return Ok(array),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            cast_checked(file, column, &array, &utc)?
+            cast_strict(file, column, &array, &utc)?
         }
-        DataType::Timestamp(_, _) | DataType::Date64 => cast_checked(file, column, &array, &utc)?,
+        DataType::Timestamp(_, _) | DataType::Date64 => cast_strict(file, column, &array, &utc)?,
         other => {
             return Err(Error::bad_input(
                 file,
@@ -218,7 +249,7 @@ fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
             ));
         }
     };
-    cast_checked(file, column, &array, &DataType::Date32)
+    cast_strict(file, column, &array, &DataType::Date32)
 }
 
 fn check_rows(

@@ -255,3 +255,111 @@ async fn hostile_run_ids_stay_data() {
     ])
     .expect("skipped");
 }
+
+/// A Parquet file with the given `amount` column, for a table with `id, amount, date`.
+fn amount_parquet(amount: deltalake::arrow::array::ArrayRef) -> Vec<u8> {
+    use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", deltalake::arrow::datatypes::DataType::Int64, true),
+        Field::new("amount", amount.data_type().clone(), true),
+        Field::new("date", deltalake::arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            amount,
+            Arc::new(StringArray::from(vec!["2024-01-01"])),
+        ],
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+#[tokio::test]
+async fn a_value_that_would_lose_information_is_refused_not_truncated() {
+    use deltalake::arrow::array::{Float64Array, Int32Array};
+    use std::sync::Arc;
+    let lake = Lake::local();
+    let first = lake.input("first.csv", "id,amount,date\n1,10,2024-01-01\n");
+    lake.write(&["--input", &first, "--date", "2024-01-01"])
+        .expect("committed");
+    let rows = lake.rows().await;
+
+    let json = lake.input(
+        "frac.json",
+        "{\"id\": 2, \"amount\": 2.5, \"date\": \"2024-01-01\"}\n",
+    );
+    let parquet = lake.input_bytes(
+        "frac.parquet",
+        &amount_parquet(Arc::new(Float64Array::from(vec![2.5]))),
+    );
+    for input in [&json, &parquet] {
+        let run = lake.write(&["--input", input, "--date", "2024-01-01"]);
+        assert_eq!(run.code, 2, "{input}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("2.5") && run.stderr.contains("amount"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(lake.rows().await, rows, "{input}: nothing changed");
+    }
+
+    // A widening cast loses nothing and is accepted.
+    let widening = lake.input_bytes(
+        "int32.parquet",
+        &amount_parquet(Arc::new(Int32Array::from(vec![7]))),
+    );
+    lake.write(&["--input", &widening, "--date", "2024-01-01"])
+        .expect("committed");
+    assert_eq!(lake.rows().await.parsed()[0]["amount"], 7);
+}
+
+#[tokio::test]
+async fn a_missing_checkpoint_file_is_reported_not_papered_over() {
+    let lake = Lake::local();
+    for day in 1..=10 {
+        let date = format!("2024-03-{day:02}");
+        let input = lake.input(&format!("{date}.csv"), &format!("id,date\n{day},{date}\n"));
+        lake.write(&["--input", &input, "--date", &date])
+            .expect("committed");
+    }
+    let checkpoint = lake
+        .log_files()
+        .await
+        .into_iter()
+        .find(|f| f.ends_with(".checkpoint.parquet"))
+        .expect("ten commits make a checkpoint");
+    lake.delete_log_file(&checkpoint).await;
+    let files = lake.data_files().await;
+    let input = lake.input("again.csv", "id,date\n99,2024-03-01\n");
+    let run = lake.write(&["--input", &input, "--date", "2024-03-01"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("checkpoint"), "{}", run.stderr);
+    assert_eq!(lake.data_files().await, files, "nothing written");
+    assert_eq!(lake.versions().await.len(), 10, "no commit");
+}
+
+#[tokio::test]
+async fn huge_fields_round_trip() {
+    let lake = Lake::local();
+    let huge = "x".repeat(8 * 1024 * 1024);
+    let input = lake.input(
+        "huge.csv",
+        &format!("id,note,date\n1,{huge},2024-01-01\n2,small,2024-01-01\n"),
+    );
+    lake.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"])
+        .expect("committed");
+    let rows = lake.rows().await.parsed();
+    let note = rows.iter().find(|r| r["id"] == 1).unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .len();
+    assert_eq!(note, huge.len());
+}
