@@ -229,7 +229,7 @@ impl WriteJob {
     async fn replace_scope(&self, table: &mut Table, input: &PreparedInput) -> Result<Outcome> {
         let column = &self.rules.partition_column;
         let mut written: Option<Vec<Add>> = None;
-        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+        for try_number in 1..=MAX_COMMIT_ATTEMPTS {
             let ledger = table.ledger(column)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
             let removes = table.removals(column, &self.scope)?;
@@ -260,37 +260,52 @@ impl WriteJob {
                 }
             };
             let files_removed = removes.len() as u64;
-            let rows_per_day = input.rows_per_day();
-            match table
+            let attempt = table.next_attempt();
+            let outcome = table
                 .commit(
                     &input.schema,
                     column,
                     &input.run,
+                    &attempt,
                     removes,
                     adds,
-                    &rows_per_day,
+                    &input.rows_per_day(),
                 )
-                .await?
-            {
-                CommitOutcome::Committed(version) => {
-                    tracing::info!(run_id = %input.run.run_id, version, "committed");
-                    failpoint::hit("after-commit");
-                    table.checkpoint_if_due(version).await;
-                    return Ok(Outcome::Committed {
-                        version,
-                        files_added: adds.len() as u64,
-                        files_removed,
-                    });
-                }
-                CommitOutcome::LostRace => {
-                    tracing::info!(
-                        attempt,
-                        "another writer committed first; reloading the table"
-                    );
-                    tokio::time::sleep(backoff(attempt)).await;
+                .await?;
+            // A lost race and a failed request both may hide a commit of ours (a retried PUT
+            // whose first try landed, a lost response): the log says which.
+            let landed = match outcome {
+                CommitOutcome::Committed => true,
+                CommitOutcome::LostRace | CommitOutcome::Unknown(_) => {
+                    // Backing off first spreads racing writers out and lets a late write land.
+                    tokio::time::sleep(backoff(try_number)).await;
                     table.reload().await?;
+                    let ours = table.ledger(column)?.holds(&input.run, &attempt);
+                    if ours {
+                        tracing::warn!(
+                            version = attempt.version,
+                            "the commit landed although its response was lost"
+                        );
+                    } else if let CommitOutcome::Unknown(error) = outcome {
+                        return Err(error);
+                    }
+                    ours
                 }
+            };
+            if landed {
+                tracing::info!(run_id = %input.run.run_id, version = attempt.version, "committed");
+                failpoint::hit("after-commit");
+                table.checkpoint_if_due(attempt.version).await;
+                return Ok(Outcome::Committed {
+                    version: attempt.version,
+                    files_added: adds.len() as u64,
+                    files_removed,
+                });
             }
+            tracing::info!(
+                attempt = try_number,
+                "another writer committed first; deciding again"
+            );
         }
         if let Some(files) = &written {
             table.discard(files).await;

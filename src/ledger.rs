@@ -80,15 +80,23 @@ pub(crate) struct RunIdentity {
     pub(crate) scope: PartitionScope,
 }
 
+/// One try at committing a run: the version it aims for and its commit time. Together with
+/// the run's identity they tell this very commit apart from any other in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommitAttempt {
+    pub(crate) version: u64,
+    pub(crate) committed_at: String,
+}
+
 impl RunIdentity {
-    /// The record of this run for one partition it commits at `version`.
-    pub(crate) fn record(&self, rows: u64, version: u64, committed_at: &str) -> RunRecord {
+    /// The record of this run for one partition it commits in `attempt`.
+    pub(crate) fn record(&self, rows: u64, attempt: &CommitAttempt) -> RunRecord {
         RunRecord {
             run_id: self.run_id.clone(),
             fingerprint: self.fingerprint.clone(),
             rows,
-            version,
-            committed_at: committed_at.to_string(),
+            version: attempt.version,
+            committed_at: attempt.committed_at.clone(),
             scope: self.scope.to_string(),
         }
     }
@@ -140,6 +148,20 @@ impl Ledger {
     /// The owner of one partition, or `None` if it has no files.
     pub(crate) fn owner(&self, date: NaiveDate) -> Option<&PartitionOwner> {
         self.partitions.get(&date).map(|(owner, _)| owner)
+    }
+
+    /// Whether `attempt` of `run` landed: every day of the run's scope carries its record.
+    /// Used when a commit's outcome is unknown (its response was lost).
+    pub(crate) fn holds(&self, run: &RunIdentity, attempt: &CommitAttempt) -> bool {
+        run.scope.days().all(|day| match self.owner(day) {
+            Some(PartitionOwner::Run(record)) => {
+                record.run_id == run.run_id
+                    && record.fingerprint == run.fingerprint
+                    && record.version == attempt.version
+                    && record.committed_at == attempt.committed_at
+            }
+            _ => false,
+        })
     }
 
     /// How many data files the partition has.

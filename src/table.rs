@@ -32,7 +32,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::ledger::{Ledger, RunIdentity};
+use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
 use crate::storage::{StorageOptions, table_url};
@@ -51,12 +51,15 @@ pub(crate) struct Table {
     exists: bool,
 }
 
-/// Why a commit did not land.
+/// What became of a commit.
 pub(crate) enum CommitOutcome {
-    /// Landed at this version.
-    Committed(u64),
+    /// Landed at the attempt's version.
+    Committed,
     /// Another writer took the version: reload and decide again.
     LostRace,
+    /// The request failed in a way that does not say whether the log entry was written (a
+    /// lost response, a timeout): read the log to find out.
+    Unknown(Error),
 }
 
 impl Table {
@@ -277,20 +280,27 @@ impl Table {
         }
     }
 
-    /// Commits `removes` and `adds` as the next version, each add tagged with the run's record
-    /// for its partition. Creates the table in the same commit when there is none yet.
+    /// The next commit's version and time. Retries inside delta-rs are off (see the module
+    /// docs), so a commit lands at exactly this version or not at all.
+    pub(crate) fn next_attempt(&self) -> CommitAttempt {
+        CommitAttempt {
+            version: self.version().map_or(0, |v| v + 1),
+            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+
+    /// Commits `removes` and `adds` as `attempt`, each add tagged with the run's record for its
+    /// partition. Creates the table in the same commit when there is none yet.
     pub(crate) async fn commit(
         &self,
         schema: &SchemaRef,
         column: &str,
         run: &RunIdentity,
+        attempt: &CommitAttempt,
         removes: Vec<Remove>,
         adds: &[Add],
         rows_per_day: &HashMap<NaiveDate, u64>,
     ) -> Result<CommitOutcome> {
-        // Retries are off below, so the commit lands at exactly this version or not at all.
-        let version = self.version().map_or(0, |v| v + 1);
-        let committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
         if !self.exists {
             actions.extend(self.create_actions(schema, column)?);
@@ -303,7 +313,7 @@ impl Table {
                 .and_then(|d| rows_per_day.get(&d).copied())
                 .unwrap_or(0);
             Action::Add(Add {
-                tags: Some(run.record(rows, version, &committed_at).to_tags()),
+                tags: Some(run.record(rows, attempt).to_tags()),
                 ..add.clone()
             })
         }));
@@ -322,7 +332,7 @@ impl Table {
                 "lakewriter".to_string(),
                 serde_json::json!({
                     "runId": run.run_id,
-                    "version": version,
+                    "version": attempt.version,
                     "fingerprint": run.fingerprint,
                     "scope": run.scope.to_string(),
                     "rows": rows_per_day.values().sum::<u64>(),
@@ -351,13 +361,16 @@ impl Table {
             )
             .await;
         match result {
-            Ok(done) => Ok(CommitOutcome::Committed(done.version() as u64)),
+            Ok(_) => Ok(CommitOutcome::Committed),
             Err(DeltaTableError::VersionAlreadyExists(_))
             | Err(DeltaTableError::Transaction {
                 source:
                     TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
             }) => Ok(CommitOutcome::LostRace),
-            Err(e) => Err(Error::internal(format!("committing to {}", self.uri), e)),
+            Err(e) => Ok(CommitOutcome::Unknown(Error::internal(
+                format!("committing to {}", self.uri),
+                e,
+            ))),
         }
     }
 

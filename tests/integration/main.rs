@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod faults;
 mod query_snippets;
 mod scenarios;
 mod security;

@@ -44,7 +44,7 @@ pub struct Lake {
 const BUCKET: &str = "lakewriter-test";
 
 /// The LocalStack endpoint, or a panic that says how to get one.
-fn s3_endpoint() -> String {
+pub fn s3_endpoint() -> String {
     std::env::var("LAKEWRITER_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "LAKEWRITER_S3_ENDPOINT is not set: the S3 tests need LocalStack. Run the suite with \

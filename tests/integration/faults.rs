@@ -1,0 +1,343 @@
+//! Storage faults between lakewriter and S3 (LocalStack): a small proxy in front of LocalStack
+//! that answers 500/503 SlowDown, drops connections, or forwards a request and then loses the
+//! response, on a seeded choice of requests. lakewriter retries where that is safe; when it
+//! gives up it exits non-zero with the table unchanged, and a rerun converges. A commit whose
+//! response is lost is recognised as landed, never committed twice.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::scenarios::csv;
+use crate::support::{Backend, Lake, s3_endpoint};
+
+/// What the proxy does to one request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Pass,
+    /// Answer with this status and an S3 error body, without forwarding.
+    Status(u16),
+    /// Close the connection without forwarding or answering.
+    Drop,
+    /// Forward the request (it takes effect), then close the connection unanswered.
+    LoseResponse,
+}
+
+/// Which requests get which fault.
+#[derive(Default)]
+struct Plan {
+    /// Seeded fraction (per mille) of all requests that fail with 500, 503 or a drop.
+    rate: u64,
+    rng: u64,
+    /// Lose the response of the next commit (PUT of a `_delta_log/<version>.json`).
+    lose_next_commit_response: bool,
+    /// Requests seen, with the fault each got.
+    log: Vec<(String, Fault)>,
+}
+
+impl Plan {
+    fn decide(&mut self, method: &str, path: &str) -> Fault {
+        let is_commit = method == "PUT" && path.contains("/_delta_log/") && path.ends_with(".json");
+        let fault = if is_commit && self.lose_next_commit_response {
+            self.lose_next_commit_response = false;
+            Fault::LoseResponse
+        } else if self.rate > 0 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            match self.rng % 1000 {
+                n if n < self.rate / 3 => Fault::Status(500),
+                n if n < 2 * self.rate / 3 => Fault::Status(503),
+                n if n < self.rate => Fault::Drop,
+                _ => Fault::Pass,
+            }
+        } else {
+            Fault::Pass
+        };
+        self.log.push((format!("{method} {path}"), fault));
+        fault
+    }
+}
+
+/// A fault-injecting HTTP proxy in front of LocalStack, on a loopback port of its own.
+struct FaultProxy {
+    url: String,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl FaultProxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let plan = Arc::new(Mutex::new(Plan::default()));
+        let upstream = s3_endpoint();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let shared = plan.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (plan, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        handle(request, plan.clone(), client.clone(), upstream.clone())
+                    });
+                    // A dropped connection ends here with an error: that is the point.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}"),
+            plan,
+        }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut Plan)) {
+        change(&mut self.plan.lock().unwrap());
+    }
+
+    fn faults(&self) -> Vec<(String, Fault)> {
+        self.plan
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(_, f)| *f != Fault::Pass)
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    request: Request<Incoming>,
+    plan: Arc<Mutex<Plan>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let fault = plan
+        .lock()
+        .unwrap()
+        .decide(request.method().as_str(), request.uri().path());
+    match fault {
+        Fault::Drop => return Err(Dropped),
+        Fault::Status(code) => {
+            let s3_code = if code == 503 {
+                "SlowDown"
+            } else {
+                "InternalError"
+            };
+            let body = format!("<Error><Code>{s3_code}</Code><Message>injected</Message></Error>");
+            return Ok(Response::builder()
+                .status(StatusCode::from_u16(code).unwrap())
+                .header("content-type", "application/xml")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap());
+        }
+        Fault::Pass | Fault::LoseResponse => {}
+    }
+    let (mut parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    parts.uri = format!("{upstream}{path}").parse().unwrap();
+    let response = client
+        .request(Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(|_| Dropped)?;
+    if fault == Fault::LoseResponse {
+        return Err(Dropped);
+    }
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// Writes one day through the proxy; returns (exit code, JSON report).
+fn write_through(
+    lake: &Lake,
+    proxy: &FaultProxy,
+    day: u32,
+    variant: u32,
+) -> (i32, serde_json::Value) {
+    let date = format!("2024-07-{day:02}");
+    let rows: Vec<String> = (0..3)
+        .map(|k| format!("{},c,s,{variant},1.0,{date}T00:00:00Z,{date}", day * 10 + k))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let input = lake.input(&format!("{date}-v{variant}.csv"), &csv(&rows));
+    let output = lake
+        .command(&[
+            "write",
+            "--table",
+            &lake.table,
+            "--input",
+            &input,
+            "--date",
+            &date,
+            "--key",
+            "order_id",
+            "--output",
+            "json",
+            // Short retries, so that a run gives up within seconds when faults persist.
+            "--storage-option",
+            "max_retries=3",
+            "--storage-option",
+            "retry_timeout=10s",
+            "--storage-option",
+            "backoff_config.init_backoff=50ms",
+        ])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn quantities(rows: &crate::support::Rows, date: &str) -> Vec<i64> {
+    rows.filter("date", date)
+        .iter()
+        .map(|r| r["quantity"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_response_is_lost_is_not_committed_twice() {
+    let proxy = FaultProxy::start().await;
+    let lake = Lake::new(Backend::S3);
+    assert_eq!(write_through(&lake, &proxy, 1, 0).0, 0);
+
+    proxy.set(|plan| plan.lose_next_commit_response = true);
+    let (code, report) = write_through(&lake, &proxy, 1, 1);
+    assert!(
+        proxy
+            .faults()
+            .iter()
+            .any(|(_, f)| *f == Fault::LoseResponse),
+        "the proxy lost a commit's response: {:?}",
+        proxy.faults()
+    );
+    assert_eq!(
+        code, 0,
+        "lakewriter reads the log back and finds its commit"
+    );
+    assert_eq!(report["status"], "committed");
+    assert_eq!(report["version"], 1);
+    assert_eq!(lake.versions().await, vec![0, 1], "exactly one commit");
+    assert_eq!(quantities(&lake.rows().await, "2024-07-01"), vec![1, 1, 1]);
+
+    // The rerun recognises its own commit.
+    let (code, report) = write_through(&lake, &proxy, 1, 1);
+    assert_eq!((code, report["status"].as_str()), (0, Some("skipped")));
+    assert_eq!(lake.versions().await, vec![0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
+    let proxy = FaultProxy::start().await;
+    let lake = Lake::new(Backend::S3);
+    let seed: u64 = std::env::var("LAKEWRITER_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xFA17);
+    let runs: u32 = std::env::var("LAKEWRITER_FAULT_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let mut expected: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    let (mut failed, mut commits) = (0, 0);
+    for i in 0..runs {
+        let context = format!("seed {seed} (LAKEWRITER_FAULT_SEED), run {i}");
+        let (day, variant) = (1 + i % 4, 1 + i / 4);
+        let date = format!("2024-07-{day:02}");
+        // Heavy faults: a quarter of all requests fail.
+        proxy.set(|plan| {
+            plan.rate = 250;
+            plan.rng = seed.wrapping_add(u64::from(i)) | 1;
+        });
+        let before = lake.versions().await;
+        let (code, report) = write_through(&lake, &proxy, day, variant);
+        if code == 0 {
+            assert_eq!(report["status"], "committed", "{context}");
+            commits += 1;
+            expected.insert(date.clone(), vec![i64::from(variant); 3]);
+        } else {
+            failed += 1;
+            let after = lake.versions().await;
+            // Failed: nothing changed, or (lost response before giving up) the commit landed.
+            assert!(
+                after.len() <= before.len() + 1,
+                "{context}: more than one commit"
+            );
+        }
+        if !lake.versions().await.is_empty() {
+            let rows = lake.rows().await;
+            let held = quantities(&rows, &date);
+            assert!(
+                held.is_empty()
+                    || held == vec![i64::from(variant); 3]
+                    || expected.get(&date) == Some(&held),
+                "{context}: {date} holds a mix: {held:?}"
+            );
+        }
+        // The faults stop; the rerun converges.
+        proxy.set(|plan| plan.rate = 0);
+        let (code, report) = write_through(&lake, &proxy, day, variant);
+        assert_eq!(code, 0, "{context}: rerun without faults failed: {report}");
+        expected.insert(date.clone(), vec![i64::from(variant); 3]);
+        assert_eq!(
+            quantities(&lake.rows().await, &date),
+            expected[&date],
+            "{context}: converged"
+        );
+    }
+    // Faults on every request: the run gives up with a non-zero exit and changes nothing.
+    let versions = lake.versions().await;
+    let rows = lake.rows().await;
+    proxy.set(|plan| plan.rate = 1000);
+    let (code, _) = write_through(&lake, &proxy, 1, 9);
+    assert_ne!(
+        code, 0,
+        "seed {seed}: a run against a store that always fails must fail"
+    );
+    assert_eq!(lake.versions().await, versions, "seed {seed}: no commit");
+    assert_eq!(lake.rows().await, rows, "seed {seed}: rows unchanged");
+    proxy.set(|plan| plan.rate = 0);
+
+    let injected = proxy.faults().len();
+    eprintln!(
+        "seed {seed}: {runs} runs under faults, {commits} committed, {failed} failed; {injected} faults injected"
+    );
+    assert!(injected > 0, "the proxy injected no fault");
+    let rows = lake.rows_agreed_by_readers().await;
+    for (date, quantities_expected) in &expected {
+        assert_eq!(
+            &quantities(&rows, date),
+            quantities_expected,
+            "seed {seed}: {date}"
+        );
+    }
+}
