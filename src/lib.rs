@@ -58,5 +58,5 @@ pub use inspect::{CommitSummary, PartitionRun, VacuumReport, history, runs, vacu
 pub use job::{RunStatus, WriteJob, WriteReport};
 pub use ledger::RerunPolicy;
 pub use scope::PartitionScope;
-pub use source::InputFormat;
+pub use source::{InputFormat, decode_for_fuzzing};
 pub use storage::StorageOptions;

@@ -60,6 +60,16 @@ pub(crate) fn target_schema(
         Some(table) => table,
         None => new_table_schema(first, rules),
     };
+    if schema.field_with_name(&rules.partition_column).is_err() {
+        return Err(Error::SchemaMismatch {
+            file: first.name.clone(),
+            message: format!(
+                "there is no '{0}' column; add one or pass --partition-from COL to derive '{0}' \
+                 from a date or timestamp column",
+                rules.partition_column
+            ),
+        });
+    }
     for column in rules.key.iter().chain(&rules.order_by) {
         if schema.field_with_name(column).is_err() {
             return Err(Error::SchemaMismatch {

@@ -363,3 +363,41 @@ async fn huge_fields_round_trip() {
         .len();
     assert_eq!(note, huge.len());
 }
+
+#[tokio::test]
+async fn a_missing_partition_column_says_how_to_derive_it() {
+    let lake = Lake::local();
+    let input = lake.input("nodate.csv", "id,updated_at\n1,2024-01-01T10:00:00Z\n");
+    let run = lake.write(&["--input", &input, "--date", "2024-01-01"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nodate.csv") && run.stderr.contains("--partition-from"),
+        "{}",
+        run.stderr
+    );
+    assert!(lake.versions().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unparseable_timestamp_names_row_and_value() {
+    let lake = Lake::local();
+    let input = lake.input(
+        "events.csv",
+        "id,updated_at\n1,2024-01-01T10:00:00Z\n2,not-a-time\n",
+    );
+    let run = lake.write(&[
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--partition-from",
+        "updated_at",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("events.csv row 2") && run.stderr.contains("not-a-time"),
+        "{}",
+        run.stderr
+    );
+    assert!(lake.versions().await.is_empty());
+}
