@@ -5,22 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
-use crate::scenarios::csv;
-use crate::support::{ENGINES, Lake, Rows};
+use crate::scenarios::{self, csv};
+use crate::support::{ENGINES, Lake, Rows, env_number};
 
-/// One day's input in one variant: three orders whose quantity is the variant.
+/// One February day's input in one variant: three orders whose quantity is the variant.
 fn day_input(lake: &Lake, day: u32, variant: u32) -> String {
-    let date = format!("2024-02-{day:02}");
-    let rows: Vec<String> = (0..3)
-        .map(|k| {
-            format!(
-                "{},c,s,{variant},1.0,{date}T00:00:00Z,{date}",
-                day * 100 + k
-            )
-        })
-        .collect();
-    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    lake.input(&format!("{date}-v{variant}.csv"), &csv(&rows))
+    scenarios::day_input(lake, &format!("2024-02-{day:02}"), day * 100, variant)
 }
 
 fn write_day(lake: &Lake, day: u32, variant: u32, fail_at: Option<&str>) -> Output {
@@ -217,14 +207,8 @@ fn expected_day(day: u32, variant: u32) -> BTreeSet<(i64, i64)> {
 /// The model: the variant each day must hold. Checked after every kill and every rerun.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_the_table_is_always_whole() {
-    let seed: u64 = std::env::var("LAKEWRITER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_2026);
-    let iterations: u32 = std::env::var("LAKEWRITER_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+    let seed: u64 = env_number("LAKEWRITER_CRASH_SEED", 0x5EED_2026);
+    let iterations: u32 = env_number("LAKEWRITER_CRASH_ITERATIONS", 50);
     let mut rng = Rng(seed | 1);
     let lake = Lake::local();
     let mut model: BTreeMap<u32, u32> = BTreeMap::new();
@@ -239,18 +223,19 @@ async fn killed_at_random_moments_the_table_is_always_whole() {
         let variant = 1 + rng.below(3) as u32;
         let input = day_input(&lake, day, variant);
         let date = format!("2024-02-{day:02}");
+        let args = [
+            "write",
+            "--table",
+            &lake.table,
+            "--input",
+            &input,
+            "--date",
+            &date,
+            "--key",
+            "order_id",
+        ];
         let mut child = lake
-            .command(&[
-                "write",
-                "--table",
-                &lake.table,
-                "--input",
-                &input,
-                "--date",
-                &date,
-                "--key",
-                "order_id",
-            ])
+            .command(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -276,20 +261,7 @@ async fn killed_at_random_moments_the_table_is_always_whole() {
                 assert_eq!(holds, expected_day(d, v), "{context}: day {d} was touched");
             }
         }
-        let rerun = lake
-            .command(&[
-                "write",
-                "--table",
-                &lake.table,
-                "--input",
-                &input,
-                "--date",
-                &date,
-                "--key",
-                "order_id",
-            ])
-            .output()
-            .unwrap();
+        let rerun = lake.command(&args).output().unwrap();
         assert!(
             rerun.status.success(),
             "{context}: rerun failed: {}",
@@ -477,14 +449,8 @@ fn expected(days: &BTreeMap<u32, Owner>) -> BTreeMap<u32, (BTreeSet<(i64, i64)>,
 /// against the model after every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_runs_policies_and_crashes_match_the_model() {
-    let seed: u64 = std::env::var("LAKEWRITER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_2026);
-    let steps: u32 = std::env::var("LAKEWRITER_MODEL_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+    let seed: u64 = env_number("LAKEWRITER_CRASH_SEED", 0x5EED_2026);
+    let steps: u32 = env_number("LAKEWRITER_MODEL_STEPS", 40);
     let mut rng = Rng(seed ^ 0x00DE_1A7E);
     let lake = Lake::local();
     let mut model: BTreeMap<u32, Owner> = BTreeMap::new();

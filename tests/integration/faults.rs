@@ -1,6 +1,6 @@
 //! Storage faults between lakewriter and S3 (LocalStack): a small proxy in front of LocalStack
-//! that answers 500/503 SlowDown, drops connections, or forwards a request and then loses the
-//! response, on a seeded choice of requests. lakewriter retries where that is safe; when it
+//! that answers 500/503 SlowDown, drops connections, delays requests, or forwards a request and
+//! then loses the response, on a seeded choice of requests. lakewriter retries where that is safe; when it
 //! gives up it exits non-zero with the table unchanged, and a rerun converges. A commit whose
 //! response is lost is recognised as landed, never committed twice.
 
@@ -15,8 +15,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::scenarios::csv;
-use crate::support::{Backend, Lake, s3_endpoint};
+use crate::scenarios::day_input;
+use crate::support::{Backend, Lake, env_number, s3_endpoint};
 
 /// What the proxy does to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,12 +28,15 @@ enum Fault {
     Drop,
     /// Forward the request (it takes effect), then close the connection unanswered.
     LoseResponse,
+    /// Forward the request after a pause.
+    Delay,
 }
 
 /// Which requests get which fault.
 #[derive(Default)]
 struct Plan {
-    /// Seeded fraction (per mille) of all requests that fail with 500, 503 or a drop.
+    /// Seeded fraction (per mille) of all requests that get a fault: 500, 503, a dropped
+    /// connection or a delay, a quarter each.
     rate: u64,
     rng: u64,
     /// Lose the response of the next commit (PUT of a `_delta_log/<version>.json`).
@@ -53,9 +56,10 @@ impl Plan {
             self.rng ^= self.rng >> 7;
             self.rng ^= self.rng << 17;
             match self.rng % 1000 {
-                n if n < self.rate / 3 => Fault::Status(500),
-                n if n < 2 * self.rate / 3 => Fault::Status(503),
-                n if n < self.rate => Fault::Drop,
+                n if n < self.rate / 4 => Fault::Status(500),
+                n if n < self.rate / 2 => Fault::Status(503),
+                n if n < 3 * self.rate / 4 => Fault::Drop,
+                n if n < self.rate => Fault::Delay,
                 _ => Fault::Pass,
             }
         } else {
@@ -154,6 +158,7 @@ async fn handle(
                 .body(Full::new(Bytes::from(body)))
                 .unwrap());
         }
+        Fault::Delay => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
         Fault::Pass | Fault::LoseResponse => {}
     }
     let (mut parts, body) = request.into_parts();
@@ -184,11 +189,7 @@ fn write_through(
     variant: u32,
 ) -> (i32, serde_json::Value) {
     let date = format!("2024-07-{day:02}");
-    let rows: Vec<String> = (0..3)
-        .map(|k| format!("{},c,s,{variant},1.0,{date}T00:00:00Z,{date}", day * 10 + k))
-        .collect();
-    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let input = lake.input(&format!("{date}-v{variant}.csv"), &csv(&rows));
+    let input = day_input(lake, &date, day * 10, variant);
     let output = lake
         .command(&[
             "write",
@@ -259,14 +260,8 @@ async fn a_commit_whose_response_is_lost_is_not_committed_twice() {
 async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
     let proxy = FaultProxy::start().await;
     let lake = Lake::new(Backend::S3);
-    let seed: u64 = std::env::var("LAKEWRITER_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xFA17);
-    let runs: u32 = std::env::var("LAKEWRITER_FAULT_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+    let seed: u64 = env_number("LAKEWRITER_FAULT_SEED", 0xFA17);
+    let runs: u32 = env_number("LAKEWRITER_FAULT_RUNS", 12);
     let mut expected: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
     let (mut failed, mut commits) = (0, 0);
     for i in 0..runs {

@@ -19,6 +19,16 @@ pub fn csv(lines: &[&str]) -> String {
     text
 }
 
+/// Writes one day's input: orders `first_id`, `first_id + 1`, `first_id + 2`, each with
+/// quantity `variant`, so a day's rows tell which input wrote it. Returns the path or URI.
+pub fn day_input(lake: &Lake, date: &str, first_id: u32, variant: u32) -> String {
+    let rows: Vec<String> = (0..3)
+        .map(|k| format!("{},c,s,{variant},1.0,{date}T00:00:00Z,{date}", first_id + k))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    lake.input(&format!("{date}-v{variant}.csv"), &csv(&rows))
+}
+
 fn sample_sales() -> String {
     repo_path("examples/data/sales/*.csv")
 }

@@ -665,6 +665,14 @@ fn canonical(column: &dyn Array, i: usize) -> Value {
     }
 }
 
+/// A number from the environment (seeds, iteration counts of the long forms), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A path inside this repository (sample data).
 pub fn repo_path(relative: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
