@@ -230,9 +230,8 @@ impl WriteJob {
         let column = &self.rules.partition_column;
         let mut written: Option<Vec<Add>> = None;
         for try_number in 1..=MAX_COMMIT_ATTEMPTS {
-            let ledger = table.ledger(column)?;
+            let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
-            let removes = table.removals(column, &self.scope)?;
             if self.dry_run {
                 return Ok(Outcome::Planned {
                     decision,

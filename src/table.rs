@@ -204,17 +204,20 @@ impl Table {
 
     /// The ledger: who last wrote each partition.
     pub(crate) fn ledger(&self, column: &str) -> Result<Ledger> {
-        let files = self.files(column)?;
-        Ok(Ledger::from_files(
-            files.iter().map(|(date, add)| (*date, add.tags.as_ref())),
-        ))
+        Ok(ledger_of(&self.files(column)?))
     }
 
-    /// Remove actions for every file in the scope's partitions.
-    pub(crate) fn removals(&self, column: &str, scope: &PartitionScope) -> Result<Vec<Remove>> {
+    /// The ledger, and remove actions for every file in the scope's partitions: one pass over
+    /// the snapshot's files serves both.
+    pub(crate) fn ledger_and_removals(
+        &self,
+        column: &str,
+        scope: &PartitionScope,
+    ) -> Result<(Ledger, Vec<Remove>)> {
+        let files = self.files(column)?;
+        let ledger = ledger_of(&files);
         let now = chrono::Utc::now().timestamp_millis();
-        Ok(self
-            .files(column)?
+        let removes = files
             .into_iter()
             .filter(|(date, _)| scope.contains(*date))
             .map(|(_, add)| Remove {
@@ -226,7 +229,8 @@ impl Table {
                 size: Some(add.size),
                 ..Default::default()
             })
-            .collect())
+            .collect();
+        Ok((ledger, removes))
     }
 
     /// Writes one or more Parquet files per day of the scope; a day with no rows gets one
@@ -466,6 +470,10 @@ impl Table {
         .map_err(|e| Error::internal("creating the table protocol", e))?;
         Ok([Action::Protocol(protocol), Action::Metadata(metadata)])
     }
+}
+
+fn ledger_of(files: &[(NaiveDate, Add)]) -> Ledger {
+    Ledger::from_files(files.iter().map(|(date, add)| (*date, add.tags.as_ref())))
 }
 
 /// Whether a path looks like a data file a Delta writer puts in a partition:
