@@ -279,7 +279,7 @@ impl WriteJob {
                     // Backing off first spreads racing writers out and lets a late write land.
                     tokio::time::sleep(backoff(try_number)).await;
                     table.reload().await?;
-                    let ours = table.ledger(column)?.holds(&input.run, &attempt);
+                    let ours = table.references(adds)?;
                     if ours {
                         tracing::warn!(
                             version = attempt.version,

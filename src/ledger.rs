@@ -150,20 +150,6 @@ impl Ledger {
         self.partitions.get(&date).map(|(owner, _)| owner)
     }
 
-    /// Whether `attempt` of `run` landed: every day of the run's scope carries its record.
-    /// Used when a commit's outcome is unknown (its response was lost).
-    pub(crate) fn holds(&self, run: &RunIdentity, attempt: &CommitAttempt) -> bool {
-        run.scope.days().all(|day| match self.owner(day) {
-            Some(PartitionOwner::Run(record)) => {
-                record.run_id == run.run_id
-                    && record.fingerprint == run.fingerprint
-                    && record.version == attempt.version
-                    && record.committed_at == attempt.committed_at
-            }
-            _ => false,
-        })
-    }
-
     /// How many data files the partition has.
     pub(crate) fn file_count(&self, date: NaiveDate) -> u64 {
         self.partitions

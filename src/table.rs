@@ -190,6 +190,24 @@ impl Table {
         Ok(files)
     }
 
+    /// Whether the snapshot references the files this process wrote. Data file names carry a
+    /// random UUID, so a match means our own commit landed; a run id and commit time could be
+    /// shared by a concurrent identical run in the same millisecond.
+    pub(crate) fn references(&self, written: &[Add]) -> Result<bool> {
+        let Some(first) = written.first() else {
+            return Ok(false);
+        };
+        if !self.exists {
+            return Ok(false);
+        }
+        let name = file_name(&first.path);
+        Ok(self
+            .snapshot()?
+            .log_data()
+            .iter()
+            .any(|view| file_name(&view.path()) == name))
+    }
+
     /// The newest `limit` commits that the log still holds, newest first.
     pub(crate) async fn commits(&self, limit: Option<usize>) -> Result<Vec<CommitInfo>> {
         if !self.exists {
@@ -488,6 +506,11 @@ fn is_partition_data_file(path: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// The last segment of a table-relative path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Days since 1970-01-01, the physical value of a Delta DATE.
