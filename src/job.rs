@@ -188,6 +188,7 @@ impl WriteJob {
     ) -> Result<PreparedInput> {
         let rules = &self.rules;
         let table_schema = table.schema()?;
+        let started = std::time::Instant::now();
         let files = read_inputs(
             &self.inputs,
             self.format,
@@ -196,6 +197,7 @@ impl WriteJob {
             on_file_read,
         )
         .await?;
+        tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "input read and decoded");
         let schema = target_schema(&files, table_schema, rules)?;
         let conformed = files
             .iter()
@@ -206,6 +208,7 @@ impl WriteJob {
         let rows_read = all_rows.num_rows() as u64;
         let rows = dedup_and_order(all_rows, rules)?;
         let days = split_by_day(&rows, &rules.partition_column);
+        tracing::debug!(elapsed = ?started.elapsed(), rows_read, "rows checked, deduplicated and ordered");
         let fingerprint = fingerprint(&files, &self.shaping_options(&schema));
         let run_id = match &self.run_id {
             Some(id) => id.clone(),
@@ -251,9 +254,11 @@ impl WriteJob {
             let adds = match &written {
                 Some(adds) => adds,
                 None => {
+                    let started = std::time::Instant::now();
                     let files = table
                         .write_files(&input.schema, column, &self.scope, &input.days)
                         .await?;
+                    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "data files written");
                     failpoint::hit("after-upload");
                     written.insert(files)
                 }

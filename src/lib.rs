@@ -60,3 +60,4 @@ pub use ledger::RerunPolicy;
 pub use scope::PartitionScope;
 pub use source::{InputFormat, decode_for_fuzzing};
 pub use storage::StorageOptions;
+pub use table::parquet_writer_properties;

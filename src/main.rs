@@ -161,6 +161,12 @@ fn parse_policy(text: &str) -> Result<RerunPolicy, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
 
+// mimalloc keeps freed memory for reuse where glibc's malloc returns large blocks to the
+// system at once; each run allocates a few copies of its whole input, and faulting fresh pages
+// in was a large share of a run's time in the profile (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);

@@ -114,19 +114,25 @@ pub(crate) async fn read_inputs(
     Ok(decoded)
 }
 
-/// Opens one streaming GET of the object as a blocking reader, for Arrow's CSV and JSON readers.
-/// Bytes flow through in chunks: a large file is never held in memory whole.
-async fn open_reader(object: &InputObject) -> Result<impl BufRead + Send + 'static> {
+/// Opens the object as a blocking reader, for Arrow's CSV and JSON readers: a local file
+/// directly, anything else as one streaming GET whose bytes flow through in chunks. A large
+/// file is never held in memory whole.
+async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
+    let context = || format!("cannot read input {}", object.display);
+    if let Some(path) = &object.local_file {
+        let file = std::fs::File::open(path).map_err(|e| Error::internal(context(), e))?;
+        return Ok(Box::new(std::io::BufReader::with_capacity(READ_BUFFER, file)));
+    }
     let response = object
         .store
         .get(&object.path)
         .await
-        .map_err(|e| Error::internal(format!("cannot read input {}", object.display), e))?;
+        .map_err(|e| Error::internal(context(), e))?;
     let stream = response.into_stream().map_err(std::io::Error::other);
-    Ok(std::io::BufReader::with_capacity(
+    Ok(Box::new(std::io::BufReader::with_capacity(
         READ_BUFFER,
         SyncIoBridge::new(StreamReader::new(stream)),
-    ))
+    )))
 }
 
 const READ_BUFFER: usize = 1 << 20;
@@ -191,17 +197,24 @@ async fn decode_text(
     .map_err(|e| Error::internal("decoding input", e))?
 }
 
-/// Decodes a Parquet file. Parquet needs random access, so one streamed GET copies it to a
-/// temporary file (hashing the bytes on the way) and the decoder reads that file: memory stays
-/// flat however large the file is.
+/// Decodes a Parquet file. Parquet needs random access: a local file is read where it is
+/// (hashed in one pass first); anything else is copied to a temporary file by one streamed GET
+/// that hashes the bytes on the way. Memory stays flat however large the file is.
 async fn decode_parquet(object: &InputObject) -> Result<(RecordBatch, [u8; 32])> {
     let name = object.display.clone();
+    let local_file = object.local_file.clone();
     let mut hashed = HashingReader::new(open_reader(object).await?);
     tokio::task::spawn_blocking(move || {
         let read_error =
             |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
-        let mut file = tempfile::tempfile().map_err(read_error)?;
-        std::io::copy(&mut hashed, &mut file).map_err(read_error)?;
+        let file = match local_file {
+            Some(path) => std::fs::File::open(path).map_err(read_error)?,
+            None => {
+                let mut file = tempfile::tempfile().map_err(read_error)?;
+                std::io::copy(&mut hashed, &mut file).map_err(read_error)?;
+                file
+            }
+        };
         let hash = hashed.finish().map_err(read_error)?;
         let parquet_error = |e: parquet::errors::ParquetError| {
             Error::bad_input(&name, None, format!("not a readable Parquet file: {e}"))
@@ -333,6 +346,7 @@ pub fn decode_for_fuzzing(format: InputFormat, bytes: &[u8]) -> Result<()> {
             store,
             path,
             display: "input".into(),
+            local_file: None,
         };
         match format {
             InputFormat::Parquet => decode_parquet(&object).await.map(drop),
@@ -400,6 +414,7 @@ mod tests {
             store,
             path,
             display: "t.csv".into(),
+            local_file: None,
         };
         let known = Schema::new(vec![
             Field::new("id", DataType::Int64, true),

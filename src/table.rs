@@ -29,6 +29,8 @@ use indexmap::IndexMap;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -39,6 +41,16 @@ use crate::storage::{StorageOptions, table_url};
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+/// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
+/// write by default. Public (but hidden) so that the benchmark's encoding limit,
+/// `examples/parquet_limit.rs`, encodes exactly the same files.
+#[doc(hidden)]
+pub fn parquet_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build()
+}
+
 /// Checkpoint every this many commits (Spark's default), so loading the snapshot stays cheap
 /// however many runs the table has seen.
 const CHECKPOINT_INTERVAL: u64 = 10;
@@ -265,7 +277,7 @@ impl Table {
         let config = WriterConfig::new(
             schema.clone(),
             vec![column.to_string()],
-            None,
+            Some(parquet_writer_properties()),
             NonZeroU64::new(TARGET_FILE_SIZE),
             None,
             DataSkippingNumIndexedCols::NumColumns(32),
@@ -528,7 +540,7 @@ async fn write_empty_file(
         |e: parquet::errors::ParquetError| Error::internal("writing an empty day", e);
     let mut buffer = Vec::new();
     let writer =
-        ArrowWriter::try_new(&mut buffer, file_schema.clone(), None).map_err(encode_error)?;
+        ArrowWriter::try_new(&mut buffer, file_schema.clone(), Some(parquet_writer_properties())).map_err(encode_error)?;
     writer.close().map_err(encode_error)?;
     let path = format!(
         "{column}={day}/part-00000-{}-c000.snappy.parquet",

@@ -336,3 +336,75 @@ async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
         );
     }
 }
+
+/// A table of `commits` commits of `days_per_commit` days each, from 2020-01-01, written
+/// directly (not through the proxy).
+fn table_of(commits: u32, days_per_commit: u32) -> Lake {
+    let lake = Lake::new(Backend::S3);
+    let first = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    for commit in 0..commits {
+        let days: Vec<_> = (0..days_per_commit)
+            .map(|d| first + chrono::Days::new(u64::from(commit * days_per_commit + d)))
+            .collect();
+        let rows: Vec<String> = days
+            .iter()
+            .enumerate()
+            .map(|(i, day)| format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}"))
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let input = lake.input(&format!("commit-{commit}.csv"), &crate::scenarios::csv(&rows));
+        let (from, to) = (days[0].to_string(), days[days.len() - 1].to_string());
+        let run = lake.write(&["--input", &input, "--from", &from, "--to", &to]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    lake
+}
+
+/// Requests of one run by kind (`GET _delta_log`, `PUT data`, ...), as the proxy saw them.
+fn requests_of_one_run(lake: &Lake, variant: u32) -> std::collections::BTreeMap<String, usize> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(FaultProxy::start());
+    let _guard = runtime.enter();
+    // Day 1 of the table (2020-01-01), with new content for a replacement or the same for a skip.
+    let input = day_input(lake, "2020-01-01", 0, variant);
+    let output = lake
+        .command(&[
+            "write", "--table", &lake.table, "--input", &input, "--date", "2020-01-01",
+            "--output", "json",
+        ])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let log = proxy.plan.lock().unwrap().log.clone();
+    let mut counts = std::collections::BTreeMap::new();
+    for (request, _) in log {
+        let (method, path) = request.split_once(' ').unwrap();
+        let place = if path.contains("/_delta_log") {
+            "_delta_log"
+        } else if path.contains("/inputs/") {
+            "inputs"
+        } else if method == "GET" && !path.contains("=") {
+            "listing"
+        } else {
+            "data"
+        };
+        *counts.entry(format!("{method} {place}")).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The requests one run makes follow its scope, not the table: a table of 200 days and one
+/// of 20, with the same number of commits (so the same log segment after the last checkpoint),
+/// see exactly the same requests for replacing a day and for an identical rerun.
+#[test]
+fn s3_requests_follow_the_scope_not_the_table() {
+    let small = table_of(20, 1);
+    let large = table_of(20, 10);
+    for (what, variant) in [("replacing a day", 7), ("an identical rerun", 7)] {
+        let on_small = requests_of_one_run(&small, variant);
+        let on_large = requests_of_one_run(&large, variant);
+        println!("{what}: 20 days {on_small:?}; 200 days {on_large:?}");
+        assert_eq!(on_small, on_large, "{what}");
+    }
+}

@@ -1,0 +1,366 @@
+"""scripts/bench's driver: times lakewriter and its peers on the same generated data and writes
+the results into BENCHMARKS.md (the block of the size that ran; other sizes stay as they were).
+
+Each contender runs as a whole process under /usr/bin/time: one warm-up, then --runs timed
+runs; the report gives the median wall time, its ratio to lakewriter's, the median peak RSS
+and the raw rows per second. Every Delta or Parquet output is then read back and compared, so
+a contender that did less work (kept the wrong duplicate, dropped a day) is caught.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import os
+import pathlib
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+HERE = pathlib.Path(__file__).resolve().parent
+FIRST_DAY = datetime.date(2024, 1, 1)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    label: str
+    days: int
+    rows_per_day: int
+
+    @property
+    def slug(self) -> str:
+        return f"{self.days}d-{self.rows_per_day}r"
+
+    @property
+    def last_day(self) -> datetime.date:
+        return FIRST_DAY + datetime.timedelta(days=self.days - 1)
+
+
+SIZES = {
+    "quick": [Dataset("300,000 rows over 3 days", 3, 100_000)],
+    "day": [Dataset("1,000,000 rows in 1 day (64 MB of CSV)", 1, 1_000_000)],
+    "full": [
+        Dataset("20,000,010 rows over 30 days", 30, 666_667),
+        Dataset("10,000,000 rows in 1 day", 1, 10_000_000),
+    ],
+}
+# The peers that write Delta, and DuckDB's plain Parquet COPY.
+PEERS = ["deltalake", "polars", "duckdb", "spark"]
+DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *PEERS]
+
+
+@dataclass
+class Contender:
+    name: str
+    description: str
+    command: list[str]
+    writes_delta: bool
+    deduplicates: bool = True
+
+
+def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset) -> list[Contender]:
+    first, last = str(FIRST_DAY), str(dataset.last_day)
+    lakewriter = [
+        str(args.bin / "lakewriter"), "write", "--key", "order_id", "--order-by", "updated_at",
+        "--from", first, "--to", last, "--on-rerun", "replace", "--run-id", "bench",
+    ]
+    peer = [sys.executable, str(HERE / "peers.py")]
+    every = {
+        "lakewriter": Contender(
+            "lakewriter", "lakewriter, CSV input",
+            [*lakewriter, "--table", str(tables / "lakewriter"), "--input", f"{data}/csv/*.csv"], True),
+        "lakewriter-parquet": Contender(
+            "lakewriter-parquet", "lakewriter, Parquet input",
+            [*lakewriter, "--table", str(tables / "lakewriter-parquet"),
+             "--input", f"{data}/parquet/*.parquet"], True),
+        "limit": Contender(
+            "limit", "ArrowWriter alone, rows already in memory (encoding time only)",
+            [str(args.bin / "parquet_limit"), f"{data}/parquet", str(tables / "limit")],
+            False, deduplicates=False),
+        "deltalake": Contender(
+            "deltalake", "pyarrow + deltalake.write_deltalake(predicate=...)",
+            [*peer, "deltalake", f"{data}/csv/*.csv", str(tables / "deltalake"), first, last], True),
+        "polars": Contender(
+            "polars", "Polars + write_delta(predicate=...)",
+            [*peer, "polars", f"{data}/csv/*.csv", str(tables / "polars"), first, last], True),
+        "duckdb": Contender(
+            "duckdb", "DuckDB COPY ... PARTITION_BY (Parquet, not Delta)",
+            [*peer, "duckdb", f"{data}/csv/*.csv", str(tables / "duckdb"), first, last], False),
+        "spark": Contender(
+            "spark", "Spark + Delta replaceWhere, local[2]",
+            [*peer, "spark", f"{data}/csv/*.csv", str(tables / "spark"), first, last], True),
+    }
+    return [every[name] for name in args.only]
+
+
+@dataclass
+class Timing:
+    seconds: float
+    peak_rss_mib: float
+    encode_seconds: float | None
+
+
+def run_once(contender: Contender) -> Timing:
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "peak-rss-kib %M", *contender.command],
+        capture_output=True, text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{contender.name} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    peak = re.findall(r"peak-rss-kib (\d+)", done.stderr)[-1]
+    encode = re.search(r'"encode_seconds": ([0-9.]+)', done.stdout)
+    return Timing(seconds, int(peak) / 1024, float(encode.group(1)) if encode else None)
+
+
+def digest(contender: Contender, table: pathlib.Path) -> tuple:
+    """What the output holds, compared across contenders: rows, days and sums over the rows
+    that deduplication must pick."""
+    import duckdb
+
+    connection = duckdb.connect()
+    if contender.writes_delta:
+        from deltalake import DeltaTable
+
+        rows = DeltaTable(str(table)).to_pyarrow_dataset()  # noqa: F841 (read by DuckDB)
+        source = "rows"
+    else:
+        source = f"read_parquet('{table}/**/*.parquet', hive_partitioning = true)"
+    return connection.sql(
+        f"""SELECT count(*), count(DISTINCT CAST(date AS DATE)), sum(quantity),
+                   sum(hash(order_id, customer_id, sku, quantity)) FROM {source}"""
+    ).fetchone()
+
+
+def machine() -> str:
+    memory = next(
+        line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")
+    )
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} cores ({model}), {int(memory) / 1024 / 1024:.0f} GiB memory, {platform.system()} {platform.release()}"
+
+
+def versions(args) -> str:
+    lakewriter = subprocess.run(
+        [str(args.bin / "lakewriter"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    packages = ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ["deltalake", "pyarrow", "polars", "duckdb", "pyspark"]
+    )
+    jars = (HERE.parent / "readers" / "spark-jars.txt").read_text().split()
+    delta = next(j.split(":")[-1] for j in jars if "delta-spark" in j)
+    lock = (HERE.parent.parent / "Cargo.lock").read_text()
+
+    def locked(crate: str) -> str:
+        return re.search('name = "' + crate + '"\nversion = "([^"]+)"', lock).group(1)
+
+    crates = ", ".join(f"{name} {locked(name)}" for name in ["deltalake-core", "arrow", "parquet", "datafusion"])
+    return f"{lakewriter} ({crates}); Python {platform.python_version()}: {packages}; Delta Lake for Spark {delta}"
+
+
+def measure(args, dataset: Dataset) -> list[str]:
+    data = args.work / "data" / dataset.slug
+    if not (data / ".complete").exists():
+        print(f"generating {dataset.label} into {data}", file=sys.stderr)
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), str(data), "--days", str(dataset.days),
+             "--rows", str(dataset.rows_per_day), "--seed", str(args.seed)],
+            check=True,
+        )
+        (data / ".complete").touch()
+    raw_rows = dataset.days * dataset.rows_per_day
+    tables = args.work / "tables" / dataset.slug
+    shutil.rmtree(tables, ignore_errors=True)
+    tables.mkdir(parents=True)
+
+    results: dict[str, list[Timing]] = {}
+    for contender in contenders(args, data, tables, dataset):
+        print(f"{dataset.label}: {contender.name}", file=sys.stderr, flush=True)
+        run_once(contender)  # warm-up; for the Delta writers it also creates the table
+        results[contender.name] = [run_once(contender) for _ in range(args.runs)]
+
+    checked = contenders(args, data, tables, dataset)
+    digests = {c.name: digest(c, tables / c.name) for c in checked if c.deduplicates}
+    if len(set(digests.values())) > 1:
+        sys.exit(f"the contenders' tables differ: {digests}")
+
+    def median_seconds(name: str) -> float:
+        timings = results[name]
+        if timings[0].encode_seconds is not None:
+            return statistics.median(t.encode_seconds for t in timings)
+        return statistics.median(t.seconds for t in timings)
+
+    reference = median_seconds("lakewriter") if "lakewriter" in results else None
+    lines = [
+        f"#### {dataset.label}",
+        "",
+        "| contender | median wall (s) | ÷ lakewriter | median peak RSS (MiB) | raw rows/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for contender in checked:
+        seconds = median_seconds(contender.name)
+        ratio = f"{seconds / reference:.2f}" if reference else "-"
+        rss = statistics.median(t.peak_rss_mib for t in results[contender.name])
+        lines.append(
+            f"| {contender.description} | {seconds:.2f} | {ratio} | {rss:.0f} | {raw_rows / seconds:,.0f} |"
+        )
+    lines.append("")
+    agreed = next(iter(digests.values()), None)
+    if agreed:
+        lines.append(
+            f"All deduplicating outputs hold the same {agreed[0]:,} rows over {agreed[1]} days "
+            f"(count, days, sums and a row hash compared)."
+        )
+    lines.append("")
+    return lines
+
+
+def build_history(args, days: int) -> tuple[pathlib.Path, list[list[str]]]:
+    """A table of `days` one-row days written by many small runs, as a daily job leaves it.
+    Returns the table and each run's arguments. Cached: building 10,000 days takes minutes."""
+    base = args.work / "rerun" / f"{days}d"
+    table, inputs = base / "table", base / "input"
+    per_run = max(1, days // 1000)  # at most 1,000 commits, so the build stays minutes
+    runs = []
+    for start in range(0, days, per_run):
+        scope = [FIRST_DAY + datetime.timedelta(days=d) for d in range(start, min(start + per_run, days))]
+        files = [inputs / f"{day}.csv" for day in scope]
+        arguments = ["--from", str(scope[0]), "--to", str(scope[-1]), "--key", "order_id"]
+        for file in files:
+            arguments += ["--input", str(file)]
+        runs.append(arguments)
+    if (base / ".complete").exists():
+        return table, runs
+    print(f"building a table of {days} days in {len(runs)} commits", file=sys.stderr, flush=True)
+    shutil.rmtree(base, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    for index in range(days):
+        day = FIRST_DAY + datetime.timedelta(days=index)
+        (inputs / f"{day}.csv").write_text(f"order_id,quantity,date\n{index},1,{day}\n")
+    for arguments in runs:
+        write(args, table, arguments, expect="committed")
+    (base / ".complete").touch()
+    return table, runs
+
+
+def write(args, table: pathlib.Path, arguments: list[str], expect: str, prefix=()) -> None:
+    done = subprocess.run(
+        [*prefix, str(args.bin / "lakewriter"), "write", "--table", str(table), "--output", "json",
+         *arguments],
+        capture_output=True, text=True,
+    )
+    if f'"status":"{expect}"' not in done.stdout:
+        sys.exit(f"expected {expect}: {done.stdout}{done.stderr}")
+
+
+def timed(command: list[str], runs: int) -> tuple[float, float]:
+    """Median wall seconds and median peak RSS (MiB) of `runs` runs after a warm-up."""
+    results = [run_once(Contender("", "", command(), True)) for _ in range(runs + 1)][1:]
+    return (statistics.median(r.seconds for r in results),
+            statistics.median(r.peak_rss_mib for r in results))
+
+
+def data_files_opened(args, table: pathlib.Path, arguments: list[str]) -> int:
+    """Data files of the table a skipped rerun opens, counted with strace."""
+    trace = table.parent / "trace.txt"
+    write(args, table, arguments, expect="skipped",
+          prefix=["strace", "-f", "-qq", "-e", "trace=openat", "-o", str(trace)])
+    opened = re.findall(r'openat\([^"]*"([^"]+)"', trace.read_text())
+    return sum(1 for path in opened
+               if path.startswith(str(table)) and path.endswith(".parquet") and "_delta_log" not in path)
+
+
+def rerun_cost(args) -> list[str]:
+    lines = [
+        "| days in the table | commits | identical rerun, skipped (s) | its peak RSS (MiB) | "
+        "data files it opens | replacing one day (s) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for days in args.days:
+        table, runs = build_history(args, days)
+        last = runs[-1]
+        skipped, rss = timed(lambda: [str(args.bin / "lakewriter"), "write", "--table", str(table), *last],
+                             args.runs)
+        opened = data_files_opened(args, table, last)
+        # Replace one day in the middle with alternating contents, so that every run commits.
+        middle = FIRST_DAY + datetime.timedelta(days=days // 2)
+        variants = []
+        for quantity in (2, 3):
+            path = table.parent / f"replace-{quantity}.csv"
+            path.write_text(f"order_id,quantity,date\n{days // 2},{quantity},{middle}\n")
+            variants.append(path)
+        turn = iter(range(10**6))
+        replace, _ = timed(
+            lambda: [str(args.bin / "lakewriter"), "write", "--table", str(table), "--date", str(middle),
+                     "--key", "order_id", "--input", str(variants[next(turn) % 2])],
+            args.runs,
+        )
+        lines.append(f"| {days:,} | {len(runs):,} | {skipped:.3f} | {rss:.0f} | {opened} | {replace:.3f} |")
+    return [
+        f"Measured {datetime.date.today()} with `scripts/bench --rerun-cost`, {args.runs} runs after a "
+        f"warm-up each, whole `lakewriter write` processes on a local table, on {machine()}.",
+        "",
+        *lines,
+        "",
+    ]
+
+
+def write_report(args, lines: list[str]) -> None:
+    report = HERE.parent.parent / "BENCHMARKS.md"
+    text = report.read_text() if report.exists() else "# Benchmarks\n"
+    name = "rerun-cost" if args.rerun_cost else args.size
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = "\n".join([start, *lines, end])
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    report.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="quick")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", type=lambda s: s.split(","), default=None,
+                        help=f"comma-separated contenders (default: {','.join(DEFAULT_CONTENDERS)})")
+    parser.add_argument("--bin", type=pathlib.Path, required=True, help="the release build's folder")
+    parser.add_argument("--work", type=pathlib.Path, required=True, help="data and tables go here")
+    parser.add_argument("--no-report", action="store_true", help="print only; leave BENCHMARKS.md")
+    parser.add_argument("--rerun-cost", action="store_true",
+                        help="measure reruns on tables of --days days instead of the contenders")
+    parser.add_argument("--days", type=lambda s: [int(d) for d in s.split(",")], default=[10, 1000, 10000])
+    args = parser.parse_args()
+    args.only = args.only or DEFAULT_CONTENDERS
+    if args.rerun_cost:
+        lines = rerun_cost(args)
+        print("\n".join(lines))
+        if not args.no_report:
+            write_report(args, lines)
+        return
+    lines = [
+        f"Measured {datetime.date.today()} with `scripts/bench --size {args.size}`, {args.runs} runs "
+        f"after a warm-up, on {machine()}.",
+        f"Versions: {versions(args)}.",
+        "",
+    ]
+    for dataset in SIZES[args.size]:
+        lines += measure(args, dataset)
+    print("\n".join(lines))
+    if not args.no_report:
+        write_report(args, lines)
+
+
+if __name__ == "__main__":
+    main()
