@@ -121,7 +121,10 @@ async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
     let context = || format!("cannot read input {}", object.display);
     if let Some(path) = &object.local_file {
         let file = std::fs::File::open(path).map_err(|e| Error::internal(context(), e))?;
-        return Ok(Box::new(std::io::BufReader::with_capacity(READ_BUFFER, file)));
+        return Ok(Box::new(std::io::BufReader::with_capacity(
+            READ_BUFFER,
+            file,
+        )));
     }
     let response = object
         .store

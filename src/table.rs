@@ -284,21 +284,31 @@ impl Table {
             None,
         );
         let file_schema = config.file_schema();
-        let mut writer = DeltaWriter::new(store.clone(), config);
-        let write_error = |e: DeltaTableError| Error::internal("writing data files", e);
-        for (day, batch) in days {
-            let values =
-                IndexMap::from([(column.to_string(), Scalar::Date(days_since_epoch(*day)))]);
-            writer
-                .write_partition(batch.clone(), &values)
-                .await
-                .map_err(write_error)?;
-        }
-        let mut adds = writer.close().await.map_err(write_error)?;
-        for day in scope
-            .days()
-            .filter(|d| !days.iter().any(|(with_rows, _)| with_rows == d))
-        {
+        // One writer per day, as many at once as there are cores: encoding is the CPU-bound
+        // part and days are independent. `buffered` keeps the files in day order.
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let written: Vec<Vec<Add>> = futures::stream::iter(days.iter().cloned())
+            .map(|(day, batch)| {
+                let (store, config) = (store.clone(), config.clone());
+                let values =
+                    IndexMap::from([(column.to_string(), Scalar::Date(days_since_epoch(day)))]);
+                tokio::spawn(async move {
+                    let mut writer = DeltaWriter::new(store, config);
+                    writer.write_partition(batch, &values).await?;
+                    writer.close().await
+                })
+            })
+            .buffered(parallelism)
+            .map(|joined| match joined {
+                Ok(result) => result.map_err(|e| Error::internal("writing data files", e)),
+                Err(e) => Err(Error::internal("writing data files", e)),
+            })
+            .try_collect()
+            .await?;
+        let mut adds: Vec<Add> = written.into_iter().flatten().collect();
+        let with_rows: std::collections::HashSet<NaiveDate> =
+            days.iter().map(|(day, _)| *day).collect();
+        for day in scope.days().filter(|day| !with_rows.contains(day)) {
             adds.push(write_empty_file(store.as_ref(), &file_schema, column, day).await?);
         }
         Ok(adds)
@@ -539,8 +549,12 @@ async fn write_empty_file(
     let encode_error =
         |e: parquet::errors::ParquetError| Error::internal("writing an empty day", e);
     let mut buffer = Vec::new();
-    let writer =
-        ArrowWriter::try_new(&mut buffer, file_schema.clone(), Some(parquet_writer_properties())).map_err(encode_error)?;
+    let writer = ArrowWriter::try_new(
+        &mut buffer,
+        file_schema.clone(),
+        Some(parquet_writer_properties()),
+    )
+    .map_err(encode_error)?;
     writer.close().map_err(encode_error)?;
     let path = format!(
         "{column}={day}/part-00000-{}-c000.snappy.parquet",

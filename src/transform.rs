@@ -543,8 +543,10 @@ mod tests {
                 let best = expected.entry(id).or_insert((v, note));
                 *best = (*best).max((v, note));
             }
-            let expected: Vec<(i64, i64, &str)> =
-                expected.into_iter().map(|(id, (v, n))| (id, v, n)).collect();
+            let expected: Vec<(i64, i64, &str)> = expected
+                .into_iter()
+                .map(|(id, (v, n))| (id, v, n))
+                .collect();
             for reversed in [false, true] {
                 let mut input = rows.clone();
                 if reversed {
@@ -557,8 +559,12 @@ mod tests {
                 let got: Vec<(i64, i64, &str)> = (0..out.num_rows())
                     .map(|i| {
                         (
-                            out.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(i),
-                            out.column(1).as_primitive::<arrow::datatypes::Int64Type>().value(i),
+                            out.column(0)
+                                .as_primitive::<arrow::datatypes::Int64Type>()
+                                .value(i),
+                            out.column(1)
+                                .as_primitive::<arrow::datatypes::Int64Type>()
+                                .value(i),
                             out.column(2).as_string::<i32>().value(i),
                         )
                     })

@@ -91,7 +91,7 @@ def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset)
             "duckdb", "DuckDB COPY ... PARTITION_BY (Parquet, not Delta)",
             [*peer, "duckdb", f"{data}/csv/*.csv", str(tables / "duckdb"), first, last], False),
         "spark": Contender(
-            "spark", "Spark + Delta replaceWhere, local[2]",
+            "spark", "Spark + Delta replaceWhere, local[2] (RSS of the Python driver only, not the JVM)",
             [*peer, "spark", f"{data}/csv/*.csv", str(tables / "spark"), first, last], True),
     }
     return [every[name] for name in args.only]

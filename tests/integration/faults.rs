@@ -352,7 +352,10 @@ fn table_of(commits: u32, days_per_commit: u32) -> Lake {
             .map(|(i, day)| format!("{i},c,s,1,1.0,{day}T00:00:00Z,{day}"))
             .collect();
         let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-        let input = lake.input(&format!("commit-{commit}.csv"), &crate::scenarios::csv(&rows));
+        let input = lake.input(
+            &format!("commit-{commit}.csv"),
+            &crate::scenarios::csv(&rows),
+        );
         let (from, to) = (days[0].to_string(), days[days.len() - 1].to_string());
         let run = lake.write(&["--input", &input, "--from", &from, "--to", &to]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -369,13 +372,24 @@ fn requests_of_one_run(lake: &Lake, variant: u32) -> std::collections::BTreeMap<
     let input = day_input(lake, "2020-01-01", 0, variant);
     let output = lake
         .command(&[
-            "write", "--table", &lake.table, "--input", &input, "--date", "2020-01-01",
-            "--output", "json",
+            "write",
+            "--table",
+            &lake.table,
+            "--input",
+            &input,
+            "--date",
+            "2020-01-01",
+            "--output",
+            "json",
         ])
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let log = proxy.plan.lock().unwrap().log.clone();
     let mut counts = std::collections::BTreeMap::new();
     for (request, _) in log {
