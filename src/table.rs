@@ -43,7 +43,7 @@ use crate::storage::{StorageOptions, table_url};
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
 /// write by default. Public (but hidden) so that the benchmark's encoding limit,
-/// `examples/parquet_limit.rs`, encodes exactly the same files.
+/// `src/bin/parquet_limit.rs`, encodes exactly the same files.
 #[doc(hidden)]
 pub fn parquet_writer_properties() -> WriterProperties {
     WriterProperties::builder()
