@@ -5,15 +5,17 @@
 cache="${LAKEWRITER_CACHE:-$HOME/.cache/lakewriter}"
 mkdir -p "$cache"
 
-# Prints the path of a virtualenv holding the pinned REQUIREMENTS, building it when missing.
+# Prints the path of a virtualenv NAME-<hash> holding the pinned REQUIREMENTS (and, when given,
+# pip CONSTRAINTS), building it when missing.
 pinned_venv() {
-    local requirements="$1" name="$2"
-    local venv="$cache/$name-$(sha256sum "$requirements" | cut -c1-12)"
+    local requirements="$1" name="$2" constraints="${3:-}"
+    local venv="$cache/$name-$(cat "$requirements" ${constraints:+"$constraints"} | sha256sum | cut -c1-12)"
     if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
         echo "$0: building the $name virtualenv in $venv" >&2
         rm -rf "$venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
+            ${constraints:+-c "$constraints"} >&2
         touch "$venv/.complete"
     fi
     echo "$venv"

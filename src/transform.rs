@@ -308,12 +308,7 @@ pub(crate) fn date_from_days(days: i32) -> NaiveDate {
 /// partition, then key (without a key: partition, then whole row). Nothing here looks at the
 /// order rows arrived in.
 pub(crate) fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<RecordBatch> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("conformed column")
-            .clone()
-    };
+    let column = |name: &str| conformed_column(&batch, name);
     let ascending = SortOptions::default();
     let order = if rules.key.is_empty() {
         let mut output_order = vec![(column(&rules.partition_column), ascending)];
@@ -335,12 +330,7 @@ pub(crate) fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<Re
 /// The winning row of each key, in key order. Rows are ranked by key and `order_by` only;
 /// the whole rows are compared just for the rare rows that tie on both.
 fn latest_per_key(batch: &RecordBatch, rules: &RowRules) -> Result<Vec<u32>> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("conformed column")
-            .clone()
-    };
+    let column = |name: &str| conformed_column(batch, name);
     let latest_first = SortOptions {
         descending: true,
         nulls_first: false,
@@ -402,6 +392,14 @@ fn latest_per_key(batch: &RecordBatch, rules: &RowRules) -> Result<Vec<u32>> {
         }
     }
     Ok(winners)
+}
+
+/// A column of a conformed batch: `conform` guarantees the rules' columns are there.
+fn conformed_column(batch: &RecordBatch, name: &str) -> ArrayRef {
+    batch
+        .column_by_name(name)
+        .expect("conformed column")
+        .clone()
 }
 
 fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {

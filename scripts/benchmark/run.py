@@ -14,6 +14,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -48,9 +49,14 @@ SIZES = {
         Dataset("10,000,000 rows in 1 day", 1, 10_000_000),
     ],
 }
-# The peers that write Delta, and DuckDB's plain Parquet COPY.
-PEERS = ["deltalake", "polars", "duckdb", "spark"]
-DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *PEERS]
+# The peers (scripts/benchmark/peers.py): (name, description, whether it writes Delta).
+PEER_DESCRIPTIONS = [
+    ("deltalake", "pyarrow + deltalake.write_deltalake(predicate=...)", True),
+    ("polars", "Polars + write_delta(predicate=...)", True),
+    ("duckdb", "DuckDB COPY ... PARTITION_BY (Parquet, not Delta)", False),
+    ("spark", "Spark + Delta replaceWhere, local[2] (RSS of the Python driver only, not the JVM)", True),
+]
+DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *(p[0] for p in PEER_DESCRIPTIONS)]
 
 
 @dataclass
@@ -81,19 +87,11 @@ def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset)
             "limit", "ArrowWriter alone, rows already in memory (encoding time only)",
             [str(args.bin / "parquet_limit"), f"{data}/parquet", str(tables / "limit")],
             False, deduplicates=False),
-        "deltalake": Contender(
-            "deltalake", "pyarrow + deltalake.write_deltalake(predicate=...)",
-            [*peer, "deltalake", f"{data}/csv/*.csv", str(tables / "deltalake"), first, last], True),
-        "polars": Contender(
-            "polars", "Polars + write_delta(predicate=...)",
-            [*peer, "polars", f"{data}/csv/*.csv", str(tables / "polars"), first, last], True),
-        "duckdb": Contender(
-            "duckdb", "DuckDB COPY ... PARTITION_BY (Parquet, not Delta)",
-            [*peer, "duckdb", f"{data}/csv/*.csv", str(tables / "duckdb"), first, last], False),
-        "spark": Contender(
-            "spark", "Spark + Delta replaceWhere, local[2] (RSS of the Python driver only, not the JVM)",
-            [*peer, "spark", f"{data}/csv/*.csv", str(tables / "spark"), first, last], True),
     }
+    for name, description, writes_delta in PEER_DESCRIPTIONS:
+        every[name] = Contender(
+            name, description,
+            [*peer, name, f"{data}/csv/*.csv", str(tables / name), first, last], writes_delta)
     return [every[name] for name in args.only]
 
 
@@ -104,15 +102,15 @@ class Timing:
     encode_seconds: float | None
 
 
-def run_once(contender: Contender) -> Timing:
+def run_once(command: list[str]) -> Timing:
     started = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "peak-rss-kib %M", *contender.command],
+        ["/usr/bin/time", "-f", "peak-rss-kib %M", *command],
         capture_output=True, text=True,
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        sys.exit(f"{contender.name} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        sys.exit(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     peak = re.findall(r"peak-rss-kib (\d+)", done.stderr)[-1]
     encode = re.search(r'"encode_seconds": ([0-9.]+)', done.stdout)
     return Timing(seconds, int(peak) / 1024, float(encode.group(1)) if encode else None)
@@ -184,12 +182,12 @@ def measure(args, dataset: Dataset) -> list[str]:
     tables.mkdir(parents=True)
 
     results: dict[str, list[Timing]] = {}
-    for contender in contenders(args, data, tables, dataset):
-        print(f"{dataset.label}: {contender.name}", file=sys.stderr, flush=True)
-        run_once(contender)  # warm-up; for the Delta writers it also creates the table
-        results[contender.name] = [run_once(contender) for _ in range(args.runs)]
-
     checked = contenders(args, data, tables, dataset)
+    for contender in checked:
+        print(f"{dataset.label}: {contender.name}", file=sys.stderr, flush=True)
+        run_once(contender.command)  # warm-up; for the Delta writers it also creates the table
+        results[contender.name] = [run_once(contender.command) for _ in range(args.runs)]
+
     digests = {c.name: digest(c, tables / c.name) for c in checked if c.deduplicates}
     if len(set(digests.values())) > 1:
         sys.exit(f"the contenders' tables differ: {digests}")
@@ -265,7 +263,7 @@ def write(args, table: pathlib.Path, arguments: list[str], expect: str, prefix=(
 
 def timed(command: list[str], runs: int) -> tuple[float, float]:
     """Median wall seconds and median peak RSS (MiB) of `runs` runs after a warm-up."""
-    results = [run_once(Contender("", "", command(), True)) for _ in range(runs + 1)][1:]
+    results = [run_once(command()) for _ in range(runs + 1)][1:]
     return (statistics.median(r.seconds for r in results),
             statistics.median(r.peak_rss_mib for r in results))
 
