@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use deltalake::kernel::Add;
@@ -14,10 +12,11 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide};
 use crate::scope::PartitionScope;
-use crate::source::{InputFormat, fingerprint, read_inputs};
+use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
+use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::{CommitOutcome, Table};
-use crate::transform::{RowRules, conform, dedup_and_order, split_by_day, target_schema};
+use crate::transform::{Intake, RowRules, dedup_and_order, split_by_day};
 
 /// How many times a run reloads the table and tries again after losing a commit race.
 const MAX_COMMIT_ATTEMPTS: usize = 20;
@@ -47,6 +46,7 @@ pub struct WriteJob {
     run_id: Option<String>,
     policy: RerunPolicy,
     dry_run: bool,
+    memory_limit: u64,
     storage_options: StorageOptions,
 }
 
@@ -100,6 +100,7 @@ impl WriteJob {
             run_id: None,
             policy: RerunPolicy::default(),
             dry_run: false,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             storage_options: StorageOptions::new(),
         }
     }
@@ -158,6 +159,15 @@ impl WriteJob {
         self
     }
 
+    /// How many bytes of rows the run may hold in memory (default 1 GiB). Larger input is
+    /// spread over buckets in spill files under `TMPDIR` and processed a bucket at a time, so
+    /// peak memory follows this limit, not the input's size. Each bucket becomes its own data
+    /// files, so a spilled day has one file per bucket.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
     pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.storage_options.insert(key.into(), value.into());
@@ -174,42 +184,40 @@ impl WriteJob {
         self.validate()?;
         let mut table = Table::open(&self.table, &self.storage_options).await?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let input = self.prepare(&table, on_file_read).await?;
+        let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
-        let outcome = self.replace_scope(&mut table, &input).await?;
+        let outcome = self.replace_scope(&mut table, &mut input).await?;
         Ok(input.report(outcome))
     }
 
-    /// Reads, validates, deduplicates and orders the input, and fingerprints it.
+    /// Reads and validates the input into a row store (spilling past the memory limit), and
+    /// fingerprints it.
     async fn prepare(
         &self,
         table: &Table,
-        on_file_read: impl FnMut(&str),
+        mut on_file_read: impl FnMut(&str),
     ) -> Result<PreparedInput> {
-        let rules = &self.rules;
-        let table_schema = table.schema()?;
         let started = std::time::Instant::now();
-        let files = read_inputs(
-            &self.inputs,
-            self.format,
-            &self.storage_options,
-            table_schema.as_deref(),
-            on_file_read,
-        )
-        .await?;
-        tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "input read and decoded");
-        let schema = target_schema(&files, table_schema, rules)?;
-        let conformed = files
-            .iter()
-            .map(|file| conform(file, &schema, rules, &self.scope))
-            .collect::<Result<Vec<_>>>()?;
-        let all_rows = concat_batches(&schema, &conformed)
-            .map_err(|e| Error::internal("combining input files", e))?;
-        let rows_read = all_rows.num_rows() as u64;
-        let rows = dedup_and_order(all_rows, rules)?;
-        let days = split_by_day(&rows, &rules.partition_column);
-        tracing::debug!(elapsed = ?started.elapsed(), rows_read, "rows checked, deduplicated and ordered");
-        let fingerprint = fingerprint(&files, &self.shaping_options(&schema));
+        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
+        let table_schema = table.schema()?;
+        let estimate = files.iter().map(InputFile::decoded_size_estimate).sum();
+        let buckets = RowStore::bucket_count(estimate, self.memory_limit);
+        let mut intake = Intake::new(
+            table_schema.clone(),
+            self.rules.clone(),
+            self.scope,
+            buckets,
+        );
+        let mut hashes = Vec::with_capacity(files.len());
+        for file in &files {
+            let (taken, hash) = decode(file, table_schema.as_deref(), intake).await?;
+            intake = taken;
+            hashes.push(hash);
+            on_file_read(&file.name);
+        }
+        let (rows, rows_read) = intake.finish()?;
+        tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), rows_read, buckets, "input read and checked");
+        let fingerprint = fingerprint(&hashes, &self.shaping_options(rows.schema()));
         let run_id = match &self.run_id {
             Some(id) => id.clone(),
             None => format!("{}-{}", self.scope, &fingerprint[..16]),
@@ -220,8 +228,8 @@ impl WriteJob {
                 fingerprint,
                 scope: self.scope,
             },
-            schema,
-            days,
+            schema: rows.schema().clone(),
+            rows: Some(rows),
             rows_read,
         })
     }
@@ -229,36 +237,39 @@ impl WriteJob {
     /// Decides from the ledger and, unless the run is skipped, replaces the scope in one
     /// commit. A lost race reloads the table and decides again: the winner may have written
     /// this very run. Data files are written once and reused across attempts.
-    async fn replace_scope(&self, table: &mut Table, input: &PreparedInput) -> Result<Outcome> {
+    async fn replace_scope(&self, table: &mut Table, input: &mut PreparedInput) -> Result<Outcome> {
         let column = &self.rules.partition_column;
-        let mut written: Option<Vec<Add>> = None;
+        let mut written: Option<Written> = None;
         for try_number in 1..=MAX_COMMIT_ATTEMPTS {
             let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
             if self.dry_run {
+                let rows = match decision {
+                    Decision::Replace => self.write_rows(input.take_rows(), None).await?.rows(),
+                    Decision::Skip => 0,
+                };
                 return Ok(Outcome::Planned {
                     decision,
                     version: table.version(),
                     files_to_remove: removes.len() as u64,
+                    rows,
                 });
             }
             if decision == Decision::Skip {
                 if let Some(files) = &written {
-                    table.discard(files).await;
+                    table.discard(&files.adds).await;
                 }
                 tracing::info!(run_id = %input.run.run_id, "the table already holds this run: skipped");
                 return Ok(Outcome::Skipped {
                     version: table.version(),
                 });
             }
-            let adds = match &written {
-                Some(adds) => adds,
+            let files = match &written {
+                Some(files) => files,
                 None => {
                     let started = std::time::Instant::now();
-                    let files = table
-                        .write_files(&input.schema, column, &self.scope, &input.days)
-                        .await?;
-                    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "data files written");
+                    let files = self.write_rows(input.take_rows(), Some(table)).await?;
+                    tracing::debug!(elapsed = ?started.elapsed(), files = files.adds.len(), "rows deduplicated, ordered and written");
                     failpoint::hit("after-upload");
                     written.insert(files)
                 }
@@ -272,8 +283,8 @@ impl WriteJob {
                     &input.run,
                     &attempt,
                     removes,
-                    adds,
-                    &input.rows_per_day(),
+                    &files.adds,
+                    &files.rows_per_day,
                 )
                 .await?;
             // A lost race and a failed request both may hide a commit of ours (a retried PUT
@@ -284,7 +295,7 @@ impl WriteJob {
                     // Backing off first spreads racing writers out and lets a late write land.
                     tokio::time::sleep(backoff(try_number)).await;
                     table.reload().await?;
-                    let ours = table.references(adds)?;
+                    let ours = table.references(&files.adds)?;
                     if ours {
                         tracing::warn!(
                             version = attempt.version,
@@ -302,8 +313,9 @@ impl WriteJob {
                 table.checkpoint_if_due(attempt.version).await;
                 return Ok(Outcome::Committed {
                     version: attempt.version,
-                    files_added: adds.len() as u64,
+                    files_added: files.adds.len() as u64,
                     files_removed,
+                    rows: files.rows(),
                 });
             }
             tracing::info!(
@@ -312,11 +324,55 @@ impl WriteJob {
             );
         }
         if let Some(files) = &written {
-            table.discard(files).await;
+            table.discard(&files.adds).await;
         }
         Err(Error::CommitConflict {
             attempts: MAX_COMMIT_ATTEMPTS,
         })
+    }
+
+    /// Deduplicates and orders the rows a bucket at a time and writes each bucket's days as
+    /// data files into `table`, plus an empty file for each day of the scope without rows.
+    /// Without a table (a dry run) it only counts. Files of a write that fails are deleted.
+    async fn write_rows(&self, rows: RowStore, table: Option<&Table>) -> Result<Written> {
+        let mut written = Written::default();
+        let result = self.write_buckets(rows, table, &mut written).await;
+        if let (Err(_), Some(table)) = (&result, table) {
+            table.discard(&written.adds).await;
+        }
+        result.map(|()| written)
+    }
+
+    async fn write_buckets(
+        &self,
+        rows: RowStore,
+        table: Option<&Table>,
+        written: &mut Written,
+    ) -> Result<()> {
+        let column = &self.rules.partition_column;
+        let schema = rows.schema().clone();
+        for bucket in rows.into_buckets()? {
+            let ordered = dedup_and_order(bucket?, &self.rules)?;
+            let days = split_by_day(&ordered, column);
+            for (day, batch) in &days {
+                *written.rows_per_day.entry(*day).or_default() += batch.num_rows() as u64;
+            }
+            if let Some(table) = table {
+                written
+                    .adds
+                    .extend(table.write_days(&schema, column, days).await?);
+            }
+        }
+        if let Some(table) = table {
+            let empty = self
+                .scope
+                .days()
+                .filter(|day| !written.rows_per_day.contains_key(day));
+            written
+                .adds
+                .extend(table.write_empty_days(&schema, column, empty).await?);
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<()> {
@@ -365,13 +421,26 @@ impl WriteJob {
     }
 }
 
-/// The input of a run, ready to write.
+/// The input of a run, read and checked.
 struct PreparedInput {
     run: RunIdentity,
     schema: SchemaRef,
-    /// Deduplicated, ordered rows, one batch per day that has rows.
-    days: Vec<(NaiveDate, RecordBatch)>,
+    /// The rows, until they are written.
+    rows: Option<RowStore>,
     rows_read: u64,
+}
+
+/// The data files a run wrote, not yet committed.
+#[derive(Default)]
+struct Written {
+    adds: Vec<Add>,
+    rows_per_day: HashMap<NaiveDate, u64>,
+}
+
+impl Written {
+    fn rows(&self) -> u64 {
+        self.rows_per_day.values().sum()
+    }
 }
 
 /// What the run did to the table.
@@ -380,6 +449,7 @@ enum Outcome {
         decision: Decision,
         version: Option<u64>,
         files_to_remove: u64,
+        rows: u64,
     },
     Skipped {
         version: Option<u64>,
@@ -388,22 +458,16 @@ enum Outcome {
         version: u64,
         files_added: u64,
         files_removed: u64,
+        rows: u64,
     },
 }
 
 impl PreparedInput {
-    fn rows(&self) -> u64 {
-        self.days
-            .iter()
-            .map(|(_, batch)| batch.num_rows() as u64)
-            .sum()
-    }
-
-    fn rows_per_day(&self) -> HashMap<NaiveDate, u64> {
-        self.days
-            .iter()
-            .map(|(day, batch)| (*day, batch.num_rows() as u64))
-            .collect()
+    /// The rows, to be written (once: the files are reused across commit attempts).
+    fn take_rows(&mut self) -> RowStore {
+        self.rows
+            .take()
+            .expect("rows are written once; later attempts reuse the files")
     }
 
     fn report(&self, outcome: Outcome) -> WriteReport {
@@ -418,10 +482,11 @@ impl PreparedInput {
                     decision: Decision::Replace,
                     version,
                     files_to_remove,
+                    rows,
                 } => (
                     RunStatus::Planned,
                     version,
-                    self.rows(),
+                    rows,
                     0,
                     files_to_remove,
                     Some("replace"),
@@ -431,10 +496,11 @@ impl PreparedInput {
                     version,
                     files_added,
                     files_removed,
+                    rows,
                 } => (
                     RunStatus::Committed,
                     Some(version),
-                    self.rows(),
+                    rows,
                     files_added,
                     files_removed,
                     None,

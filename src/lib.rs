@@ -49,6 +49,7 @@ mod job;
 mod ledger;
 mod scope;
 mod source;
+mod spill;
 mod storage;
 mod table;
 mod transform;

@@ -105,6 +105,10 @@ struct WriteArgs {
     /// Print what would happen (skip or replace, files to remove) and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Memory the run's rows may take, e.g. 512MiB or 4GiB; larger input spills to files in
+    /// TMPDIR and is written a part at a time.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size, env = "LAKEWRITER_MEMORY_LIMIT")]
+    memory_limit: u64,
 }
 
 #[derive(Args)]
@@ -155,6 +159,39 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 fn parse_format(text: &str) -> Result<InputFormat, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
+}
+
+/// A size such as `512MiB`, `4GiB`, `2G` or a plain number of bytes (binary units: K, M, G
+/// and T are powers of 1024, with or without `iB`/`B`). Twelve lines do not warrant a crate.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "'{text}' is not a size: write it like 512MiB or 4GiB"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("'{text}' is not a size: write it like 512MiB or 4GiB"))
 }
 
 fn parse_policy(text: &str) -> Result<RerunPolicy, String> {
@@ -291,7 +328,8 @@ async fn write(args: WriteArgs) -> lakewriter::Result<()> {
         .partition_column(&args.partition_column)
         .key(args.key.iter().map(|k| k.trim()))
         .on_rerun(args.on_rerun)
-        .dry_run(args.dry_run);
+        .dry_run(args.dry_run)
+        .memory_limit(args.memory_limit);
     for input in &args.inputs {
         job = job.input(input);
     }

@@ -1,4 +1,5 @@
-//! Source: find the input files, read them, decode them into Arrow, and hash their bytes.
+//! Source: find the input files, read them, decode them into Arrow batch by batch, and hash
+//! their bytes.
 //!
 //! Each file is decoded on its own so that an error can name the file and the row. When the
 //! table already exists its column types are used to parse CSV, so a value such as `007` in a
@@ -54,65 +55,94 @@ impl InputFormat {
     }
 }
 
-/// One decoded input file.
-#[derive(Debug)]
-pub(crate) struct DecodedFile {
+/// An input file, found and not read yet.
+pub(crate) struct InputFile {
     /// The file as shown to users.
-    pub name: String,
-    /// All its rows, in file order (row `i` is data row `i + 1`).
-    pub batch: RecordBatch,
-    /// SHA-256 of the raw bytes.
-    pub content_hash: [u8; 32],
+    pub(crate) name: String,
+    format: InputFormat,
+    object: InputObject,
 }
 
-/// Expands every pattern, reads each distinct file once and decodes it.
-///
-/// `column_types` are the table's column types, used to parse text formats when the table exists.
-pub(crate) async fn read_inputs(
+impl InputFile {
+    /// About how many bytes the file's rows take once decoded into Arrow, for sizing the
+    /// memory a run needs before it reads anything. Measured on the benchmark's sales data:
+    /// Arrow holds CSV in about its own size and JSON lines (keys repeated on every line) in
+    /// less; Snappy Parquet grows about threefold. The factors err on the large side.
+    pub(crate) fn decoded_size_estimate(&self) -> u64 {
+        let factor = match self.format {
+            InputFormat::Csv => 1.5,
+            InputFormat::Json => 1.0,
+            InputFormat::Parquet => 4.0,
+        };
+        (self.object.size as f64 * factor) as u64
+    }
+}
+
+/// Rows of one input file, handed over a batch at a time as they are decoded.
+pub(crate) trait BatchSink: Send + 'static {
+    /// Takes the next batch of `file`; `first_row` is the 0-based data row of its first row.
+    /// An error stops the decoding of the file.
+    fn accept(&mut self, file: &str, batch: RecordBatch, first_row: usize) -> Result<()>;
+}
+
+/// Expands every pattern into the distinct files it names, in name order: nothing downstream
+/// depends on the order of the patterns or of the listing.
+pub(crate) async fn find_inputs(
     patterns: &[String],
     format: Option<InputFormat>,
     options: &StorageOptions,
-    column_types: Option<&Schema>,
-    mut on_file_done: impl FnMut(&str),
-) -> Result<Vec<DecodedFile>> {
+) -> Result<Vec<InputFile>> {
     if patterns.is_empty() {
         return Err(Error::InvalidOption(
             "no --input given: name at least one input file or glob".into(),
         ));
     }
-    // A BTreeMap keyed by name reads each file once even when two patterns match it, and in
-    // name order, so nothing below depends on the order of the patterns or of the listing.
+    // Keyed by name, so that a file two patterns match is read once.
     let mut objects: BTreeMap<String, InputObject> = BTreeMap::new();
     for pattern in patterns {
         for object in expand_input(pattern, options).await? {
             objects.insert(object.display.clone(), object);
         }
     }
-    let mut decoded = Vec::with_capacity(objects.len());
-    for (name, object) in objects {
-        let format = match format.or_else(|| InputFormat::from_name(&name)) {
-            Some(format) => format,
-            None => {
-                return Err(Error::InvalidOption(format!(
-                    "cannot tell the format of '{name}' from its extension: pass --format csv|json|parquet"
-                )));
-            }
-        };
-        let (batch, content_hash) = match format {
-            InputFormat::Parquet => decode_parquet(&object).await?,
-            InputFormat::Csv | InputFormat::Json => {
-                decode_text(&object, format, column_types.cloned()).await?
-            }
-        };
-        on_file_done(&name);
-        decoded.push(DecodedFile {
-            name,
-            batch,
-            content_hash,
-        });
-    }
-    Ok(decoded)
+    objects
+        .into_iter()
+        .map(|(name, object)| {
+            let format = format
+                .or_else(|| InputFormat::from_name(&name))
+                .ok_or_else(|| {
+                    Error::InvalidOption(format!(
+                        "cannot tell the format of '{name}' from its extension: pass --format csv|json|parquet"
+                    ))
+                })?;
+            Ok(InputFile {
+                name,
+                format,
+                object,
+            })
+        })
+        .collect()
 }
+
+/// Decodes `file` into `sink` batch by batch (a file with no rows gives one empty batch, so
+/// that its columns are still checked) and returns the sink and the SHA-256 of the file's bytes.
+///
+/// `column_types` are the table's column types, used to parse text formats when the table exists.
+pub(crate) async fn decode<S: BatchSink>(
+    file: &InputFile,
+    column_types: Option<&Schema>,
+    sink: S,
+) -> Result<(S, [u8; 32])> {
+    match file.format {
+        InputFormat::Parquet => decode_parquet(&file.object, sink).await,
+        InputFormat::Csv | InputFormat::Json => {
+            decode_text(&file.object, file.format, column_types.cloned(), sink).await
+        }
+    }
+}
+
+/// Rows per decoded batch: large enough that per-batch work (casts, checks) is amortised,
+/// small enough that a batch is a few megabytes.
+const BATCH_ROWS: usize = 64 * 1024;
 
 /// Opens the object as a blocking reader, for Arrow's CSV and JSON readers: a local file
 /// directly, anything else as one streaming GET whose bytes flow through in chunks. A large
@@ -142,18 +172,19 @@ const READ_BUFFER: usize = 1 << 20;
 
 /// Decodes a CSV or JSON-lines file in two streamed passes: one to infer the columns (for CSV
 /// with a known table, just the header), one to decode while hashing the bytes.
-async fn decode_text(
+async fn decode_text<S: BatchSink>(
     object: &InputObject,
     format: InputFormat,
     column_types: Option<Schema>,
-) -> Result<(RecordBatch, [u8; 32])> {
+    mut sink: S,
+) -> Result<(S, [u8; 32])> {
     let name = object.display.clone();
     let infer_from = open_reader(object).await?;
     let decode_from = open_reader(object).await?;
     tokio::task::spawn_blocking(move || {
         let bad = |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
         let mut hashed = HashingReader::new(decode_from);
-        let (schema, batches) = match format {
+        let (schema, batches): (SchemaRef, Box<dyn Iterator<Item = _>>) = match format {
             InputFormat::Csv => {
                 let csv_format = arrow::csv::reader::Format::default().with_header(true);
                 // With a table, every column's type is known: the header is all we need.
@@ -162,13 +193,12 @@ async fn decode_text(
                     .infer_schema(infer_from, max_records)
                     .map_err(bad)?;
                 let schema = with_known_types(inferred, column_types.as_ref());
-                let batches = arrow::csv::ReaderBuilder::new(schema.clone())
+                let reader = arrow::csv::ReaderBuilder::new(schema.clone())
                     .with_format(csv_format)
+                    .with_batch_size(BATCH_ROWS)
                     .build(&mut hashed)
-                    .map_err(bad)?
-                    .collect::<Result<Vec<_>, _>>()
                     .map_err(bad)?;
-                (schema, batches)
+                (schema, Box::new(reader))
             }
             InputFormat::Json | InputFormat::Parquet => {
                 // JSON values carry their own types; the table's types are applied later by a
@@ -176,25 +206,30 @@ async fn decode_text(
                 let (inferred, _) =
                     arrow::json::reader::infer_json_schema(infer_from, None).map_err(bad)?;
                 let schema = Arc::new(inferred);
-                let batches = arrow::json::ReaderBuilder::new(schema.clone())
+                let reader = arrow::json::ReaderBuilder::new(schema.clone())
+                    .with_batch_size(BATCH_ROWS)
                     .build(&mut hashed)
-                    .map_err(bad)?
-                    .collect::<Result<Vec<_>, _>>()
                     .map_err(bad)?;
-                (schema, batches)
+                (schema, Box::new(reader))
             }
         };
+        if schema.fields().is_empty() {
+            drop(batches);
+            let hash = hashed
+                .finish()
+                .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
+            let message = if hash == EMPTY_SHA256 {
+                "the file is empty; remove it from the input or give it at least a header row"
+            } else {
+                "the file holds no columns"
+            };
+            return Err(Error::bad_input(&name, None, message));
+        }
+        feed(&name, &schema, batches, &mut sink, bad)?;
         let hash = hashed
             .finish()
             .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
-        if hash == EMPTY_SHA256 {
-            return Err(Error::bad_input(
-                &name,
-                None,
-                "the file is empty; remove it from the input or give it at least a header row",
-            ));
-        }
-        one_batch(&name, schema, &batches).map(|batch| (batch, hash))
+        Ok((sink, hash))
     })
     .await
     .map_err(|e| Error::internal("decoding input", e))?
@@ -203,7 +238,7 @@ async fn decode_text(
 /// Decodes a Parquet file. Parquet needs random access: a local file is read where it is
 /// (hashed in one pass first); anything else is copied to a temporary file by one streamed GET
 /// that hashes the bytes on the way. Memory stays flat however large the file is.
-async fn decode_parquet(object: &InputObject) -> Result<(RecordBatch, [u8; 32])> {
+async fn decode_parquet<S: BatchSink>(object: &InputObject, mut sink: S) -> Result<(S, [u8; 32])> {
     let name = object.display.clone();
     let local_file = object.local_file.clone();
     let mut hashed = HashingReader::new(open_reader(object).await?);
@@ -224,23 +259,43 @@ async fn decode_parquet(object: &InputObject) -> Result<(RecordBatch, [u8; 32])>
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
         let schema = builder.schema().clone();
-        let batches = builder
+        if schema.fields().is_empty() {
+            return Err(Error::bad_input(&name, None, "the file holds no columns"));
+        }
+        let reader = builder
+            .with_batch_size(BATCH_ROWS)
             .build()
-            .map_err(parquet_error)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::bad_input(&name, None, e.to_string()))?;
-        one_batch(&name, schema, &batches).map(|batch| (batch, hash))
+            .map_err(parquet_error)?;
+        feed(&name, &schema, reader, &mut sink, |e| {
+            Error::bad_input(&name, None, e.to_string())
+        })?;
+        Ok((sink, hash))
     })
     .await
     .map_err(|e| Error::internal("decoding input", e))?
 }
 
-fn one_batch(name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    if schema.fields().is_empty() {
-        return Err(Error::bad_input(name, None, "the file holds no columns"));
+/// Hands every decoded batch to the sink with the data row it starts at.
+fn feed<S: BatchSink>(
+    name: &str,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
+    sink: &mut S,
+    bad: impl Fn(arrow::error::ArrowError) -> Error,
+) -> Result<()> {
+    let mut rows = 0;
+    let mut any = false;
+    for batch in batches {
+        let batch = batch.map_err(&bad)?;
+        let count = batch.num_rows();
+        sink.accept(name, batch, rows)?;
+        rows += count;
+        any = true;
     }
-    arrow::compute::concat_batches(&schema, batches)
-        .map_err(|e| Error::bad_input(name, None, e.to_string()))
+    if !any {
+        sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)?;
+    }
+    Ok(())
 }
 
 /// SHA-256 of no bytes at all: the hash of an empty file.
@@ -350,22 +405,32 @@ pub fn decode_for_fuzzing(format: InputFormat, bytes: &[u8]) -> Result<()> {
             path,
             display: "input".into(),
             local_file: None,
+            size: bytes.len() as u64,
         };
-        match format {
-            InputFormat::Parquet => decode_parquet(&object).await.map(drop),
-            InputFormat::Csv | InputFormat::Json => {
-                decode_text(&object, format, None).await.map(drop)
-            }
-        }
+        let file = InputFile {
+            name: "input".into(),
+            format,
+            object,
+        };
+        decode(&file, None, Discard).await.map(drop)
     })
+}
+
+/// A sink that drops every batch.
+struct Discard;
+
+impl BatchSink for Discard {
+    fn accept(&mut self, _: &str, _: RecordBatch, _: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A content hash of a run's input and of every option that shapes its output.
 ///
 /// File hashes are sorted first, so the order in which files are listed or named does not
 /// matter; renaming a file does not change it either.
-pub(crate) fn fingerprint(files: &[DecodedFile], shaping: &[(&str, String)]) -> String {
-    let mut hashes: Vec<&[u8; 32]> = files.iter().map(|f| &f.content_hash).collect();
+pub(crate) fn fingerprint(file_hashes: &[[u8; 32]], shaping: &[(&str, String)]) -> String {
+    let mut hashes: Vec<&[u8; 32]> = file_hashes.iter().collect();
     hashes.sort();
     let mut hasher = Sha256::new();
     hasher.update(b"lakewriter-fingerprint-v1\n");
@@ -392,19 +457,12 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_file_order_but_not_options() {
-        let file = |name: &str, bytes: &[u8]| DecodedFile {
-            name: name.into(),
-            batch: RecordBatch::new_empty(Arc::new(Schema::empty())),
-            content_hash: Sha256::digest(bytes).into(),
-        };
+        let hash = |bytes: &[u8]| <[u8; 32]>::from(Sha256::digest(bytes));
         let options = [("key", "id".to_string())];
-        let ab = fingerprint(&[file("a", b"1"), file("b", b"2")], &options);
-        let ba = fingerprint(&[file("b", b"2"), file("a", b"1")], &options);
+        let ab = fingerprint(&[hash(b"1"), hash(b"2")], &options);
+        let ba = fingerprint(&[hash(b"2"), hash(b"1")], &options);
         assert_eq!(ab, ba);
-        let other = fingerprint(
-            &[file("a", b"1"), file("b", b"2")],
-            &[("key", "sku".into())],
-        );
+        let other = fingerprint(&[hash(b"1"), hash(b"2")], &[("key", "sku".into())]);
         assert_ne!(ab, other);
     }
 
@@ -418,15 +476,25 @@ mod tests {
             path,
             display: "t.csv".into(),
             local_file: None,
+            size: 14,
         };
         let known = Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("code", DataType::Utf8, true),
         ]);
-        let (batch, hash) = decode_text(&object, InputFormat::Csv, Some(known))
-            .await
-            .unwrap();
-        let code = batch
+        /// Keeps what it is given.
+        struct Keep(Vec<RecordBatch>);
+        impl BatchSink for Keep {
+            fn accept(&mut self, _: &str, batch: RecordBatch, _: usize) -> Result<()> {
+                self.0.push(batch);
+                Ok(())
+            }
+        }
+        let (Keep(batches), hash) =
+            decode_text(&object, InputFormat::Csv, Some(known), Keep(Vec::new()))
+                .await
+                .unwrap();
+        let code = batches[0]
             .column(1)
             .as_any()
             .downcast_ref::<arrow::array::StringArray>();

@@ -51,6 +51,8 @@ pub(crate) struct InputObject {
     /// `std::fs` directly, which is what object_store does underneath, minus an async stream
     /// and a sync bridge that tripled the time to decode a 65 MB CSV (BENCHMARKS.md).
     pub local_file: Option<std::path::PathBuf>,
+    /// Size in bytes, as listed: sizes the memory a run needs before anything is decoded.
+    pub size: u64,
 }
 
 const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
@@ -75,19 +77,20 @@ pub(crate) async fn expand_input(
         "/".to_string()
     };
     let local_root = (base_url.scheme() == "file").then(LocalFileSystem::new);
-    let to_object = |path: Path| InputObject {
+    let to_object = |path: Path, size: u64| InputObject {
         display: format!("{display_prefix}{path}"),
         store: store.clone(),
         local_file: local_root
             .as_ref()
             .and_then(|root| root.path_to_filesystem(&path).ok()),
         path,
+        size,
     };
 
     if !key_pattern.contains(GLOB_CHARS) {
         let path = Path::from(key_pattern.as_str());
         return match store.head(&path).await {
-            Ok(_) => Ok(vec![to_object(path)]),
+            Ok(meta) => Ok(vec![to_object(path, meta.size)]),
             Err(object_store::Error::NotFound { .. }) => {
                 if is_local_dir(pattern) {
                     Err(Error::InvalidOption(format!(
@@ -111,18 +114,21 @@ pub(crate) async fn expand_input(
         .try_collect()
         .await
         .map_err(|e| Error::internal(format!("cannot list input '{pattern}'"), e))?;
-    let mut paths: Vec<Path> = listed
+    let mut found: Vec<(Path, u64)> = listed
         .into_iter()
-        .map(|meta| meta.location)
-        .filter(|path| matcher.is_match(path.as_ref()))
+        .filter(|meta| matcher.is_match(meta.location.as_ref()))
+        .map(|meta| (meta.location, meta.size))
         .collect();
-    paths.sort();
-    if paths.is_empty() {
+    found.sort();
+    if found.is_empty() {
         return Err(Error::NoInputFiles {
             pattern: pattern.to_string(),
         });
     }
-    Ok(paths.into_iter().map(to_object).collect())
+    Ok(found
+        .into_iter()
+        .map(|(path, size)| to_object(path, size))
+        .collect())
 }
 
 /// The store for an input URL. S3 reads the standard `AWS_*` environment first, then the

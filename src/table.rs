@@ -263,31 +263,20 @@ impl Table {
         Ok((ledger, removes))
     }
 
-    /// Writes one or more Parquet files per day of the scope; a day with no rows gets one
-    /// empty file so that it carries the run's record. Returns the files as `add` actions
-    /// without tags (those depend on the version the commit lands at).
-    pub(crate) async fn write_files(
+    /// Writes one or more Parquet files per day, days in parallel. Returns the files as `add`
+    /// actions without tags (those depend on the version the commit lands at).
+    pub(crate) async fn write_days(
         &self,
         schema: &SchemaRef,
         column: &str,
-        scope: &PartitionScope,
-        days: &[(NaiveDate, RecordBatch)],
+        days: Vec<(NaiveDate, RecordBatch)>,
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
-        let config = WriterConfig::new(
-            schema.clone(),
-            vec![column.to_string()],
-            Some(parquet_writer_properties()),
-            NonZeroU64::new(TARGET_FILE_SIZE),
-            None,
-            DataSkippingNumIndexedCols::NumColumns(32),
-            None,
-        );
-        let file_schema = config.file_schema();
+        let config = writer_config(schema, column);
         // One writer per day, as many at once as there are cores: encoding is the CPU-bound
         // part and days are independent. `buffered` keeps the files in day order.
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let written: Vec<Vec<Add>> = futures::stream::iter(days.iter().cloned())
+        let written: Vec<Vec<Add>> = futures::stream::iter(days)
             .map(|(day, batch)| {
                 let (store, config) = (store.clone(), config.clone());
                 let values =
@@ -305,10 +294,21 @@ impl Table {
             })
             .try_collect()
             .await?;
-        let mut adds: Vec<Add> = written.into_iter().flatten().collect();
-        let with_rows: std::collections::HashSet<NaiveDate> =
-            days.iter().map(|(day, _)| *day).collect();
-        for day in scope.days().filter(|day| !with_rows.contains(day)) {
+        Ok(written.into_iter().flatten().collect())
+    }
+
+    /// Writes one empty Parquet file per day, so that a day of the scope without rows still
+    /// carries the run's record.
+    pub(crate) async fn write_empty_days(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        days: impl IntoIterator<Item = NaiveDate>,
+    ) -> Result<Vec<Add>> {
+        let store = self.delta.object_store();
+        let file_schema = writer_config(schema, column).file_schema();
+        let mut adds = Vec::new();
+        for day in days {
             adds.push(write_empty_file(store.as_ref(), &file_schema, column, day).await?);
         }
         Ok(adds)
@@ -533,6 +533,19 @@ fn is_partition_data_file(path: &str) -> bool {
 /// The last segment of a table-relative path.
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// How delta-rs writes the data files of a table partitioned by `column`.
+fn writer_config(schema: &SchemaRef, column: &str) -> WriterConfig {
+    WriterConfig::new(
+        schema.clone(),
+        vec![column.to_string()],
+        Some(parquet_writer_properties()),
+        NonZeroU64::new(TARGET_FILE_SIZE),
+        None,
+        DataSkippingNumIndexedCols::NumColumns(32),
+        None,
+    )
 }
 
 /// Days since 1970-01-01, the physical value of a Delta DATE.

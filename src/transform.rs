@@ -16,7 +16,8 @@ use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
 use crate::scope::PartitionScope;
-use crate::source::{DecodedFile, delta_type};
+use crate::source::{BatchSink, delta_type};
+use crate::spill::RowStore;
 
 /// How rows map onto the table: the partition column, where it comes from, and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,20 +50,36 @@ impl RowRules {
     }
 }
 
+/// A decoded batch and where it came from, for error messages.
+pub(crate) struct InputBatch<'a> {
+    /// The input file.
+    pub(crate) file: &'a str,
+    /// Some of its rows, as decoded.
+    pub(crate) batch: &'a RecordBatch,
+    /// The 0-based data row of the batch's first row.
+    pub(crate) first_row: usize,
+}
+
+impl InputBatch<'_> {
+    /// The 1-based data row of the batch's row `index`.
+    fn row(&self, index: usize) -> usize {
+        self.first_row + index + 1
+    }
+}
+
 /// The schema a run writes: the table's when it exists, else one built from the first file.
 pub(crate) fn target_schema(
-    files: &[DecodedFile],
+    first: &InputBatch<'_>,
     table: Option<SchemaRef>,
     rules: &RowRules,
 ) -> Result<SchemaRef> {
-    let first = &files[0];
     let schema = match table {
         Some(table) => table,
-        None => new_table_schema(first, rules),
+        None => new_table_schema(first.batch, rules),
     };
     if schema.field_with_name(&rules.partition_column).is_err() {
         return Err(Error::SchemaMismatch {
-            file: first.name.clone(),
+            file: first.file.to_string(),
             message: format!(
                 "there is no '{0}' column; add one or pass --partition-from COL to derive '{0}' \
                  from a date or timestamp column",
@@ -73,7 +90,7 @@ pub(crate) fn target_schema(
     for column in rules.key.iter().chain(&rules.order_by) {
         if schema.field_with_name(column).is_err() {
             return Err(Error::SchemaMismatch {
-                file: first.name.clone(),
+                file: first.file.to_string(),
                 message: format!(
                     "there is no column '{column}' (named by --key or --order-by); columns: {}",
                     column_list(&schema)
@@ -85,8 +102,8 @@ pub(crate) fn target_schema(
 }
 
 /// A new table takes the first file's columns, as Delta types, plus the partition column.
-fn new_table_schema(first: &DecodedFile, rules: &RowRules) -> SchemaRef {
-    let input = first.batch.schema();
+fn new_table_schema(first: &RecordBatch, rules: &RowRules) -> SchemaRef {
+    let input = first.schema();
     let mut fields: Vec<Field> = input
         .fields()
         .iter()
@@ -108,14 +125,14 @@ fn new_table_schema(first: &DecodedFile, rules: &RowRules) -> SchemaRef {
 /// Casts one file to `target`, derives the partition column if needed, and checks the contract:
 /// no unknown or missing columns, no null keys or dates, no date outside the scope.
 pub(crate) fn conform(
-    file: &DecodedFile,
+    file: &InputBatch<'_>,
     target: &SchemaRef,
     rules: &RowRules,
     scope: &PartitionScope,
 ) -> Result<RecordBatch> {
     let input = file.batch.schema();
     let mismatch = |message: String| Error::SchemaMismatch {
-        file: file.name.clone(),
+        file: file.file.to_string(),
         message,
     };
     if let Some(extra) = input
@@ -149,15 +166,15 @@ pub(crate) fn conform(
                     rules.partition_column.as_str(),
                 )
             };
-            to_date(&file.name, source_name, source)?
+            to_date(file, source_name, source)?
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
-            cast_lossless(&file.name, field.name(), &column, field.data_type())?
+            cast_lossless(file, field.name(), &column, field.data_type())?
         };
         columns.push(column);
     }
     let batch = RecordBatch::try_new(target.clone(), columns)
-        .map_err(|e| Error::internal(format!("cannot shape {}", file.name), e))?;
+        .map_err(|e| Error::internal(format!("cannot shape {}", file.file), e))?;
     check_rows(file, &batch, rules, scope)?;
     Ok(batch)
 }
@@ -167,7 +184,7 @@ fn column_list(schema: &Schema) -> String {
     names.join(", ")
 }
 
-fn input_column(file: &DecodedFile, name: &str) -> std::result::Result<ArrayRef, String> {
+fn input_column(file: &InputBatch<'_>, name: &str) -> std::result::Result<ArrayRef, String> {
     file.batch
         .column_by_name(name)
         .cloned()
@@ -177,7 +194,12 @@ fn input_column(file: &DecodedFile, name: &str) -> std::result::Result<ArrayRef,
 /// Casts a column to the table's type, refusing any cast that loses information: a value
 /// that does not convert, and also one that converts to something else (2.5 into a long
 /// column, nanoseconds into microseconds). Text is parsed, so it is checked by the parse alone.
-fn cast_lossless(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+fn cast_lossless(
+    file: &InputBatch<'_>,
+    column: &str,
+    array: &ArrayRef,
+    to: &DataType,
+) -> Result<ArrayRef> {
     let cast = cast_strict(file, column, array, to)?;
     if matches!(
         array.data_type(),
@@ -185,15 +207,15 @@ fn cast_lossless(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> R
     ) {
         return Ok(cast);
     }
+    let context = || format!("checking column '{column}' of {}", file.file);
     let back = cast_with_options(&cast, array.data_type(), &CastOptions::default())
-        .map_err(|e| Error::internal(format!("checking column '{column}' of {file}"), e))?;
-    let changed = distinct(array, &back)
-        .map_err(|e| Error::internal(format!("checking column '{column}' of {file}"), e))?;
+        .map_err(|e| Error::internal(context(), e))?;
+    let changed = distinct(array, &back).map_err(|e| Error::internal(context(), e))?;
     match changed.iter().position(|c| c == Some(true)) {
         None => Ok(cast),
         Some(row) => Err(Error::bad_input(
-            file,
-            Some(row + 1),
+            file.file,
+            Some(file.row(row)),
             format!(
                 "column '{column}': value '{}' ({}) does not fit the table's type {to} without \
                  losing information; correct the value or write it to a new table",
@@ -205,7 +227,12 @@ fn cast_lossless(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> R
 }
 
 /// Casts with `safe: false`; on failure finds the first value that does not convert and names it.
-fn cast_strict(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+fn cast_strict(
+    file: &InputBatch<'_>,
+    column: &str,
+    array: &ArrayRef,
+    to: &DataType,
+) -> Result<ArrayRef> {
     if array.data_type() == to {
         return Ok(array.clone());
     }
@@ -224,8 +251,8 @@ fn cast_strict(file: &str, column: &str, array: &ArrayRef, to: &DataType) -> Res
                 .map(|i| display_value(array, i))
                 .unwrap_or_default();
             Err(Error::bad_input(
-                file,
-                failing_row.map(|i| i + 1),
+                file.file,
+                failing_row.map(|i| file.row(i)),
                 format!(
                     "column '{column}': value '{value}' is not a valid {to} ({error}); \
                      correct the value or the column's type"
@@ -243,7 +270,7 @@ fn display_value(array: &dyn Array, row: usize) -> String {
 }
 
 /// Turns a date, timestamp or text column into DATE values, cutting timestamps to the UTC day.
-fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
+fn to_date(file: &InputBatch<'_>, column: &str, array: ArrayRef) -> Result<ArrayRef> {
     let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let array = match array.data_type() {
         DataType::Date32 => return Ok(array),
@@ -253,7 +280,7 @@ fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
         DataType::Timestamp(_, _) | DataType::Date64 => cast_strict(file, column, &array, &utc)?,
         other => {
             return Err(Error::bad_input(
-                file,
+                file.file,
                 None,
                 format!("column '{column}' is {other}, not a date or timestamp"),
             ));
@@ -263,7 +290,7 @@ fn to_date(file: &str, column: &str, array: ArrayRef) -> Result<ArrayRef> {
 }
 
 fn check_rows(
-    file: &DecodedFile,
+    file: &InputBatch<'_>,
     batch: &RecordBatch,
     rules: &RowRules,
     scope: &PartitionScope,
@@ -272,8 +299,8 @@ fn check_rows(
         let array = batch.column_by_name(column).expect("conformed column");
         if let Some(row) = (0..array.len()).find(|&i| array.is_null(i)) {
             return Err(Error::bad_input(
-                &file.name,
-                Some(row + 1),
+                file.file,
+                Some(file.row(row)),
                 format!("column '{column}' is empty; every row needs a value there"),
             ));
         }
@@ -286,8 +313,8 @@ fn check_rows(
         let date = date_from_days(*days);
         if !scope.contains(date) {
             return Err(Error::bad_input(
-                &file.name,
-                Some(i + 1),
+                file.file,
+                Some(file.row(i)),
                 format!(
                     "'{}' is {date}, outside the run's scope {scope}; widen --from/--to \
                      or remove the row (nothing was written)",
@@ -297,6 +324,73 @@ fn check_rows(
         }
     }
     Ok(())
+}
+
+/// Takes decoded batches from the source, shapes each like the table, checks it (an error
+/// names the file and row) and keeps the rows in a [`RowStore`].
+pub(crate) struct Intake {
+    table_schema: Option<SchemaRef>,
+    rules: RowRules,
+    scope: PartitionScope,
+    buckets: usize,
+    /// Created at the first batch, which decides the schema when there is no table yet.
+    store: Option<RowStore>,
+    rows: u64,
+}
+
+impl Intake {
+    /// An intake for a table with `table_schema` (`None`: no table yet), spilling rows into
+    /// `buckets` buckets when that is more than one.
+    pub(crate) fn new(
+        table_schema: Option<SchemaRef>,
+        rules: RowRules,
+        scope: PartitionScope,
+        buckets: usize,
+    ) -> Self {
+        Self {
+            table_schema,
+            rules,
+            scope,
+            buckets,
+            store: None,
+            rows: 0,
+        }
+    }
+
+    /// The rows taken in, and how many there were.
+    pub(crate) fn finish(self) -> Result<(RowStore, u64)> {
+        let store = self
+            .store
+            .ok_or_else(|| Error::InvalidOption("the input holds no files".into()))?;
+        Ok((store, self.rows))
+    }
+}
+
+impl BatchSink for Intake {
+    fn accept(&mut self, file: &str, batch: RecordBatch, first_row: usize) -> Result<()> {
+        let input = InputBatch {
+            file,
+            batch: &batch,
+            first_row,
+        };
+        let store = match &mut self.store {
+            Some(store) => store,
+            None => {
+                let schema = target_schema(&input, self.table_schema.clone(), &self.rules)?;
+                // Rows are spread over buckets by key, or by the whole row without a key.
+                let spread_by = if self.rules.key.is_empty() {
+                    schema.fields().iter().map(|f| f.name().clone()).collect()
+                } else {
+                    self.rules.key.clone()
+                };
+                self.store
+                    .insert(RowStore::new(schema, &spread_by, self.buckets)?)
+            }
+        };
+        let conformed = conform(&input, store.schema(), &self.rules, &self.scope)?;
+        self.rows += conformed.num_rows() as u64;
+        store.push(conformed)
+    }
 }
 
 /// Days since the Unix epoch as a date.
@@ -402,7 +496,7 @@ fn conformed_column(batch: &RecordBatch, name: &str) -> ArrayRef {
         .clone()
 }
 
-fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {
+pub(crate) fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {
     let fields = columns
         .iter()
         .map(|(c, options)| SortField::new_with_options(c.data_type().clone(), *options))

@@ -165,7 +165,8 @@ def versions(args) -> str:
     return f"{lakewriter} ({crates}); Python {platform.python_version()}: {packages}; Delta Lake for Spark {delta}"
 
 
-def measure(args, dataset: Dataset) -> list[str]:
+def generated(args, dataset: Dataset) -> pathlib.Path:
+    """The dataset's raw files (csv/ and parquet/), generated once and cached."""
     data = args.work / "data" / dataset.slug
     if not (data / ".complete").exists():
         print(f"generating {dataset.label} into {data}", file=sys.stderr)
@@ -176,6 +177,11 @@ def measure(args, dataset: Dataset) -> list[str]:
             check=True,
         )
         (data / ".complete").touch()
+    return data
+
+
+def measure(args, dataset: Dataset) -> list[str]:
+    data = generated(args, dataset)
     raw_rows = dataset.days * dataset.rows_per_day
     tables = args.work / "tables" / dataset.slug
     shutil.rmtree(tables, ignore_errors=True)
@@ -313,10 +319,41 @@ def rerun_cost(args) -> list[str]:
     ]
 
 
+def memory_scaling(args) -> list[str]:
+    """lakewriter's wall time and peak RSS on one day of each of --rows rows, with and without
+    deduplication, under --memory-limit: RSS should follow the limit, not the input."""
+    lines = [
+        "| rows in the day | CSV (MB) | dedup | wall (s) | peak RSS (MiB) | data files written |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for rows in args.rows:
+        data = generated(args, Dataset(f"{rows:,} rows in 1 day", 1, rows))
+        csv_mb = sum(f.stat().st_size for f in (data / "csv").glob("*.csv")) / 1e6
+        for dedup in (True, False):
+            table = args.work / "tables" / "memory" / f"{rows}-{'dedup' if dedup else 'all'}"
+            shutil.rmtree(table, ignore_errors=True)
+            arguments = ["--input", f"{data}/csv/*.csv", "--date", str(FIRST_DAY), "--on-rerun", "replace",
+                         "--memory-limit", args.memory_limit]
+            if dedup:
+                arguments += ["--key", "order_id", "--order-by", "updated_at"]
+            command = [str(args.bin / "lakewriter"), "write", "--table", str(table), *arguments]
+            seconds, rss = timed(lambda: command, args.runs)
+            report = subprocess.run([*command, "--output", "json"], capture_output=True, text=True, check=True)
+            files = re.search(r'"files_added":(\d+)', report.stdout).group(1)
+            lines.append(f"| {rows:,} | {csv_mb:,.0f} | {'yes' if dedup else 'no'} | {seconds:.2f} | {rss:.0f} | {files} |")
+    return [
+        f"Measured {datetime.date.today()} with `scripts/bench --memory --memory-limit {args.memory_limit}`, "
+        f"{args.runs} runs after a warm-up each, on {machine()}.",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def write_report(args, lines: list[str]) -> None:
     report = HERE.parent.parent / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
-    name = "rerun-cost" if args.rerun_cost else args.size
+    name = "rerun-cost" if args.rerun_cost else "memory" if args.memory else args.size
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     block = "\n".join([start, *lines, end])
     if start in text:
@@ -339,10 +376,15 @@ def main() -> None:
     parser.add_argument("--rerun-cost", action="store_true",
                         help="measure reruns on tables of --days days instead of the contenders")
     parser.add_argument("--days", type=lambda s: [int(d) for d in s.split(",")], default=[10, 1000, 10000])
+    parser.add_argument("--memory", action="store_true",
+                        help="measure lakewriter's peak memory on one day of each of --rows rows")
+    parser.add_argument("--rows", type=lambda s: [int(r) for r in s.split(",")],
+                        default=[2_000_000, 4_000_000, 8_000_000])
+    parser.add_argument("--memory-limit", default="512MiB", help="lakewriter's --memory-limit for --memory")
     args = parser.parse_args()
     args.only = args.only or DEFAULT_CONTENDERS
-    if args.rerun_cost:
-        lines = rerun_cost(args)
+    if args.rerun_cost or args.memory:
+        lines = rerun_cost(args) if args.rerun_cost else memory_scaling(args)
         print("\n".join(lines))
         if not args.no_report:
             write_report(args, lines)

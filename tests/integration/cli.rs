@@ -21,6 +21,7 @@ fn write_help_documents_every_option() {
         "--run-id",
         "--on-rerun",
         "--dry-run",
+        "--memory-limit",
         "--output",
         "--storage-option",
         "--verbose",
@@ -58,6 +59,24 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(bad_date.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_date.stderr).contains("YYYY-MM-DD"));
+    for size in ["lots", "0", "12XB", "99999999999T"] {
+        let bad_size = lakewriter(&[
+            "write",
+            "--table",
+            "/tmp/x",
+            "--input",
+            "a.csv",
+            "--date",
+            "2024-01-01",
+            "--memory-limit",
+            size,
+        ]);
+        assert_eq!(bad_size.status.code(), Some(2), "{size}");
+        assert!(
+            String::from_utf8_lossy(&bad_size.stderr).contains("512MiB or 4GiB"),
+            "{size}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -351,6 +351,28 @@ async fn day_file_bytes(lake: &Lake, day: &str) -> Vec<u8> {
     lake.read_file(&files[0]).await
 }
 
+pub async fn input_beyond_the_memory_limit_spills_and_writes_the_same_rows(lake: Lake) {
+    let in_memory = write_sample(&lake, "run");
+    let spilled = lake.sibling();
+    // 1 KiB holds a few rows: the sample is spread over many buckets on disk.
+    let report = write_sample_with(&spilled, "run", &["--memory-limit", "1KiB"], "committed");
+    assert_eq!(report["rows_read"], in_memory["rows_read"]);
+    assert_eq!(report["rows_written"], in_memory["rows_written"]);
+    assert_eq!(report["fingerprint"], in_memory["fingerprint"]);
+    assert_eq!(
+        spilled.rows_agreed_by_readers().await,
+        lake.rows().await,
+        "deduplicated bucket by bucket, the same rows as in memory"
+    );
+    let files = spilled.data_files().await;
+    assert!(
+        files.len() > dates_of(&files).len(),
+        "a spilled day is written as one file per bucket: {files:?}"
+    );
+    // The limit shapes the files, not the content: a rerun without it is the same run.
+    write_sample_with(&spilled, "run", &[], "skipped");
+}
+
 pub async fn rerun_policies_behave_as_documented(lake: Lake) {
     let day1 = lake.input(
         "day1.csv",
@@ -864,6 +886,7 @@ macro_rules! scenario_suite {
                 concurrent_identical_runs_commit_once,
                 concurrent_different_inputs_for_one_day_leave_exactly_one,
                 dry_run_reports_and_changes_nothing,
+                input_beyond_the_memory_limit_spills_and_writes_the_same_rows,
             ]);
         }
     };

@@ -1,0 +1,268 @@
+//! Spill: the conformed rows of a run, held within a memory limit.
+//!
+//! Deduplication needs every row of a key side by side, and the writer needs each day's rows
+//! in order. When the scope's rows fit the limit they stay in memory as one bucket. Otherwise
+//! they are spread over buckets by a hash of the key (of the whole row, without a key) and
+//! each bucket goes to an Arrow IPC file on local disk as rows arrive; the job then
+//! deduplicates, orders and writes one bucket at a time. A key never spans two buckets, so
+//! deduplicating each bucket deduplicates the whole.
+//!
+//! Why not DataFusion's spilling sort: keeping the latest row per key and then ordering by day
+//! would take two external sorts of every row (by key, then by day and key), where buckets
+//! keep the in-memory deduplication of transform.rs, which ranks the key columns only, and
+//! touch the disk only when the rows do not fit. The spill files are Arrow IPC, read and
+//! written by arrow-rs.
+
+use std::fs::File;
+use std::hash::Hasher as _;
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{SortOptions, concat_batches, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+
+use crate::error::{Error, Result};
+use crate::transform::encode_rows;
+
+/// The memory a run may use for rows unless told otherwise.
+pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// A bucket may hold this share of the memory limit: deduplicating it builds a sorted copy,
+/// and writing it holds encoded Parquet, each about as large again.
+const BUCKET_SHARE: u64 = 3;
+
+/// The rows of a run, in memory or spread over bucket files.
+pub(crate) struct RowStore {
+    schema: SchemaRef,
+    /// Indices of the columns whose hash picks a row's bucket.
+    spread_by: Vec<usize>,
+    storage: Storage,
+}
+
+enum Storage {
+    Memory(Vec<RecordBatch>),
+    Disk {
+        /// Removed, with the bucket files, when the store is dropped.
+        dir: tempfile::TempDir,
+        writers: Vec<FileWriter<BufWriter<File>>>,
+    },
+}
+
+impl RowStore {
+    /// How many buckets rows of about `estimated_bytes` need so that one bucket stays within
+    /// its share of `memory_limit`. One means no spilling.
+    pub(crate) fn bucket_count(estimated_bytes: u64, memory_limit: u64) -> usize {
+        let per_bucket = (memory_limit / BUCKET_SHARE).max(1);
+        estimated_bytes.div_ceil(per_bucket).max(1) as usize
+    }
+
+    /// A store for rows of `schema`, spread over `buckets` buckets by the `spread_by` columns.
+    pub(crate) fn new(schema: SchemaRef, spread_by: &[String], buckets: usize) -> Result<Self> {
+        let spread_by = spread_by
+            .iter()
+            .map(|name| schema.index_of(name).expect("a column of the schema"))
+            .collect();
+        let storage = if buckets <= 1 {
+            Storage::Memory(Vec::new())
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("lakewriter-spill-")
+                .tempdir()
+                .map_err(|e| spill_error("creating a spill folder", e))?;
+            let writers = (0..buckets)
+                .map(|bucket| {
+                    let file = File::create(bucket_path(&dir, bucket))
+                        .map_err(|e| spill_error("creating a spill file", e))?;
+                    FileWriter::try_new(BufWriter::new(file), &schema)
+                        .map_err(|e| spill_error("creating a spill file", e))
+                })
+                .collect::<Result<_>>()?;
+            tracing::info!(buckets, folder = %dir.path().display(), "the input exceeds the memory limit: spilling rows to disk");
+            Storage::Disk { dir, writers }
+        };
+        Ok(Self {
+            schema,
+            spread_by,
+            storage,
+        })
+    }
+
+    /// The rows' schema.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Adds conformed rows.
+    pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        match &mut self.storage {
+            Storage::Memory(batches) => batches.push(batch),
+            Storage::Disk { writers, .. } => {
+                let columns: Vec<(ArrayRef, SortOptions)> = self
+                    .spread_by
+                    .iter()
+                    .map(|&i| (batch.column(i).clone(), SortOptions::default()))
+                    .collect();
+                let encoded = encode_rows(&columns)?;
+                let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); writers.len()];
+                for (index, row) in encoded.iter().enumerate() {
+                    // SipHash with fixed keys: the same row lands in the same bucket on every
+                    // run. (Its algorithm may change between Rust releases; that moves rows
+                    // between files, never changes the table's rows.)
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    hasher.write(row.as_ref());
+                    rows_of[(hasher.finish() % writers.len() as u64) as usize].push(index as u32);
+                }
+                for (writer, rows) in writers.iter_mut().zip(rows_of) {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let part = take_record_batch(&batch, &UInt32Array::from(rows))
+                        .map_err(|e| Error::internal("spreading rows over buckets", e))?;
+                    writer
+                        .write(&part)
+                        .map_err(|e| spill_error("writing a spill file", e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows bucket by bucket, each read into memory when the iterator reaches it.
+    pub(crate) fn into_buckets(self) -> Result<Buckets> {
+        let (paths, dir) = match self.storage {
+            Storage::Memory(batches) => {
+                let all = concat_batches(&self.schema, &batches)
+                    .map_err(|e| Error::internal("combining input files", e))?;
+                return Ok(Buckets {
+                    in_memory: Some(all),
+                    paths: Vec::new().into_iter(),
+                    _dir: None,
+                    schema: self.schema,
+                });
+            }
+            Storage::Disk { dir, writers } => {
+                let count = writers.len();
+                for mut writer in writers {
+                    writer
+                        .finish()
+                        .map_err(|e| spill_error("finishing a spill file", e))?;
+                }
+                let paths: Vec<PathBuf> = (0..count).map(|b| bucket_path(&dir, b)).collect();
+                (paths, dir)
+            }
+        };
+        Ok(Buckets {
+            in_memory: None,
+            paths: paths.into_iter(),
+            _dir: Some(dir),
+            schema: self.schema,
+        })
+    }
+}
+
+/// The buckets of a [`RowStore`], one batch each.
+pub(crate) struct Buckets {
+    schema: SchemaRef,
+    in_memory: Option<RecordBatch>,
+    paths: std::vec::IntoIter<PathBuf>,
+    /// Keeps the spill files until the last bucket is read.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Iterator for Buckets {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(all) = self.in_memory.take() {
+            return Some(Ok(all));
+        }
+        let path = self.paths.next()?;
+        Some(read_bucket(&self.schema, &path))
+    }
+}
+
+fn read_bucket(schema: &SchemaRef, path: &std::path::Path) -> Result<RecordBatch> {
+    let file = File::open(path).map_err(|e| spill_error("reading a spill file", e))?;
+    let batches = FileReader::try_new(file, None)
+        .map_err(|e| spill_error("reading a spill file", e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| spill_error("reading a spill file", e))?;
+    concat_batches(schema, &batches).map_err(|e| spill_error("reading a spill file", e))
+}
+
+fn bucket_path(dir: &tempfile::TempDir, bucket: usize) -> PathBuf {
+    dir.path().join(format!("bucket-{bucket:04}.arrow"))
+}
+
+fn spill_error(context: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::internal(
+        format!("{context} (spill files go to TMPDIR; check its free space)"),
+        error,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn bucket_count_follows_the_memory_limit() {
+        assert_eq!(RowStore::bucket_count(100, 3_000), 1);
+        assert_eq!(RowStore::bucket_count(1_000, 3_000), 1);
+        assert_eq!(RowStore::bucket_count(1_001, 3_000), 2);
+        assert_eq!(RowStore::bucket_count(10_000, 3_000), 10);
+    }
+
+    #[test]
+    fn spilled_buckets_hold_every_row_once_and_each_key_in_one_bucket() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let mut store = RowStore::new(schema.clone(), &["id".to_string()], 4).unwrap();
+        for part in 0..3i64 {
+            let ids: Vec<i64> = (0..100).map(|i| i % 37).collect();
+            let values: Vec<i64> = (0..100).map(|i| part * 1000 + i).collect();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(Int64Array::from(values)),
+                ],
+            )
+            .unwrap();
+            store.push(batch).unwrap();
+        }
+        let buckets: Vec<RecordBatch> = store
+            .into_buckets()
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(buckets.len(), 4);
+        let mut seen_values = Vec::new();
+        let mut bucket_of_id = std::collections::HashMap::new();
+        for (bucket, batch) in buckets.iter().enumerate() {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let values = batch.column(1).as_primitive::<Int64Type>();
+            for (id, value) in ids.values().iter().zip(values.values()) {
+                assert_eq!(*bucket_of_id.entry(*id).or_insert(bucket), bucket);
+                seen_values.push(*value);
+            }
+        }
+        seen_values.sort();
+        let expected: Vec<i64> = (0..3)
+            .flat_map(|part| (0..100).map(move |i| part * 1000 + i))
+            .collect();
+        assert_eq!(seen_values, expected);
+        assert!(
+            buckets.iter().filter(|b| b.num_rows() > 0).count() > 1,
+            "37 keys spread over more than one of 4 buckets"
+        );
+    }
+}
