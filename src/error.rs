@@ -84,6 +84,17 @@ pub enum Error {
         attempts: usize,
     },
 
+    /// Another writer created the table, with other column types, while this run was
+    /// writing its first commit.
+    #[error(
+        "table {table}: another writer created it with other column types while this run was \
+         writing; rerun (the input is then read with the table's types)"
+    )]
+    TableCreatedMeanwhile {
+        /// The table URI.
+        table: String,
+    },
+
     /// A storage, Delta or Arrow failure underneath.
     #[error("{context}: {source}")]
     Internal {
@@ -117,7 +128,9 @@ impl Error {
             | Error::BadInput { .. }
             | Error::SchemaMismatch { .. } => ErrorKind::BadInput,
             Error::RerunRefused { .. } => ErrorKind::RerunRefused,
-            Error::CommitConflict { .. } => ErrorKind::Conflict,
+            Error::CommitConflict { .. } | Error::TableCreatedMeanwhile { .. } => {
+                ErrorKind::Conflict
+            }
             Error::BadTable { .. } | Error::Internal { .. } => ErrorKind::Other,
         }
     }

@@ -174,6 +174,39 @@ impl WriteJob {
         self
     }
 
+    pub(crate) fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+
+    pub(crate) fn scope(&self) -> PartitionScope {
+        self.scope
+    }
+
+    pub(crate) fn explicit_run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory_limit
+    }
+
+    /// This job for another scope, inputs and run id, with another memory limit.
+    pub(crate) fn for_day(
+        &self,
+        scope: PartitionScope,
+        inputs: Vec<String>,
+        run_id: Option<String>,
+        memory_limit: u64,
+    ) -> WriteJob {
+        WriteJob {
+            scope,
+            inputs,
+            run_id,
+            memory_limit,
+            ..self.clone()
+        }
+    }
+
     /// Runs the job.
     pub async fn run(&self) -> Result<WriteReport> {
         self.run_with_progress(|_| {}).await
@@ -241,6 +274,16 @@ impl WriteJob {
         let column = &self.rules.partition_column;
         let mut written: Option<Written> = None;
         for try_number in 1..=MAX_COMMIT_ATTEMPTS {
+            // Only a table created by another writer since this run began can differ: a run
+            // on an existing table reads its input with the table's types.
+            if !table.has_columns(&input.schema)? {
+                if let Some(files) = &written {
+                    table.discard(&files.adds).await;
+                }
+                return Err(Error::TableCreatedMeanwhile {
+                    table: self.table.clone(),
+                });
+            }
             let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
             if self.dry_run {

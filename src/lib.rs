@@ -42,6 +42,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+mod backfill;
 mod error;
 mod failpoint;
 mod inspect;
@@ -54,6 +55,7 @@ mod storage;
 mod table;
 mod transform;
 
+pub use backfill::{Backfill, DayOutcome};
 pub use error::{Error, ErrorKind, InputLocation, Result};
 pub use inspect::{CommitSummary, PartitionRun, VacuumReport, history, runs, vacuum};
 pub use job::{RunStatus, WriteJob, WriteReport};

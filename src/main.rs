@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
-    ErrorKind, InputFormat, PartitionScope, RerunPolicy, StorageOptions, WriteJob, WriteReport,
+    Backfill, DayOutcome, ErrorKind, InputFormat, PartitionScope, RerunPolicy, RunStatus,
+    StorageOptions, WriteJob, WriteReport,
 };
 
 /// Exit codes, documented in the README and in `--help`.
@@ -14,6 +15,7 @@ const EXIT_OTHER: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_RERUN_REFUSED: u8 = 3;
 const EXIT_CONFLICT: u8 = 4;
+const EXIT_DAYS_FAILED: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -22,7 +24,8 @@ const EXIT_CONFLICT: u8 = 4;
     about = "Idempotent, date-partitioned writes into Delta Lake tables",
     after_help = "Exit codes: 0 committed, skipped or planned; 1 other error (storage, damaged \
                   table); 2 bad input or usage; 3 rerun refused by --on-rerun fail; 4 commit \
-                  conflict that retries could not resolve."
+                  conflict that retries could not resolve; 5 some days of a backfill failed \
+                  (the others ran; rerun the backfill)."
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -36,6 +39,9 @@ struct Cli {
 enum Command {
     /// Replace the date partitions of a scope with the input's rows, in one commit.
     Write(WriteArgs),
+    /// Write a range of days, each day as its own run reading its own inputs ({date} in
+    /// --input); started again, it skips the days already written with the same input.
+    Backfill(BackfillArgs),
     /// List, per partition, the run that last wrote it.
     Runs(RunsArgs),
     /// Show the commits the table's log still holds, newest first.
@@ -67,13 +73,7 @@ impl TableArgs {
 #[derive(Args)]
 struct WriteArgs {
     #[command(flatten)]
-    table: TableArgs,
-    /// Input file, glob or URI (repeatable). Format from the extension: .csv, .json/.jsonl, .parquet.
-    #[arg(long = "input", required = true)]
-    inputs: Vec<String>,
-    /// Input format, when extensions do not tell.
-    #[arg(long, value_parser = parse_format)]
-    format: Option<InputFormat>,
+    job: JobArgs,
     /// The only day of the scope (YYYY-MM-DD).
     #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present_all = ["from", "to"])]
     date: Option<String>,
@@ -83,6 +83,35 @@ struct WriteArgs {
     /// Last day of the scope, inclusive (YYYY-MM-DD).
     #[arg(long, requires = "from")]
     to: Option<String>,
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// First day, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    from: String,
+    /// Last day, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    to: String,
+    /// Days run at once; they share --memory-limit.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
+}
+
+/// What a write and each day of a backfill are made of.
+#[derive(Args)]
+struct JobArgs {
+    #[command(flatten)]
+    table: TableArgs,
+    /// Input file, glob or URI (repeatable). Format from the extension: .csv, .json/.jsonl,
+    /// .parquet. In a backfill, {date} or {date:FORMAT} (strftime) stands for each day.
+    #[arg(long = "input", required = true)]
+    inputs: Vec<String>,
+    /// Input format, when extensions do not tell.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<InputFormat>,
     /// The table's DATE partition column.
     #[arg(long, default_value = "date")]
     partition_column: String,
@@ -95,7 +124,8 @@ struct WriteArgs {
     /// Among rows with the same key, keep the one with the largest value here.
     #[arg(long, requires = "key")]
     order_by: Option<String>,
-    /// Name of the run; default derived from the scope and the input fingerprint.
+    /// Name of the run; default derived from the scope and the input fingerprint. In a
+    /// backfill, {date} stands for each day.
     #[arg(long)]
     run_id: Option<String>,
     /// auto: skip identical reruns, replace otherwise; skip: skip if this run id wrote the
@@ -109,6 +139,36 @@ struct WriteArgs {
     /// TMPDIR and is written a part at a time.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size, env = "LAKEWRITER_MEMORY_LIMIT")]
     memory_limit: u64,
+}
+
+impl JobArgs {
+    fn job(&self, scope: PartitionScope) -> WriteJob {
+        let mut job = WriteJob::new(&self.table.table, scope)
+            .partition_column(&self.partition_column)
+            .key(self.key.iter().map(|k| k.trim()))
+            .on_rerun(self.on_rerun)
+            .dry_run(self.dry_run)
+            .memory_limit(self.memory_limit);
+        for input in &self.inputs {
+            job = job.input(input);
+        }
+        for (key, value) in self.table.storage_options() {
+            job = job.storage_option(key, value);
+        }
+        if let Some(format) = self.format {
+            job = job.format(format);
+        }
+        if let Some(column) = &self.partition_from {
+            job = job.partition_from(column);
+        }
+        if let Some(column) = &self.order_by {
+            job = job.order_by(column);
+        }
+        if let Some(run_id) = &self.run_id {
+            job = job.run_id(run_id);
+        }
+        job
+    }
 }
 
 #[derive(Args)]
@@ -215,16 +275,21 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_DAYS_FAILED),
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(match error.kind() {
-                ErrorKind::BadInput => EXIT_BAD_INPUT,
-                ErrorKind::RerunRefused => EXIT_RERUN_REFUSED,
-                ErrorKind::Conflict => EXIT_CONFLICT,
-                _ => EXIT_OTHER,
-            })
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+fn exit_code(error: &lakewriter::Error) -> u8 {
+    match error.kind() {
+        ErrorKind::BadInput => EXIT_BAD_INPUT,
+        ErrorKind::RerunRefused => EXIT_RERUN_REFUSED,
+        ErrorKind::Conflict => EXIT_CONFLICT,
+        _ => EXIT_OTHER,
     }
 }
 
@@ -242,9 +307,11 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-async fn run(command: Command) -> lakewriter::Result<()> {
+/// Runs a command; `Ok(false)` when it ran but some of its work failed (backfill days).
+async fn run(command: Command) -> lakewriter::Result<bool> {
     match command {
-        Command::Write(args) => write(args).await,
+        Command::Write(args) => write(args).await.map(|()| true),
+        Command::Backfill(args) => backfill(args).await,
         Command::Runs(args) => {
             let runs = lakewriter::runs(
                 &args.table.table,
@@ -270,7 +337,7 @@ async fn run(command: Command) -> lakewriter::Result<()> {
                 }
                 text
             });
-            Ok(())
+            Ok(true)
         }
         Command::Vacuum(args) => {
             let report = lakewriter::vacuum(
@@ -293,7 +360,7 @@ async fn run(command: Command) -> lakewriter::Result<()> {
                 }
                 text
             });
-            Ok(())
+            Ok(true)
         }
         Command::History(args) => {
             let commits =
@@ -313,7 +380,7 @@ async fn run(command: Command) -> lakewriter::Result<()> {
                 }
                 text
             });
-            Ok(())
+            Ok(true)
         }
     }
 }
@@ -324,41 +391,13 @@ async fn write(args: WriteArgs) -> lakewriter::Result<()> {
         (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
         _ => unreachable!("clap requires --date or --from with --to"),
     };
-    let mut job = WriteJob::new(&args.table.table, scope)
-        .partition_column(&args.partition_column)
-        .key(args.key.iter().map(|k| k.trim()))
-        .on_rerun(args.on_rerun)
-        .dry_run(args.dry_run)
-        .memory_limit(args.memory_limit);
-    for input in &args.inputs {
-        job = job.input(input);
-    }
-    for (key, value) in args.table.storage_options() {
-        job = job.storage_option(key, value);
-    }
-    if let Some(format) = args.format {
-        job = job.format(format);
-    }
-    if let Some(column) = &args.partition_from {
-        job = job.partition_from(column);
-    }
-    if let Some(column) = &args.order_by {
-        job = job.order_by(column);
-    }
-    if let Some(run_id) = &args.run_id {
-        job = job.run_id(run_id);
-    }
-
-    let progress = if args.table.output == Output::Text && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} input files read {wide_msg}")
-                .expect("static template"),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let job = args.job.job(scope);
+    let output = args.job.table.output;
+    let progress = progress_bar(
+        output,
+        ProgressBar::new_spinner(),
+        "{spinner} {pos} input files read {wide_msg}",
+    );
     let result = job
         .run_with_progress(|file| {
             progress.inc(1);
@@ -367,8 +406,127 @@ async fn write(args: WriteArgs) -> lakewriter::Result<()> {
         .await;
     progress.finish_and_clear();
     let report = result?;
-    print(args.table.output, &report, describe);
+    print(output, &report, describe);
     Ok(())
+}
+
+/// Runs a backfill and prints one line (or JSON object) per day. Returns whether every day
+/// succeeded.
+async fn backfill(args: BackfillArgs) -> lakewriter::Result<bool> {
+    let scope = PartitionScope::parse(&args.from, &args.to)?;
+    let output = args.job.table.output;
+    let progress = progress_bar(
+        output,
+        ProgressBar::new(scope.days().count() as u64),
+        "{bar:30} {pos}/{len} days  {msg}  ({elapsed})",
+    );
+    let mut tally = Tally::default();
+    let days = Backfill::new(args.job.job(scope))
+        .parallel(args.parallel.into())
+        .run(|day| {
+            tally.add(day);
+            progress.inc(1);
+            progress.set_message(tally.to_string());
+        })
+        .await;
+    progress.finish_and_clear();
+    let days = days?;
+    let summary: Vec<serde_json::Value> = days.iter().map(day_summary).collect();
+    let document = serde_json::json!({
+        "table": args.job.table.table,
+        "from": args.from,
+        "to": args.to,
+        "committed": tally.committed,
+        "skipped": tally.skipped,
+        "planned": tally.planned,
+        "failed": tally.failed,
+        "days": summary,
+    });
+    print(output, &document, |_| {
+        let mut text = String::new();
+        for day in &days {
+            let line = match &day.outcome {
+                Ok(report) => format!(
+                    "{}  {:<9} version {:>5}  {} rows written",
+                    day.date,
+                    format!("{:?}", report.status).to_lowercase(),
+                    report
+                        .version
+                        .map_or_else(|| "-".to_string(), |v| v.to_string()),
+                    report.rows_written
+                ),
+                Err(error) => format!("{}  failed     {error}", day.date),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str(&format!("{tally}\n"));
+        text
+    });
+    Ok(tally.failed == 0)
+}
+
+/// How many days of a backfill ended which way.
+#[derive(Default)]
+struct Tally {
+    committed: u64,
+    skipped: u64,
+    planned: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, day: &DayOutcome) {
+        match &day.outcome {
+            Ok(report) => match report.status {
+                RunStatus::Committed => self.committed += 1,
+                RunStatus::Skipped => self.skipped += 1,
+                RunStatus::Planned => self.planned += 1,
+            },
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} committed, {} skipped, {} failed",
+            self.committed, self.skipped, self.failed
+        )?;
+        if self.planned > 0 {
+            write!(f, ", {} planned", self.planned)?;
+        }
+        Ok(())
+    }
+}
+
+/// One day of a backfill as JSON: its run's report, or its error and exit code.
+fn day_summary(day: &DayOutcome) -> serde_json::Value {
+    match &day.outcome {
+        Ok(report) => {
+            let mut value = serde_json::to_value(report).expect("serializable report");
+            value["date"] = day.date.to_string().into();
+            value
+        }
+        Err(error) => serde_json::json!({
+            "date": day.date.to_string(),
+            "status": "failed",
+            "error": error.to_string(),
+            "exit_code": exit_code(error),
+        }),
+    }
+}
+
+/// A progress bar on stderr for people; hidden for JSON output or when stderr is no terminal.
+fn progress_bar(output: Output, bar: ProgressBar, template: &str) -> ProgressBar {
+    if output != Output::Text || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = bar.with_style(ProgressStyle::with_template(template).expect("static template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 fn describe(report: &WriteReport) -> String {

@@ -10,7 +10,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use delta_kernel::expressions::Scalar;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
@@ -148,6 +148,20 @@ impl Table {
             .map(|f| Field::new(f.name(), delta_type(f.data_type()), true))
             .collect();
         Ok(Some(Arc::new(Schema::new(fields))))
+    }
+
+    /// Whether the table, if there is one, has exactly these column names and types.
+    pub(crate) fn has_columns(&self, schema: &Schema) -> Result<bool> {
+        let Some(table) = self.schema()? else {
+            return Ok(true);
+        };
+        let columns = |s: &Schema| -> Vec<(String, DataType)> {
+            s.fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect()
+        };
+        Ok(columns(&table) == columns(schema))
     }
 
     /// Checks that the table is partitioned by exactly `column`, as lakewriter writes it.

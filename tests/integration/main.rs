@@ -2,6 +2,7 @@
 //!
 //! `scenarios` is one suite written against a [`support::Lake`]; each backend runs all of it.
 
+mod backfill;
 mod bad_input;
 mod cli;
 mod crash;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{ENGINES, Engine, Lake, repo_path};
+use crate::support::{ENGINES, Engine, Lake, Run, repo_path};
 
 pub const HEADER: &str = "order_id,customer_id,sku,quantity,unit_price,updated_at,date";
 
@@ -768,6 +768,69 @@ fn race(lake: &Lake, runs: Vec<Vec<String>>) -> Vec<Value> {
         .collect()
 }
 
+pub async fn concurrent_first_writes_with_other_column_types_never_mix_them(lake: Lake) {
+    // Two runs on a table that does not exist yet infer different types for `quantity`.
+    // Whichever creates the table, the other must not add files of its own types: it fails
+    // (exit 4, or 2 when it read the input with the table's types and 2.5 is no integer) or,
+    // reading with the table's types, commits files of those types.
+    for _ in 0..3 {
+        let lake = lake.sibling();
+        let whole = lake.input(
+            "whole.csv",
+            &csv(&["1,c,s,2,1.0,2024-01-01T00:00:00Z,2024-01-01"]),
+        );
+        let fraction = lake.input(
+            "fraction.csv",
+            &csv(&["2,c,s,2.5,1.0,2024-01-02T00:00:00Z,2024-01-02"]),
+        );
+        let children: Vec<_> = [(&whole, "2024-01-01"), (&fraction, "2024-01-02")]
+            .iter()
+            .map(|(input, day)| {
+                let args = [
+                    "write",
+                    "--table",
+                    &lake.table,
+                    "--output",
+                    "json",
+                    "--input",
+                    input,
+                    "--date",
+                    day,
+                ];
+                lake.command(&args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let runs: Vec<Run> = children
+            .into_iter()
+            .map(|child| Run::of(child.wait_with_output().unwrap()))
+            .collect();
+        for run in &runs {
+            assert!(matches!(run.code, 0 | 2 | 4), "{run:?}");
+            if run.code == 4 {
+                assert!(run.stderr.contains("other column types"), "{}", run.stderr);
+            }
+        }
+        assert!(runs.iter().any(|r| r.code == 0), "{runs:?}");
+        let mut schemas = std::collections::BTreeSet::new();
+        for file in lake.data_files().await {
+            let bytes = bytes::Bytes::from(lake.read_file(&file).await);
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap();
+            schemas.insert(format!("{:?}", reader.schema().fields()));
+        }
+        assert_eq!(
+            schemas.len(),
+            1,
+            "every data file has the table's types: {schemas:?}"
+        );
+    }
+}
+
 pub async fn concurrent_identical_runs_commit_once(lake: Lake) {
     let input = lake.input(
         "day.csv",
@@ -886,6 +949,7 @@ macro_rules! scenario_suite {
                 concurrent_identical_runs_commit_once,
                 concurrent_different_inputs_for_one_day_leave_exactly_one,
                 dry_run_reports_and_changes_nothing,
+                concurrent_first_writes_with_other_column_types_never_mix_them,
                 input_beyond_the_memory_limit_spills_and_writes_the_same_rows,
             ]);
         }

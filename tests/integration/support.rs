@@ -193,6 +193,13 @@ impl Lake {
         Run::of(self.command(&all).output().expect("lakewriter runs"))
     }
 
+    /// Runs `lakewriter backfill --table <this table> ARGS --output json`.
+    pub fn backfill(&self, args: &[&str]) -> Run {
+        let mut all = vec!["backfill", "--table", &self.table, "--output", "json"];
+        all.extend_from_slice(args);
+        Run::of(self.command(&all).output().expect("lakewriter runs"))
+    }
+
     /// Runs `lakewriter runs --output json` and returns the rows.
     pub fn runs(&self) -> Vec<Value> {
         let args = ["runs", "--table", &self.table, "--output", "json"];
@@ -526,7 +533,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn of(output: Output) -> Self {
+    pub fn of(output: Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
             json: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),

@@ -1,0 +1,179 @@
+//! Backfill: a range of days, each written as its own idempotent run.
+//!
+//! Every `--input` (and the run id) is a template: `{date}` becomes the day as `YYYY-MM-DD`,
+//! `{date:FORMAT}` the day in a chrono `strftime` format (`{date:year=%Y/month=%m/day=%d}`).
+//! Which files a day reads follows from the day alone, never from the clock, so a backfill
+//! started again reads the same files, skips the days the table already holds with the same
+//! input, and does the rest.
+
+use chrono::NaiveDate;
+use chrono::format::{Item, StrftimeItems};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::job::{WriteJob, WriteReport};
+use crate::scope::PartitionScope;
+
+/// A [`WriteJob`] run once per day of its scope, at most `parallel` days at once.
+///
+/// ```no_run
+/// # async fn example() -> lakewriter::Result<()> {
+/// use lakewriter::{Backfill, PartitionScope, WriteJob};
+/// let job = WriteJob::new("./lake/sales", PartitionScope::parse("2024-01-01", "2024-03-31")?)
+///     .input("raw/sales/{date}/*.csv")
+///     .key(["order_id"]);
+/// let days = Backfill::new(job).parallel(2).run(|_| {}).await?;
+/// let failed = days.iter().filter(|day| day.outcome.is_err()).count();
+/// println!("{} days, {failed} failed", days.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Backfill {
+    job: WriteJob,
+    parallel: usize,
+}
+
+/// What became of one day of a backfill.
+#[derive(Debug)]
+pub struct DayOutcome {
+    /// The day.
+    pub date: NaiveDate,
+    /// Its run's report, or why it failed.
+    pub outcome: Result<WriteReport>,
+}
+
+impl Backfill {
+    /// A backfill of `job`'s scope, one day at a time. The job's inputs and run id may hold
+    /// `{date}` or `{date:FORMAT}`; every input must.
+    pub fn new(job: WriteJob) -> Self {
+        Self { job, parallel: 1 }
+    }
+
+    /// Runs up to `days` days at once (at least 1). The job's memory limit is shared
+    /// between them.
+    pub fn parallel(mut self, days: usize) -> Self {
+        self.parallel = days.max(1);
+        self
+    }
+
+    /// Runs every day, calling `on_day` as each one ends, and returns the days in date order.
+    /// A failing day does not stop the others; the error of a day is in its outcome. An
+    /// error is returned only when the backfill cannot start (an input without `{date}`).
+    pub async fn run(&self, mut on_day: impl FnMut(&DayOutcome)) -> Result<Vec<DayOutcome>> {
+        for input in self.job.inputs() {
+            if !input.contains("{date") {
+                return Err(Error::InvalidOption(format!(
+                    "backfill input '{input}' has no {{date}}: each day must read its own files, \
+                     e.g. 'raw/sales/{{date}}/*.csv' or 'raw/{{date:%Y/%m/%d}}/*.csv'"
+                )));
+            }
+        }
+        let days: Vec<NaiveDate> = self.job.scope().days().collect();
+        let mut jobs = Vec::with_capacity(days.len());
+        for &day in &days {
+            jobs.push((day, self.job_for(day)?));
+        }
+        // The first day runs alone: on a new table it creates the table, whose column types
+        // the other days then read their input with, instead of racing to create it.
+        let mut rest = jobs.into_iter();
+        let mut outcomes = Vec::with_capacity(days.len());
+        for (date, job) in rest.by_ref().take(1) {
+            let day = run_day(date, job).await;
+            on_day(&day);
+            outcomes.push(day);
+        }
+        let others: Vec<DayOutcome> = futures::stream::iter(rest)
+            .map(|(date, job)| run_day(date, job))
+            .buffer_unordered(self.parallel)
+            .inspect(|day| on_day(day))
+            .collect()
+            .await;
+        outcomes.extend(others);
+        outcomes.sort_by_key(|day| day.date);
+        Ok(outcomes)
+    }
+
+    /// The job of one day: its scope, its inputs and run id filled in, its share of memory.
+    fn job_for(&self, day: NaiveDate) -> Result<WriteJob> {
+        let inputs = self
+            .job
+            .inputs()
+            .iter()
+            .map(|template| fill(template, day))
+            .collect::<Result<Vec<_>>>()?;
+        let run_id = self
+            .job
+            .explicit_run_id()
+            .map(|template| fill(template, day))
+            .transpose()?;
+        Ok(self.job.for_day(
+            PartitionScope::day(day),
+            inputs,
+            run_id,
+            self.job.memory() / self.parallel as u64,
+        ))
+    }
+}
+
+/// Runs one day's job in its own task, so that days decode and encode on all cores.
+async fn run_day(date: NaiveDate, job: WriteJob) -> DayOutcome {
+    let outcome = match tokio::spawn(async move { job.run().await }).await {
+        Ok(outcome) => outcome,
+        Err(e) => Err(Error::internal(format!("the run of {date}"), e)),
+    };
+    DayOutcome { date, outcome }
+}
+
+/// Replaces every `{date}` and `{date:FORMAT}` in `template` with `day`.
+fn fill(template: &str, day: NaiveDate) -> Result<String> {
+    let mut filled = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{date") {
+        filled.push_str(&rest[..start]);
+        let tail = &rest[start + "{date".len()..];
+        let bad = || {
+            Error::InvalidOption(format!(
+                "'{template}': write the day as {{date}} or {{date:FORMAT}} with a strftime \
+                 FORMAT such as %Y/%m/%d"
+            ))
+        };
+        let end = tail.find('}').ok_or_else(bad)?;
+        let format = match &tail[..end] {
+            "" => "%Y-%m-%d",
+            spec => spec
+                .strip_prefix(':')
+                .filter(|f| !f.is_empty())
+                .ok_or_else(bad)?,
+        };
+        if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+            return Err(bad());
+        }
+        filled.push_str(&day.format(format).to_string());
+        rest = &tail[end + 1..];
+    }
+    filled.push_str(rest);
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_take_the_day_in_any_format() {
+        let day = NaiveDate::from_ymd_opt(2024, 3, 9).unwrap();
+        assert_eq!(
+            fill("raw/{date}/*.csv", day).unwrap(),
+            "raw/2024-03-09/*.csv"
+        );
+        assert_eq!(
+            fill("s3://b/y={date:%Y}/m={date:%m}/{date:%d}.json", day).unwrap(),
+            "s3://b/y=2024/m=03/09.json"
+        );
+        assert_eq!(fill("plain.csv", day).unwrap(), "plain.csv");
+        assert!(fill("raw/{date", day).is_err());
+        assert!(fill("raw/{date:}", day).is_err());
+        assert!(fill("raw/{date:%Q}", day).is_err());
+        assert!(fill("raw/{dates}", day).is_err());
+    }
+}

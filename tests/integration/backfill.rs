@@ -1,0 +1,197 @@
+//! `lakewriter backfill`: each day its own run, a failing day leaves the others alone, and a
+//! backfill started again (after a failure or a crash) finishes the job without redoing it.
+
+use serde_json::Value;
+
+use crate::scenarios::csv;
+use crate::support::Lake;
+
+const DAYS: [&str; 4] = ["2024-02-01", "2024-02-02", "2024-02-03", "2024-02-04"];
+
+/// Writes `raw/<day>/orders.csv` with orders `first_id..first_id + 3` of quantity `quantity`.
+fn day_file(lake: &Lake, day: &str, first_id: u32, quantity: &str) {
+    let rows: Vec<String> = (first_id..first_id + 3)
+        .map(|id| format!("{id},c,s,{quantity},1.0,{day}T00:00:00Z,{day}"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    lake.input(&format!("raw/{day}/orders.csv"), &csv(&rows));
+}
+
+fn template(lake: &Lake) -> String {
+    format!("{}/raw/{{date}}/*.csv", lake.inputs_prefix())
+}
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|day| {
+            format!(
+                "{} {}",
+                day["date"].as_str().unwrap(),
+                day["status"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
+    let lake = Lake::local();
+    for (i, day) in DAYS.iter().enumerate() {
+        day_file(&lake, day, 10 * i as u32, "1");
+    }
+    day_file(&lake, "2024-02-03", 20, "many");
+    let input = template(&lake);
+    let args = [
+        "--input",
+        &input,
+        "--from",
+        DAYS[0],
+        "--to",
+        DAYS[3],
+        "--key",
+        "order_id",
+        "--parallel",
+        "2",
+    ];
+
+    let first = lake.backfill(&args);
+    assert_eq!(first.code, 5, "some days failed: {}", first.stderr);
+    assert_eq!(
+        statuses(&first.json),
+        [
+            "2024-02-01 committed",
+            "2024-02-02 committed",
+            "2024-02-03 failed",
+            "2024-02-04 committed"
+        ]
+    );
+    let failed = &first.json["days"][2];
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("2024-02-03/orders.csv") && error.contains("many"),
+        "the error names the file and the value: {error}"
+    );
+    assert_eq!(failed["exit_code"], 2);
+    let per_date = lake.rows().await.per_date();
+    assert_eq!(
+        per_date.keys().collect::<Vec<_>>(),
+        ["2024-02-01", "2024-02-02", "2024-02-04"]
+    );
+
+    day_file(&lake, "2024-02-03", 20, "2");
+    let second = lake.backfill(&args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        statuses(&second.json),
+        [
+            "2024-02-01 skipped",
+            "2024-02-02 skipped",
+            "2024-02-03 committed",
+            "2024-02-04 skipped"
+        ]
+    );
+    assert_eq!(
+        (
+            second.json["committed"].as_u64(),
+            second.json["skipped"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    let rows = lake.rows_agreed_by_readers().await;
+    assert_eq!(
+        rows.per_date().values().copied().collect::<Vec<_>>(),
+        [3, 3, 3, 3]
+    );
+
+    let versions = lake.versions().await;
+    let third = lake.backfill(&args);
+    assert_eq!(third.json["skipped"], 4, "{}", third.json);
+    assert_eq!(
+        lake.versions().await,
+        versions,
+        "a backfill with nothing new commits nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_backfill_killed_midway_finishes_on_the_next_start() {
+    let lake = Lake::local();
+    for (i, day) in DAYS.iter().enumerate() {
+        day_file(&lake, day, 10 * i as u32, "1");
+    }
+    let input = template(&lake);
+    let args = [
+        "--input", &input, "--from", DAYS[0], "--to", DAYS[3], "--key", "order_id",
+    ];
+    let mut all = vec!["backfill", "--table", &lake.table, "--output", "json"];
+    all.extend_from_slice(&args);
+    // The process aborts right after its first commit, as kill -9 would.
+    let crashed = lake
+        .command(&all)
+        .env("LAKEWRITER_FAIL_AT", "after-commit")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    assert_eq!(
+        lake.rows().await.per_date().len(),
+        1,
+        "one day committed before the crash"
+    );
+
+    let resumed = lake.backfill(&args);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(
+        statuses(&resumed.json),
+        [
+            "2024-02-01 skipped",
+            "2024-02-02 committed",
+            "2024-02-03 committed",
+            "2024-02-04 committed"
+        ]
+    );
+    assert_eq!(
+        lake.versions().await.len(),
+        4,
+        "one commit per day, none twice"
+    );
+}
+
+#[tokio::test]
+async fn days_in_parallel_each_commit_once_with_the_first_day_creating_the_table() {
+    let lake = Lake::local();
+    let days: Vec<String> = (1..=8).map(|d| format!("2024-03-{d:02}")).collect();
+    for (i, day) in days.iter().enumerate() {
+        day_file(&lake, day, 10 * i as u32, "3");
+    }
+    let input = format!("{}/raw/{{date:%Y-%m-%d}}/orders.csv", lake.inputs_prefix());
+    let run = lake.backfill(&[
+        "--input",
+        &input,
+        "--from",
+        &days[0],
+        "--to",
+        &days[7],
+        "--parallel",
+        "4",
+        "--run-id",
+        "fill-{date}",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["committed"], 8);
+    assert_eq!(lake.versions().await.len(), 8);
+    let runs = lake.runs();
+    let ids: Vec<&str> = runs.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = days.iter().map(|d| format!("fill-{d}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[test]
+fn inputs_without_a_date_are_refused() {
+    let lake = Lake::local();
+    let run = lake.backfill(&["--input", "raw/all.csv", "--from", DAYS[0], "--to", DAYS[1]]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("{date}"), "{}", run.stderr);
+}
