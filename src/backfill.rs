@@ -12,7 +12,6 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::job::{WriteJob, WriteReport};
-use crate::scope::PartitionScope;
 
 /// A [`WriteJob`] run once per day of its scope, at most `parallel` days at once.
 ///
@@ -95,23 +94,8 @@ impl Backfill {
 
     /// The job of one day: its scope, its inputs and run id filled in, its share of memory.
     fn job_for(&self, day: NaiveDate) -> Result<WriteJob> {
-        let inputs = self
-            .job
-            .inputs()
-            .iter()
-            .map(|template| fill(template, day))
-            .collect::<Result<Vec<_>>>()?;
-        let run_id = self
-            .job
-            .explicit_run_id()
-            .map(|template| fill(template, day))
-            .transpose()?;
-        Ok(self.job.for_day(
-            PartitionScope::day(day),
-            inputs,
-            run_id,
-            self.job.memory() / self.parallel as u64,
-        ))
+        self.job
+            .for_day(day, self.parallel, |template| fill(template, day))
     }
 }
 

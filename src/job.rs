@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide};
+use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::scope::PartitionScope;
 use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
@@ -47,6 +48,7 @@ pub struct WriteJob {
     policy: RerunPolicy,
     dry_run: bool,
     memory_limit: u64,
+    notify: Vec<Channel>,
     storage_options: StorageOptions,
 }
 
@@ -86,6 +88,9 @@ pub struct WriteReport {
     /// For a dry run: `replace` or `skip`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planned_action: Option<&'static str>,
+    /// With notifications configured: whether the commit (made or matched) was announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationStatus>,
 }
 
 impl WriteJob {
@@ -101,6 +106,7 @@ impl WriteJob {
             policy: RerunPolicy::default(),
             dry_run: false,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            notify: Vec::new(),
             storage_options: StorageOptions::new(),
         }
     }
@@ -168,12 +174,29 @@ impl WriteJob {
         self
     }
 
+    /// Announces each commit with an HTTP POST of a JSON event to `url`, with an
+    /// `Idempotency-Key` header that is the same each time the commit is announced. A skipped
+    /// rerun announces the commit it matches only if that was never delivered (see
+    /// [`NotificationStatus`]).
+    pub fn notify_url(mut self, url: impl Into<String>) -> Self {
+        self.notify.push(Channel::Url(url.into()));
+        self
+    }
+
+    /// Announces each commit by running `sh -c command` with the JSON event on stdin and
+    /// `LAKEWRITER_IDEMPOTENCY_KEY` in its environment; exit status 0 means delivered.
+    pub fn notify_command(mut self, command: impl Into<String>) -> Self {
+        self.notify.push(Channel::Command(command.into()));
+        self
+    }
+
     /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
     pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.storage_options.insert(key.into(), value.into());
         self
     }
 
+    /// The inputs as given: templates, for a backfill.
     pub(crate) fn inputs(&self) -> &[String] {
         &self.inputs
     }
@@ -182,29 +205,25 @@ impl WriteJob {
         self.scope
     }
 
-    pub(crate) fn explicit_run_id(&self) -> Option<&str> {
-        self.run_id.as_deref()
-    }
-
-    pub(crate) fn memory(&self) -> u64 {
-        self.memory_limit
-    }
-
-    /// This job for another scope, inputs and run id, with another memory limit.
+    /// This job for one day of a backfill: `fill` turns the input and run id templates into
+    /// the day's, and the memory limit is shared among `sharing` days running at once.
     pub(crate) fn for_day(
         &self,
-        scope: PartitionScope,
-        inputs: Vec<String>,
-        run_id: Option<String>,
-        memory_limit: u64,
-    ) -> WriteJob {
-        WriteJob {
-            scope,
-            inputs,
-            run_id,
-            memory_limit,
+        day: NaiveDate,
+        sharing: usize,
+        fill: impl Fn(&str) -> Result<String>,
+    ) -> Result<WriteJob> {
+        Ok(WriteJob {
+            scope: PartitionScope::day(day),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|template| fill(template))
+                .collect::<Result<_>>()?,
+            run_id: self.run_id.as_deref().map(&fill).transpose()?,
+            memory_limit: self.memory_limit / sharing.max(1) as u64,
             ..self.clone()
-        }
+        })
     }
 
     /// Runs the job.
@@ -220,7 +239,15 @@ impl WriteJob {
         let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = self.replace_scope(&mut table, &mut input).await?;
-        Ok(input.report(outcome))
+        let notification = match &outcome {
+            Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
+                announce(table.object_store().as_ref(), &self.notify, events).await
+            }
+            Outcome::Planned { .. } => None,
+        };
+        let mut report = input.report(outcome);
+        report.notification = notification;
+        Ok(report)
     }
 
     /// Reads and validates the input into a row store (spilling past the memory limit), and
@@ -303,8 +330,19 @@ impl WriteJob {
                     table.discard(&files.adds).await;
                 }
                 tracing::info!(run_id = %input.run.run_id, "the table already holds this run: skipped");
+                let events = if self.notify.is_empty() {
+                    Vec::new()
+                } else {
+                    CommitEvent::from_ledger(
+                        &self.table,
+                        &ledger,
+                        &input.run.run_id,
+                        self.scope.days(),
+                    )
+                };
                 return Ok(Outcome::Skipped {
                     version: table.version(),
+                    events,
                 });
             }
             let files = match &written {
@@ -354,11 +392,23 @@ impl WriteJob {
                 tracing::info!(run_id = %input.run.run_id, version = attempt.version, "committed");
                 failpoint::hit("after-commit");
                 table.checkpoint_if_due(attempt.version).await;
+                let rows_per_day = self
+                    .scope
+                    .days()
+                    .map(|day| (day, files.rows_per_day.get(&day).copied().unwrap_or(0)));
+                let event = CommitEvent::of_commit(
+                    &self.table,
+                    &input.run,
+                    attempt.version,
+                    &attempt.committed_at,
+                    rows_per_day,
+                );
                 return Ok(Outcome::Committed {
                     version: attempt.version,
                     files_added: files.adds.len() as u64,
                     files_removed,
                     rows: files.rows(),
+                    events: vec![event],
                 });
             }
             tracing::info!(
@@ -496,12 +546,15 @@ enum Outcome {
     },
     Skipped {
         version: Option<u64>,
+        /// The commits this run matched, to announce if they never were.
+        events: Vec<CommitEvent>,
     },
     Committed {
         version: u64,
         files_added: u64,
         files_removed: u64,
         rows: u64,
+        events: Vec<CommitEvent>,
     },
 }
 
@@ -534,12 +587,13 @@ impl PreparedInput {
                     files_to_remove,
                     Some("replace"),
                 ),
-                Outcome::Skipped { version } => (RunStatus::Skipped, version, 0, 0, 0, None),
+                Outcome::Skipped { version, .. } => (RunStatus::Skipped, version, 0, 0, 0, None),
                 Outcome::Committed {
                     version,
                     files_added,
                     files_removed,
                     rows,
+                    ..
                 } => (
                     RunStatus::Committed,
                     Some(version),
@@ -560,6 +614,7 @@ impl PreparedInput {
             files_added,
             files_removed,
             planned_action,
+            notification: None,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
-    Backfill, DayOutcome, ErrorKind, InputFormat, PartitionScope, RerunPolicy, RunStatus,
-    StorageOptions, WriteJob, WriteReport,
+    Backfill, DayOutcome, ErrorKind, InputFormat, NotificationStatus, PartitionScope, RerunPolicy,
+    RunStatus, StorageOptions, WriteJob, WriteReport,
 };
 
 /// Exit codes, documented in the README and in `--help`.
@@ -16,6 +16,7 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_RERUN_REFUSED: u8 = 3;
 const EXIT_CONFLICT: u8 = 4;
 const EXIT_DAYS_FAILED: u8 = 5;
+const EXIT_NOTIFICATION_PENDING: u8 = 6;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +26,8 @@ const EXIT_DAYS_FAILED: u8 = 5;
     after_help = "Exit codes: 0 committed, skipped or planned; 1 other error (storage, damaged \
                   table); 2 bad input or usage; 3 rerun refused by --on-rerun fail; 4 commit \
                   conflict that retries could not resolve; 5 some days of a backfill failed \
-                  (the others ran; rerun the backfill)."
+                  (the others ran; rerun the backfill); 6 the commit stands but its notification \
+                  is pending (the next run sends it)."
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -139,6 +141,19 @@ struct JobArgs {
     /// TMPDIR and is written a part at a time.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size, env = "LAKEWRITER_MEMORY_LIMIT")]
     memory_limit: u64,
+    /// POST a JSON event announcing each commit to this URL, with an Idempotency-Key header
+    /// (set LAKEWRITER_NOTIFY_URL instead to keep a secret URL out of the process list).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LAKEWRITER_NOTIFY_URL",
+        hide_env_values = true
+    )]
+    notify_url: Option<String>,
+    /// Run this shell command for each commit, with the JSON event on stdin and
+    /// LAKEWRITER_IDEMPOTENCY_KEY set; exit status 0 means delivered.
+    #[arg(long, value_name = "COMMAND")]
+    notify_command: Option<String>,
 }
 
 impl JobArgs {
@@ -166,6 +181,12 @@ impl JobArgs {
         }
         if let Some(run_id) = &self.run_id {
             job = job.run_id(run_id);
+        }
+        if let Some(url) = &self.notify_url {
+            job = job.notify_url(url);
+        }
+        if let Some(command) = &self.notify_command {
+            job = job.notify_command(command);
         }
         job
     }
@@ -275,8 +296,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(EXIT_DAYS_FAILED),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(exit_code(&error))
@@ -307,10 +327,11 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-/// Runs a command; `Ok(false)` when it ran but some of its work failed (backfill days).
-async fn run(command: Command) -> lakewriter::Result<bool> {
+/// Runs a command and returns its exit code: 0, or one that says part of the work is left
+/// (failed backfill days, a pending notification).
+async fn run(command: Command) -> lakewriter::Result<u8> {
     match command {
-        Command::Write(args) => write(args).await.map(|()| true),
+        Command::Write(args) => write(args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Runs(args) => {
             let runs = lakewriter::runs(
@@ -337,7 +358,7 @@ async fn run(command: Command) -> lakewriter::Result<bool> {
                 }
                 text
             });
-            Ok(true)
+            Ok(0)
         }
         Command::Vacuum(args) => {
             let report = lakewriter::vacuum(
@@ -360,7 +381,7 @@ async fn run(command: Command) -> lakewriter::Result<bool> {
                 }
                 text
             });
-            Ok(true)
+            Ok(0)
         }
         Command::History(args) => {
             let commits =
@@ -380,12 +401,13 @@ async fn run(command: Command) -> lakewriter::Result<bool> {
                 }
                 text
             });
-            Ok(true)
+            Ok(0)
         }
     }
 }
 
-async fn write(args: WriteArgs) -> lakewriter::Result<()> {
+/// Runs one write and prints its report. Returns the exit code.
+async fn write(args: WriteArgs) -> lakewriter::Result<u8> {
     let scope = match (&args.date, &args.from, &args.to) {
         (Some(day), _, _) => PartitionScope::parse(day, day)?,
         (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
@@ -407,12 +429,17 @@ async fn write(args: WriteArgs) -> lakewriter::Result<()> {
     progress.finish_and_clear();
     let report = result?;
     print(output, &report, describe);
-    Ok(())
+    Ok(
+        if report.notification == Some(NotificationStatus::Pending) {
+            EXIT_NOTIFICATION_PENDING
+        } else {
+            0
+        },
+    )
 }
 
-/// Runs a backfill and prints one line (or JSON object) per day. Returns whether every day
-/// succeeded.
-async fn backfill(args: BackfillArgs) -> lakewriter::Result<bool> {
+/// Runs a backfill and prints one line (or JSON object) per day. Returns the exit code.
+async fn backfill(args: BackfillArgs) -> lakewriter::Result<u8> {
     let scope = PartitionScope::parse(&args.from, &args.to)?;
     let output = args.job.table.output;
     let progress = progress_bar(
@@ -463,7 +490,16 @@ async fn backfill(args: BackfillArgs) -> lakewriter::Result<bool> {
         text.push_str(&format!("{tally}\n"));
         text
     });
-    Ok(tally.failed == 0)
+    let pending = days.iter().any(|day| {
+        day.outcome
+            .as_ref()
+            .is_ok_and(|report| report.notification == Some(NotificationStatus::Pending))
+    });
+    Ok(match (tally.failed, pending) {
+        (0, false) => 0,
+        (0, true) => EXIT_NOTIFICATION_PENDING,
+        _ => EXIT_DAYS_FAILED,
+    })
 }
 
 /// How many days of a backfill ended which way.
@@ -543,7 +579,7 @@ fn describe(report: &WriteReport) -> String {
         Some(action) => format!("dry run: would {action} {partitions} ({version})"),
         None => format!("{:?} {partitions} at {version}", report.status).to_lowercase(),
     };
-    format!(
+    let mut text = format!(
         "{headline}\n  run id       {}\n  fingerprint  {}\n  rows         {} read, {} written\n  files        {} added, {} removed\n",
         report.run_id,
         report.fingerprint,
@@ -551,7 +587,16 @@ fn describe(report: &WriteReport) -> String {
         report.rows_written,
         report.files_added,
         report.files_removed,
-    )
+    );
+    if let Some(status) = report.notification {
+        let status = match status {
+            NotificationStatus::Delivered => "delivered",
+            NotificationStatus::AlreadyDelivered => "delivered before",
+            NotificationStatus::Pending => "PENDING: the next run sends it",
+        };
+        text.push_str(&format!("  notification {status}\n"));
+    }
+    text
 }
 
 fn print<T: serde::Serialize + ?Sized>(output: Output, value: &T, text: impl Fn(&T) -> String) {

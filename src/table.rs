@@ -124,6 +124,11 @@ impl Table {
         })
     }
 
+    /// The store under the table's location (paths relative to the table).
+    pub(crate) fn object_store(&self) -> deltalake::logstore::ObjectStoreRef {
+        self.delta.object_store()
+    }
+
     /// Reads the latest version again after losing a commit race.
     pub(crate) async fn reload(&mut self) -> Result<()> {
         *self = Self::open(&self.uri, &self.options).await?;

@@ -51,13 +51,13 @@ impl RowRules {
 }
 
 /// A decoded batch and where it came from, for error messages.
-pub(crate) struct InputBatch<'a> {
+struct InputBatch<'a> {
     /// The input file.
-    pub(crate) file: &'a str,
+    file: &'a str,
     /// Some of its rows, as decoded.
-    pub(crate) batch: &'a RecordBatch,
+    batch: &'a RecordBatch,
     /// The 0-based data row of the batch's first row.
-    pub(crate) first_row: usize,
+    first_row: usize,
 }
 
 impl InputBatch<'_> {
@@ -68,7 +68,7 @@ impl InputBatch<'_> {
 }
 
 /// The schema a run writes: the table's when it exists, else one built from the first file.
-pub(crate) fn target_schema(
+fn target_schema(
     first: &InputBatch<'_>,
     table: Option<SchemaRef>,
     rules: &RowRules,
@@ -124,7 +124,7 @@ fn new_table_schema(first: &RecordBatch, rules: &RowRules) -> SchemaRef {
 
 /// Casts one file to `target`, derives the partition column if needed, and checks the contract:
 /// no unknown or missing columns, no null keys or dates, no date outside the scope.
-pub(crate) fn conform(
+fn conform(
     file: &InputBatch<'_>,
     target: &SchemaRef,
     rules: &RowRules,

@@ -401,3 +401,25 @@ async fn an_unparseable_timestamp_names_row_and_value() {
     );
     assert!(lake.versions().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_bad_row_past_the_first_batch_is_named_by_its_row_in_the_file() {
+    // Files are decoded in batches of 65,536 rows: row numbers must count across them, in
+    // memory and when the rows spill to disk.
+    let mut rows: Vec<String> = (0..70_000)
+        .map(|id| format!("{id},c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"))
+        .collect();
+    rows.push("70000,c,s,1,1.0,2024-01-05T00:00:00Z,2024-01-05".into());
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let body = csv(&rows);
+    for extra in [&[][..], &["--memory-limit", "64KiB"][..]] {
+        rejected(
+            "big.csv",
+            body.as_bytes(),
+            extra,
+            2,
+            &["big.csv row 70001", "2024-01-05", "outside the run's scope"],
+        )
+        .await;
+    }
+}

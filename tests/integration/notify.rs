@@ -1,0 +1,323 @@
+//! Exactly-once notifications: a local receiver counts requests per idempotency key through
+//! commits, reruns, crashes between commit and delivery, failing receivers and racing writers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::scenarios::csv;
+use crate::support::{Backend, Lake, Run};
+
+/// A webhook receiver on a loopback port that records every request and can refuse some.
+struct Receiver {
+    url: String,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every request: its Idempotency-Key and body, accepted or not.
+    requests: Vec<(String, Value)>,
+    /// Answer 503 to this many requests still.
+    refuse: usize,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |request| receive(request, state.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}/hooks/commits?token=secret-token"),
+            state,
+        }
+    }
+
+    fn refuse(&self, requests: usize) {
+        self.state.lock().unwrap().refuse = requests;
+    }
+
+    fn requests(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// What a receiver that honours the key acts on: one event per key. Asserts that every
+    /// request with the same key carried the same event.
+    fn acted_on(&self) -> BTreeMap<String, Value> {
+        let mut events = BTreeMap::new();
+        for (key, body) in self.requests() {
+            let first = events.entry(key.clone()).or_insert_with(|| body.clone());
+            assert_eq!(*first, body, "two different events under key {key}");
+        }
+        events
+    }
+}
+
+async fn receive(
+    request: Request<hyper::body::Incoming>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let key = request
+        .headers()
+        .get("Idempotency-Key")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = request.into_body().collect().await?.to_bytes();
+    let mut state = state.lock().unwrap();
+    state
+        .requests
+        .push((key, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    let status = if state.refuse > 0 {
+        state.refuse -= 1;
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok(Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::new()))
+        .unwrap())
+}
+
+fn day_rows(quantity: u32) -> String {
+    let rows: Vec<String> = (1..=3)
+        .map(|id| format!("{id},c,s,{quantity},1.0,2024-01-01T00:00:00Z,2024-01-01"))
+        .collect();
+    csv(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `lakewriter write` of `input` for 2024-01-01 announcing to `receiver`, with `env` set.
+fn write(lake: &Lake, input: &str, receiver: &Receiver, env: &[(&str, &str)]) -> Run {
+    let args = [
+        "write",
+        "--table",
+        &lake.table,
+        "--output",
+        "json",
+        "--input",
+        input,
+        "--date",
+        "2024-01-01",
+        "--key",
+        "order_id",
+        "--run-id",
+        "daily",
+    ];
+    let mut command = lake.command(&args);
+    command.env("LAKEWRITER_NOTIFY_URL", &receiver.url);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Run::of(command.output().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_commit_is_announced_once_and_a_rerun_sends_nothing() {
+    announced_once_and_not_again(Lake::local()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_commit_to_s3_is_announced_once_and_a_rerun_sends_nothing() {
+    // The delivery markers live in the bucket, next to the table.
+    announced_once_and_not_again(Lake::new(Backend::S3)).await;
+}
+
+async fn announced_once_and_not_again(lake: Lake) {
+    let receiver = Receiver::start().await;
+    let input = lake.input("day.csv", &day_rows(1));
+    let first = write(&lake, &input, &receiver, &[]);
+    assert_eq!(first.expect("committed")["notification"], "delivered");
+    let acted = receiver.acted_on();
+    assert_eq!(acted.len(), 1);
+    let event = acted.values().next().unwrap();
+    assert_eq!(event["version"], 0);
+    assert_eq!(event["run_id"], "daily");
+    assert_eq!(event["rows"], serde_json::json!({"2024-01-01": 3}));
+    assert_eq!(event["fingerprint"], first.json["fingerprint"]);
+    assert!(
+        !first.stderr.contains("secret-token"),
+        "the webhook URL is never logged: {}",
+        first.stderr
+    );
+
+    let again = write(&lake, &input, &receiver, &[]);
+    assert_eq!(again.expect("skipped")["notification"], "already_delivered");
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "a skipped rerun sends nothing"
+    );
+
+    let corrected = lake.input("day.csv", &day_rows(2));
+    write(&lake, &corrected, &receiver, &[]).expect("committed");
+    let versions: Vec<Value> = receiver
+        .acted_on()
+        .values()
+        .map(|event| event["version"].clone())
+        .collect();
+    assert_eq!(versions.len(), 2, "one event per commit");
+    assert!(versions.contains(&Value::from(1)), "{versions:?}");
+    assert_eq!(receiver.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_commit_and_delivery_is_announced_by_the_rerun() {
+    let receiver = Receiver::start().await;
+    let lake = Lake::local();
+    let input = lake.input("day.csv", &day_rows(1));
+    let crashed = write(
+        &lake,
+        &input,
+        &receiver,
+        &[("LAKEWRITER_FAIL_AT", "after-commit")],
+    );
+    assert_ne!(crashed.code, 0);
+    assert_eq!(lake.versions().await, vec![0], "the commit landed");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing was sent before the crash"
+    );
+
+    let rerun = write(&lake, &input, &receiver, &[]);
+    assert_eq!(rerun.expect("skipped")["notification"], "delivered");
+    let acted = receiver.acted_on();
+    assert_eq!(acted.len(), 1);
+    let event = acted.values().next().unwrap();
+    assert_eq!(event["version"], 0);
+    assert_eq!(event["rows"], serde_json::json!({"2024-01-01": 3}));
+
+    let once_more = write(&lake, &input, &receiver, &[]);
+    assert_eq!(
+        once_more.expect("skipped")["notification"],
+        "already_delivered"
+    );
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_leaves_the_commit_standing_and_the_notification_pending() {
+    let receiver = Receiver::start().await;
+    receiver.refuse(usize::MAX);
+    let lake = Lake::local();
+    let input = lake.input("day.csv", &day_rows(1));
+    let first = write(&lake, &input, &receiver, &[]);
+    assert_eq!(first.code, 6, "pending: {}", first.stderr);
+    assert_eq!(first.json["status"], "committed");
+    assert_eq!(first.json["notification"], "pending");
+    assert_eq!(lake.versions().await, vec![0], "the commit stands");
+    let tries = receiver.requests();
+    assert!(tries.len() > 1, "retried: {tries:?}");
+    assert_eq!(
+        receiver.acted_on().len(),
+        1,
+        "every retry carries the same key"
+    );
+
+    receiver.refuse(0);
+    let rerun = write(&lake, &input, &receiver, &[]);
+    assert_eq!(rerun.expect("skipped")["notification"], "delivered");
+    assert_eq!(receiver.acted_on().len(), 1);
+    assert_eq!(receiver.requests().len(), tries.len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_identical_writers_announce_one_commit() {
+    let receiver = Receiver::start().await;
+    let lake = Lake::local();
+    let input = lake.input("day.csv", &day_rows(1));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let args = [
+                "write",
+                "--table",
+                &lake.table,
+                "--output",
+                "json",
+                "--input",
+                &input,
+                "--date",
+                "2024-01-01",
+                "--key",
+                "order_id",
+                "--notify-url",
+                &receiver.url,
+            ];
+            lake.command(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = writers
+        .into_iter()
+        .map(|w| Run::of(w.wait_with_output().unwrap()))
+        .collect();
+    let committed: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.json["status"] == "committed")
+        .collect();
+    assert_eq!(committed.len(), 1, "{runs:?}");
+    assert!(runs.iter().all(|r| r.code == 0), "{runs:?}");
+    let acted = receiver.acted_on();
+    assert_eq!(acted.len(), 1, "one commit, one event acted on: {acted:?}");
+    assert_eq!(
+        acted.values().next().unwrap()["version"],
+        committed[0].json["version"]
+    );
+}
+
+#[tokio::test]
+async fn a_notify_command_gets_the_event_and_its_key() {
+    let lake = Lake::local();
+    let input = lake.input("day.csv", &day_rows(1));
+    let inbox = tempfile::tempdir().unwrap();
+    let command = format!(
+        "cat > '{}'/\"$LAKEWRITER_IDEMPOTENCY_KEY\".json",
+        inbox.path().display()
+    );
+    let args = [
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--notify-command",
+        &command,
+    ];
+    assert_eq!(
+        lake.write(&args).expect("committed")["notification"],
+        "delivered"
+    );
+    assert_eq!(
+        lake.write(&args).expect("skipped")["notification"],
+        "already_delivered"
+    );
+    let received: Vec<_> = std::fs::read_dir(inbox.path()).unwrap().collect();
+    assert_eq!(received.len(), 1);
+    let path = received[0].as_ref().unwrap().path();
+    let event: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        path.file_stem().unwrap().to_str().unwrap(),
+        event["idempotency_key"].as_str().unwrap()
+    );
+    assert_eq!(event["version"], 0);
+}
