@@ -10,13 +10,13 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide};
+use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide, decide_merge};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::scope::PartitionScope;
 use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
-use crate::table::{CommitOutcome, Table};
+use crate::table::{CommitOutcome, MergeOutcome, Table, fingerprint_as_version};
 use crate::transform::{Intake, RowRules, dedup_and_order, split_by_day};
 
 /// How many times a run reloads the table and tries again after losing a commit race.
@@ -47,9 +47,35 @@ pub struct WriteJob {
     run_id: Option<String>,
     policy: RerunPolicy,
     dry_run: bool,
+    mode: WriteMode,
     memory_limit: u64,
     notify: Vec<Channel>,
     storage_options: StorageOptions,
+}
+
+/// How a run changes the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Replace the scope's date partitions with the input's rows (replaceWhere).
+    #[default]
+    Replace,
+    /// Upsert by key: update the rows whose key (and date) the input holds, insert the others,
+    /// leave every other row as it is. Needs a key.
+    Merge,
+}
+
+impl std::str::FromStr for WriteMode {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "replace" => Ok(Self::Replace),
+            "merge" => Ok(Self::Merge),
+            _ => Err(Error::InvalidOption(format!(
+                "unknown mode '{text}': use replace or merge"
+            ))),
+        }
+    }
 }
 
 /// How a run ended.
@@ -105,6 +131,7 @@ impl WriteJob {
             run_id: None,
             policy: RerunPolicy::default(),
             dry_run: false,
+            mode: WriteMode::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             notify: Vec::new(),
             storage_options: StorageOptions::new(),
@@ -162,6 +189,12 @@ impl WriteJob {
     /// Decide and report, but change nothing.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Replace the scope's partitions (the default) or merge the input into them by key.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -238,7 +271,10 @@ impl WriteJob {
         table.check_partitioning(&self.rules.partition_column)?;
         let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
-        let outcome = self.replace_scope(&mut table, &mut input).await?;
+        let outcome = match self.mode {
+            WriteMode::Replace => self.replace_scope(&mut table, &mut input).await?,
+            WriteMode::Merge => self.merge_rows(&mut table, &mut input).await?,
+        };
         let notification = match &outcome {
             Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
                 announce(table.object_store().as_ref(), &self.notify, events).await
@@ -424,6 +460,136 @@ impl WriteJob {
         })
     }
 
+    /// Merges the input into the table in one commit, unless the table records that this run
+    /// merged this very input before (see `Table::merge`). Creates the table first if needed.
+    /// A lost race reloads the table and decides again.
+    async fn merge_rows(&self, table: &mut Table, input: &mut PreparedInput) -> Result<Outcome> {
+        if table.version().is_none() && !self.dry_run {
+            self.create_table(table, input).await?;
+        }
+        let input_version = fingerprint_as_version(&input.run.fingerprint);
+        // Deduplicated once, reused across attempts. A merge's rows are held in memory.
+        let mut rows: Option<(Vec<arrow::array::RecordBatch>, HashMap<NaiveDate, u64>)> = None;
+        for try_number in 1..=MAX_COMMIT_ATTEMPTS {
+            if !table.has_columns(&input.schema)? {
+                return Err(Error::TableCreatedMeanwhile {
+                    table: self.table.clone(),
+                });
+            }
+            let recorded = table.merged_input(&input.run.run_id).await?;
+            let decision = decide_merge(self.policy, recorded, input_version);
+            if decision == Decision::Skip && !self.dry_run {
+                tracing::info!(run_id = %input.run.run_id, "the table already holds this merge: skipped");
+                return Ok(Outcome::Skipped {
+                    version: table.version(),
+                    events: Vec::new(),
+                });
+            }
+            let (batches, rows_per_day) = match &rows {
+                Some(rows) => rows,
+                None => rows.insert(self.ordered_rows(input.take_rows())?),
+            };
+            let total = rows_per_day.values().sum();
+            if self.dry_run {
+                return Ok(Outcome::Planned {
+                    decision,
+                    version: table.version(),
+                    files_to_remove: 0,
+                    rows: if decision == Decision::Replace {
+                        total
+                    } else {
+                        0
+                    },
+                });
+            }
+            let attempt = table.next_attempt();
+            match table
+                .merge(batches.clone(), &self.rules, &input.run, total)
+                .await?
+            {
+                MergeOutcome::Committed {
+                    version,
+                    files_added,
+                    files_removed,
+                } => {
+                    tracing::info!(run_id = %input.run.run_id, version, "merged");
+                    failpoint::hit("after-commit");
+                    table.checkpoint_if_due(version).await;
+                    let event = CommitEvent::of_commit(
+                        &self.table,
+                        &input.run,
+                        version,
+                        &attempt.committed_at,
+                        rows_per_day.iter().map(|(day, rows)| (*day, *rows)),
+                    );
+                    return Ok(Outcome::Committed {
+                        version,
+                        files_added,
+                        files_removed,
+                        rows: total,
+                        events: vec![event],
+                    });
+                }
+                MergeOutcome::LostRace => {
+                    tracing::info!(
+                        attempt = try_number,
+                        "another writer committed first; deciding again"
+                    );
+                    tokio::time::sleep(backoff(try_number)).await;
+                    table.reload().await?;
+                }
+            }
+        }
+        Err(Error::CommitConflict {
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// Creates the table (schema and partitioning, no rows) for a first merge. Losing the race
+    /// to another writer's creation is fine: the table exists either way.
+    async fn create_table(&self, table: &mut Table, input: &PreparedInput) -> Result<()> {
+        let attempt = table.next_attempt();
+        let outcome = table
+            .commit(
+                &input.schema,
+                &self.rules.partition_column,
+                &input.run,
+                &attempt,
+                Vec::new(),
+                &[],
+                &HashMap::new(),
+            )
+            .await?;
+        if let CommitOutcome::Unknown(error) = outcome {
+            tracing::warn!(%error, "creating the table: reading the log to see whether it exists");
+        }
+        table.reload().await?;
+        match table.version() {
+            Some(_) => Ok(()),
+            None => Err(Error::BadTable {
+                table: self.table.clone(),
+                message: "could not create the table; check the location and rerun".into(),
+            }),
+        }
+    }
+
+    /// Every row, deduplicated and ordered bucket by bucket, with the rows per day.
+    fn ordered_rows(
+        &self,
+        rows: RowStore,
+    ) -> Result<(Vec<arrow::array::RecordBatch>, HashMap<NaiveDate, u64>)> {
+        let mut batches = Vec::new();
+        let mut rows_per_day = HashMap::new();
+        for bucket in rows.into_buckets()? {
+            let ordered = dedup_and_order(bucket?, &self.rules)?;
+            for (day, batch) in split_by_day(&ordered, &self.rules.partition_column) {
+                *rows_per_day.entry(day).or_default() += batch.num_rows() as u64;
+            }
+            batches.push(ordered);
+        }
+        Ok((batches, rows_per_day))
+    }
+
     /// Deduplicates and orders the rows a bucket at a time and writes each bucket's days as
     /// data files into `table`, plus an empty file for each day of the scope without rows.
     /// Without a table (a dry run) it only counts. Files of a write that fails are deleted.
@@ -474,6 +640,20 @@ impl WriteJob {
                 return Err(Error::InvalidOption(format!(
                     "run id {run_id:?} must be 1 to 256 characters without control characters"
                 )));
+            }
+        }
+        if self.mode == WriteMode::Merge {
+            if self.rules.key.is_empty() {
+                return Err(Error::InvalidOption(
+                    "--mode merge needs --key: the columns that identify a row".into(),
+                ));
+            }
+            if self.policy == RerunPolicy::Fail {
+                return Err(Error::InvalidOption(
+                    "--on-rerun fail refuses partitions other runs wrote; a merge owns no \
+                     partition: use auto, skip or replace"
+                        .into(),
+                ));
             }
         }
         let rules = &self.rules;

@@ -252,9 +252,40 @@ pub(crate) fn decide(policy: RerunPolicy, ledger: &Ledger, run: &RunIdentity) ->
     }
 }
 
+/// Decides what a merge run does, given the input fingerprint (as a `txn` version) that the
+/// table records for its run id, if any. (`fail` is refused before: merges own no partitions.)
+pub(crate) fn decide_merge(policy: RerunPolicy, recorded: Option<i64>, input: i64) -> Decision {
+    match (policy, recorded) {
+        (RerunPolicy::Replace, _) | (_, None) => Decision::Replace,
+        (RerunPolicy::Skip, Some(_)) => Decision::Skip,
+        (_, Some(recorded)) if recorded == input => Decision::Skip,
+        _ => Decision::Replace,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_policies_decide_on_the_recorded_input() {
+        use Decision::{Replace, Skip};
+        let cases = [
+            (RerunPolicy::Auto, None, Replace),
+            (RerunPolicy::Auto, Some(7), Skip),
+            (RerunPolicy::Auto, Some(8), Replace),
+            (RerunPolicy::Skip, Some(8), Skip),
+            (RerunPolicy::Skip, None, Replace),
+            (RerunPolicy::Replace, Some(7), Replace),
+        ];
+        for (policy, recorded, expected) in cases {
+            assert_eq!(
+                decide_merge(policy, recorded, 7),
+                expected,
+                "{policy} {recorded:?}"
+            );
+        }
+    }
 
     fn record(run_id: &str, fingerprint: &str) -> RunRecord {
         RunRecord {

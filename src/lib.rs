@@ -59,7 +59,7 @@ mod transform;
 pub use backfill::{Backfill, DayOutcome};
 pub use error::{Error, ErrorKind, InputLocation, Result};
 pub use inspect::{CommitSummary, PartitionRun, VacuumReport, history, runs, vacuum};
-pub use job::{RunStatus, WriteJob, WriteReport};
+pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;
 pub use notify::NotificationStatus;
 pub use scope::PartitionScope;

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
     Backfill, DayOutcome, ErrorKind, InputFormat, NotificationStatus, PartitionScope, RerunPolicy,
-    RunStatus, StorageOptions, WriteJob, WriteReport,
+    RunStatus, StorageOptions, WriteJob, WriteMode, WriteReport,
 };
 
 /// Exit codes, documented in the README and in `--help`.
@@ -134,6 +134,10 @@ struct JobArgs {
     /// scope; replace: always rewrite; fail: refuse if another run wrote a partition in scope.
     #[arg(long, default_value = "auto", value_parser = parse_policy)]
     on_rerun: RerunPolicy,
+    /// replace: the scope's days become exactly the input's rows. merge: upsert by --key,
+    /// updating the rows whose key (and date) the input holds and inserting the others.
+    #[arg(long, default_value = "replace", value_parser = parse_mode)]
+    mode: WriteMode,
     /// Print what would happen (skip or replace, files to remove) and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -162,6 +166,7 @@ impl JobArgs {
             .partition_column(&self.partition_column)
             .key(self.key.iter().map(|k| k.trim()))
             .on_rerun(self.on_rerun)
+            .mode(self.mode)
             .dry_run(self.dry_run)
             .memory_limit(self.memory_limit);
         for input in &self.inputs {
@@ -275,6 +280,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not a size: write it like 512MiB or 4GiB"))
 }
 
+fn parse_mode(text: &str) -> Result<WriteMode, String> {
+    text.parse().map_err(|e: lakewriter::Error| e.to_string())
+}
+
 fn parse_policy(text: &str) -> Result<RerunPolicy, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
@@ -315,7 +324,7 @@ fn exit_code(error: &lakewriter::Error) -> u8 {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,deltalake_core::operations::merge=error",
         1 => "lakewriter=info,warn",
         _ => "lakewriter=debug,deltalake=info,info",
     };

@@ -14,11 +14,15 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use delta_kernel::expressions::Scalar;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::prelude::{Expr, SessionContext};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{
     CommitBuilder, CommitProperties, TableReference, TransactionError,
 };
-use deltalake::kernel::{Action, Add, CommitInfo, Protocol, Remove, StructType, new_metadata};
+use deltalake::kernel::{
+    Action, Add, CommitInfo, Protocol, Remove, StructType, Transaction, new_metadata,
+};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -38,6 +42,7 @@ use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
 use crate::storage::{StorageOptions, table_url};
+use crate::transform::RowRules;
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -389,26 +394,8 @@ impl Table {
                 run.scope.to()
             )),
         };
-        let metadata = [
-            ("userMetadata".to_string(), serde_json::json!(run.run_id)),
-            (
-                "lakewriter".to_string(),
-                serde_json::json!({
-                    "runId": run.run_id,
-                    "version": attempt.version,
-                    "fingerprint": run.fingerprint,
-                    "scope": run.scope.to_string(),
-                    "rows": rows_per_day.values().sum::<u64>(),
-                }),
-            ),
-        ];
-        // No retries (see the module docs) and no post-commit hook: the checkpoint runs in
-        // `checkpoint_if_due`, so that its failure cannot make a landed commit look failed.
-        let properties = CommitProperties::default()
-            .with_max_retries(0)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false))
-            .with_metadata(metadata);
+        let properties =
+            commit_properties(run, attempt.version, rows_per_day.values().sum::<u64>());
         failpoint::hit("before-commit");
         let snapshot = if self.exists {
             Some(self.snapshot()?)
@@ -434,6 +421,101 @@ impl Table {
                 format!("committing to {}", self.uri),
                 e,
             ))),
+        }
+    }
+
+    /// The input fingerprint a merge run with this id recorded (see [`merge_transaction`]),
+    /// if any: read from the snapshot's `txn` actions, not from history.
+    pub(crate) async fn merged_input(&self, run_id: &str) -> Result<Option<i64>> {
+        if !self.exists {
+            return Ok(None);
+        }
+        self.snapshot()?
+            .transaction_version(self.delta.log_store().as_ref(), merge_app_id(run_id))
+            .await
+            .map_err(|e| Error::internal(format!("reading the runs of {}", self.uri), e))
+    }
+
+    /// Merges `rows` (deduplicated, one row per key) into the table in one commit: a row whose
+    /// key and partition match a row of the table replaces it (with `order_by`: only when
+    /// its value there is not smaller), any other row is inserted. Matching only within the
+    /// partitions the rows touch lets delta-rs skip every other partition's files. The commit
+    /// records the run as a `txn` action.
+    pub(crate) async fn merge(
+        &self,
+        rows: Vec<RecordBatch>,
+        rules: &RowRules,
+        run: &RunIdentity,
+        rows_total: u64,
+    ) -> Result<MergeOutcome> {
+        let target = |name: &str| Expr::Column(Column::new(Some("target"), name));
+        let source = |name: &str| Expr::Column(Column::new(Some("source"), name));
+        let predicate = rules
+            .key
+            .iter()
+            .chain([&rules.partition_column])
+            .map(|name| target(name).eq(source(name)))
+            .reduce(Expr::and)
+            .expect("merge runs have a key");
+        let Some(first) = rows.first() else {
+            return Err(Error::internal("merging", std::io::Error::other("no rows")));
+        };
+        let columns: Vec<String> = first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let source_rows = SessionContext::new()
+            .read_batches(rows)
+            .map_err(|e| Error::internal("preparing the merge", e))?;
+        let version = self.version().map_or(0, |v| v + 1);
+        let properties = commit_properties(run, version, rows_total)
+            .with_application_transaction(merge_transaction(run));
+        let merge = self
+            .delta
+            .clone()
+            .merge(source_rows, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_writer_properties(parquet_writer_properties())
+            .with_commit_properties(properties)
+            .when_matched_update(|update| {
+                let update = match &rules.order_by {
+                    Some(order) => update.predicate(
+                        target(order)
+                            .is_null()
+                            .or(source(order).gt_eq(target(order))),
+                    ),
+                    None => update,
+                };
+                columns.iter().fold(update, |update, name| {
+                    update.update(Column::new_unqualified(name), source(name))
+                })
+            })
+            .and_then(|merge| {
+                merge.when_not_matched_insert(|insert| {
+                    columns.iter().fold(insert, |insert, name| {
+                        insert.set(Column::new_unqualified(name), source(name))
+                    })
+                })
+            })
+            .map_err(|e| Error::internal("preparing the merge", e))?;
+        failpoint::hit("before-commit");
+        match merge.await {
+            Ok((_, metrics)) => Ok(MergeOutcome::Committed {
+                version,
+                files_added: metrics.num_target_files_added as u64,
+                files_removed: metrics.num_target_files_removed as u64,
+            }),
+            Err(DeltaTableError::VersionAlreadyExists(_))
+            | Err(DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_),
+            }) => Ok(MergeOutcome::LostRace),
+            Err(e) => Err(Error::internal(format!("merging into {}", self.uri), e)),
         }
     }
 
@@ -529,6 +611,62 @@ impl Table {
         .map_err(|e| Error::internal("creating the table protocol", e))?;
         Ok([Action::Protocol(protocol), Action::Metadata(metadata)])
     }
+}
+
+/// What became of a merge.
+pub(crate) enum MergeOutcome {
+    Committed {
+        version: u64,
+        files_added: u64,
+        files_removed: u64,
+    },
+    /// Another writer committed first: reload and decide again.
+    LostRace,
+}
+
+/// The properties of every lakewriter commit: the run in the commit's metadata (Spark's
+/// `DESCRIBE HISTORY` shows `userMetadata`), no retries inside delta-rs (see the module docs)
+/// and no post-commit hook: the checkpoint runs in `checkpoint_if_due`, so that its failure
+/// cannot make a landed commit look failed.
+fn commit_properties(run: &RunIdentity, version: u64, rows: u64) -> CommitProperties {
+    let metadata = [
+        ("userMetadata".to_string(), serde_json::json!(run.run_id)),
+        (
+            "lakewriter".to_string(),
+            serde_json::json!({
+                "runId": run.run_id,
+                "version": version,
+                "fingerprint": run.fingerprint,
+                "scope": run.scope.to_string(),
+                "rows": rows,
+            }),
+        ),
+    ];
+    CommitProperties::default()
+        .with_max_retries(0)
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
+        .with_metadata(metadata)
+}
+
+/// The `txn` action a merge run leaves: the app id names the run, the version carries the
+/// first 60 bits of its input fingerprint. Like Spark's idempotent writes (`txnAppId`,
+/// `txnVersion`), it lives in the snapshot and in checkpoints, so finding it does not read
+/// history; unlike them the version is not a counter, which no reader relies on.
+fn merge_transaction(run: &RunIdentity) -> Transaction {
+    Transaction::new(
+        merge_app_id(&run.run_id),
+        fingerprint_as_version(&run.fingerprint),
+    )
+}
+
+fn merge_app_id(run_id: &str) -> String {
+    format!("lakewriter-merge:{run_id}")
+}
+
+/// The first 60 bits of a hex fingerprint: a positive `txn` version.
+pub(crate) fn fingerprint_as_version(fingerprint: &str) -> i64 {
+    i64::from_str_radix(&fingerprint[..15], 16).expect("a hex fingerprint")
 }
 
 fn ledger_of(files: &[(NaiveDate, Add)]) -> Ledger {

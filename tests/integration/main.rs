@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod faults;
+mod merge;
 mod notify;
 mod query_snippets;
 mod scenarios;

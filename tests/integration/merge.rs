@@ -1,0 +1,241 @@
+//! `--mode merge`: upserts by key with the same ledger and rerun policies as the partition mode.
+
+use crate::support::{Backend, Lake, repo_path};
+
+const MERGE: [&str; 6] = [
+    "--key",
+    "order_id",
+    "--order-by",
+    "updated_at",
+    "--mode",
+    "merge",
+];
+
+fn sales() -> String {
+    repo_path("examples/data/sales/*.csv")
+}
+
+fn correction() -> String {
+    repo_path("examples/data/corrections/2024-01-02.csv")
+}
+
+fn merge(lake: &Lake, input: &str, from: &str, to: &str, extra: &[&str], status: &str) -> u64 {
+    let mut args = vec!["--input", input, "--from", from, "--to", to];
+    args.extend(MERGE);
+    args.extend_from_slice(extra);
+    lake.write(&args).expect(status)["version"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Merging the sales and then the late correction gives the rows a replace of both inputs
+/// together gives; the correction's commit rewrites only its own day; Spark and DuckDB agree.
+async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: Lake) {
+    merge(
+        &lake,
+        &sales(),
+        "2024-01-01",
+        "2024-01-03",
+        &[],
+        "committed",
+    );
+    let before: Vec<String> = lake.active_files().await;
+    let version = merge(
+        &lake,
+        &correction(),
+        "2024-01-02",
+        "2024-01-02",
+        &[],
+        "committed",
+    );
+    let commit = lake.commit(version).await;
+    assert!(
+        commit
+            .removed()
+            .iter()
+            .all(|p| p.starts_with("date=2024-01-02/")),
+        "only the correction's day is rewritten: {:?}",
+        commit.removed()
+    );
+    let after = lake.active_files().await;
+    for untouched in before.iter().filter(|p| !p.starts_with("date=2024-01-02/")) {
+        assert!(after.contains(untouched), "{untouched} kept");
+    }
+
+    let replaced = lake.sibling();
+    let (all_sales, late) = (sales(), correction());
+    replaced
+        .write(&[
+            "--input",
+            &all_sales,
+            "--input",
+            &late,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-03",
+            "--key",
+            "order_id",
+            "--order-by",
+            "updated_at",
+        ])
+        .expect("committed");
+    assert_eq!(lake.rows_agreed_by_readers().await, replaced.rows().await);
+}
+
+/// An identical rerun makes no commit; the inputs applied in the other order, or one of them
+/// twice, leave the same rows.
+async fn merges_are_idempotent_and_order_free(lake: Lake) {
+    let first = merge(
+        &lake,
+        &sales(),
+        "2024-01-01",
+        "2024-01-03",
+        &[],
+        "committed",
+    );
+    let second = merge(
+        &lake,
+        &correction(),
+        "2024-01-02",
+        "2024-01-02",
+        &[],
+        "committed",
+    );
+    let skipped = merge(
+        &lake,
+        &correction(),
+        "2024-01-02",
+        "2024-01-02",
+        &[],
+        "skipped",
+    );
+    assert_eq!(skipped, second, "no new commit");
+    assert!(second > first);
+
+    let reversed = lake.sibling();
+    merge(
+        &reversed,
+        &correction(),
+        "2024-01-02",
+        "2024-01-02",
+        &[],
+        "committed",
+    );
+    merge(
+        &reversed,
+        &sales(),
+        "2024-01-01",
+        "2024-01-03",
+        &[],
+        "committed",
+    );
+    // The older sales merged once more, forced: the correction's later rows stay.
+    merge(
+        &reversed,
+        &sales(),
+        "2024-01-01",
+        "2024-01-03",
+        &["--on-rerun", "replace"],
+        "committed",
+    );
+    assert_eq!(lake.rows().await, reversed.rows().await);
+}
+
+#[tokio::test]
+async fn local_merge_updates_and_inserts_by_key_within_the_inputs_days() {
+    merge_updates_and_inserts_by_key_within_the_inputs_days(Lake::local()).await;
+}
+
+#[tokio::test]
+async fn s3_merge_updates_and_inserts_by_key_within_the_inputs_days() {
+    merge_updates_and_inserts_by_key_within_the_inputs_days(Lake::new(Backend::S3)).await;
+}
+
+#[tokio::test]
+async fn local_merges_are_idempotent_and_order_free() {
+    merges_are_idempotent_and_order_free(Lake::local()).await;
+}
+
+#[tokio::test]
+async fn s3_merges_are_idempotent_and_order_free() {
+    merges_are_idempotent_and_order_free(Lake::new(Backend::S3)).await;
+}
+
+#[test]
+fn a_merge_needs_a_key_and_refuses_the_fail_policy() {
+    let lake = Lake::local();
+    let input = sales();
+    let no_key = lake.write(&["--input", &input, "--date", "2024-01-01", "--mode", "merge"]);
+    assert_eq!(no_key.code, 2);
+    assert!(no_key.stderr.contains("--key"), "{}", no_key.stderr);
+    let mut args = vec![
+        "--input",
+        input.as_str(),
+        "--date",
+        "2024-01-01",
+        "--on-rerun",
+        "fail",
+    ];
+    args.extend(MERGE);
+    let fail = lake.write(&args);
+    assert_eq!(fail.code, 2);
+    assert!(
+        fail.stderr.contains("use auto, skip or replace"),
+        "{}",
+        fail.stderr
+    );
+}
+
+#[tokio::test]
+async fn racing_merges_commit_each_input_once() {
+    let lake = Lake::local();
+    merge(
+        &lake,
+        &sales(),
+        "2024-01-01",
+        "2024-01-03",
+        &[],
+        "committed",
+    );
+    let input = correction();
+    let mut args = vec![
+        "write",
+        "--table",
+        &lake.table,
+        "--output",
+        "json",
+        "--input",
+        &input,
+        "--date",
+        "2024-01-02",
+    ];
+    args.extend(MERGE);
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            lake.command(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let statuses: Vec<String> = racers
+        .into_iter()
+        .map(|racer| {
+            let run = crate::support::Run::of(racer.wait_with_output().unwrap());
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            run.json["status"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "committed").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        lake.versions().await.len(),
+        3,
+        "create, sales, one correction"
+    );
+}
