@@ -6,6 +6,7 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use deltalake::kernel::Add;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -298,16 +299,35 @@ impl WriteJob {
         let table_schema = table.schema()?;
         let estimate = files.iter().map(InputFile::decoded_size_estimate).sum();
         let buckets = RowStore::bucket_count(estimate, self.memory_limit);
-        let mut intake = Intake::new(
+        let intake = Intake::new(
             table_schema.clone(),
             self.rules.clone(),
             self.scope,
             buckets,
         );
-        let mut hashes = Vec::with_capacity(files.len());
-        for file in &files {
-            let (taken, hash) = decode(file, table_schema.as_deref(), intake).await?;
-            intake = taken;
+        let types = table_schema.as_deref();
+        // The first file alone: on a new table its columns decide the schema, whatever file
+        // finishes first. Then the others, as many at once as there are cores; `buffered`
+        // keeps file order, so the error reported is the first bad file's.
+        let (first, others) = files.split_first().expect("find_inputs finds files");
+        let (_, first_hash) = decode(first, types, intake.clone()).await?;
+        on_file_read(&first.name);
+        let mut hashes = vec![first_hash];
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Built as a list first: a closure over `&InputFile` in the stream's type would not
+        // be `Send` for every lifetime, which `tokio::spawn` (in backfills) needs.
+        let decodes: Vec<_> = others
+            .iter()
+            .map(|file| {
+                let intake = intake.clone();
+                async move {
+                    let (_, hash) = decode(file, types, intake).await?;
+                    Ok::<_, Error>((file, hash))
+                }
+            })
+            .collect();
+        let mut decoded = futures::stream::iter(decodes).buffered(parallelism);
+        while let Some((file, hash)) = decoded.try_next().await? {
             hashes.push(hash);
             on_file_read(&file.name);
         }

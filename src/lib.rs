@@ -20,6 +20,10 @@
 //!                                                   and decide again
 //! ```
 //!
+//! Around that: [`Backfill`] runs a range of days as one run per day, resumably;
+//! [`WriteMode::Merge`] upserts by key instead of replacing days; [`WriteJob::notify_url`]
+//! announces each commit exactly once; [`WriteJob::memory_limit`] bounds memory by spilling.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> lakewriter::Result<()> {

@@ -3,7 +3,7 @@
 //!
 //! Validation runs per file, before anything is written, so an error names the file and row.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::SortOptions;
@@ -327,12 +327,20 @@ fn check_rows(
 }
 
 /// Takes decoded batches from the source, shapes each like the table, checks it (an error
-/// names the file and row) and keeps the rows in a [`RowStore`].
+/// names the file and row) and keeps the rows in a [`RowStore`]. Clones share the store, so
+/// that files decode and conform in parallel, one clone each.
+#[derive(Clone)]
 pub(crate) struct Intake {
     table_schema: Option<SchemaRef>,
-    rules: RowRules,
+    rules: Arc<RowRules>,
     scope: PartitionScope,
     buckets: usize,
+    taken: Arc<Mutex<Taken>>,
+}
+
+/// What an intake has taken so far.
+#[derive(Default)]
+struct Taken {
     /// Created at the first batch, which decides the schema when there is no table yet.
     store: Option<RowStore>,
     rows: u64,
@@ -349,20 +357,44 @@ impl Intake {
     ) -> Self {
         Self {
             table_schema,
-            rules,
+            rules: Arc::new(rules),
             scope,
             buckets,
-            store: None,
-            rows: 0,
+            taken: Arc::default(),
         }
     }
 
-    /// The rows taken in, and how many there were.
+    /// The rows taken in, and how many there were. Call it once every file is in.
     pub(crate) fn finish(self) -> Result<(RowStore, u64)> {
-        let store = self
+        let taken = std::mem::take(&mut *self.lock());
+        let store = taken
             .store
             .ok_or_else(|| Error::InvalidOption("the input holds no files".into()))?;
-        Ok((store, self.rows))
+        Ok((store, taken.rows))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Taken> {
+        // A panic while holding the lock ends the run anyway; the data is not needed then.
+        self.taken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The schema rows are shaped to, decided (and the store created) by the first batch.
+    fn schema_for(&self, first: &InputBatch<'_>) -> Result<SchemaRef> {
+        let mut taken = self.lock();
+        if let Some(store) = &taken.store {
+            return Ok(store.schema().clone());
+        }
+        let schema = target_schema(first, self.table_schema.clone(), &self.rules)?;
+        // Rows are spread over buckets by key, or by the whole row without a key.
+        let spread_by = if self.rules.key.is_empty() {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            self.rules.key.clone()
+        };
+        taken.store = Some(RowStore::new(schema.clone(), &spread_by, self.buckets)?);
+        Ok(schema)
     }
 }
 
@@ -373,23 +405,16 @@ impl BatchSink for Intake {
             batch: &batch,
             first_row,
         };
-        let store = match &mut self.store {
-            Some(store) => store,
-            None => {
-                let schema = target_schema(&input, self.table_schema.clone(), &self.rules)?;
-                // Rows are spread over buckets by key, or by the whole row without a key.
-                let spread_by = if self.rules.key.is_empty() {
-                    schema.fields().iter().map(|f| f.name().clone()).collect()
-                } else {
-                    self.rules.key.clone()
-                };
-                self.store
-                    .insert(RowStore::new(schema, &spread_by, self.buckets)?)
-            }
-        };
-        let conformed = conform(&input, store.schema(), &self.rules, &self.scope)?;
-        self.rows += conformed.num_rows() as u64;
-        store.push(conformed)
+        let schema = self.schema_for(&input)?;
+        // Shaping and checking, the costly part, runs outside the lock.
+        let conformed = conform(&input, &schema, &self.rules, &self.scope)?;
+        let mut taken = self.lock();
+        taken.rows += conformed.num_rows() as u64;
+        taken
+            .store
+            .as_mut()
+            .expect("created by schema_for")
+            .push(conformed)
     }
 }
 

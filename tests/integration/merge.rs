@@ -199,31 +199,13 @@ async fn racing_merges_commit_each_input_once() {
         "committed",
     );
     let input = correction();
-    let mut args = vec![
-        "write",
-        "--table",
-        &lake.table,
-        "--output",
-        "json",
-        "--input",
-        &input,
-        "--date",
-        "2024-01-02",
-    ];
+    let mut args = vec!["--input", input.as_str(), "--date", "2024-01-02"];
     args.extend(MERGE);
-    let racers: Vec<_> = (0..4)
-        .map(|_| {
-            lake.command(&args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let statuses: Vec<String> = racers
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let statuses: Vec<String> = lake
+        .race_writes(&vec![args; 4])
         .into_iter()
-        .map(|racer| {
-            let run = crate::support::Run::of(racer.wait_with_output().unwrap());
+        .map(|run| {
             assert_eq!(run.code, 0, "{}", run.stderr);
             run.json["status"].as_str().unwrap().to_string()
         })

@@ -244,34 +244,19 @@ async fn racing_identical_writers_announce_one_commit() {
     let receiver = Receiver::start().await;
     let lake = Lake::local();
     let input = lake.input("day.csv", &day_rows(1));
-    let writers: Vec<_> = (0..4)
-        .map(|_| {
-            let args = [
-                "write",
-                "--table",
-                &lake.table,
-                "--output",
-                "json",
-                "--input",
-                &input,
-                "--date",
-                "2024-01-01",
-                "--key",
-                "order_id",
-                "--notify-url",
-                &receiver.url,
-            ];
-            lake.command(&args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = writers
-        .into_iter()
-        .map(|w| Run::of(w.wait_with_output().unwrap()))
-        .collect();
+    let args = [
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--key",
+        "order_id",
+        "--notify-url",
+        &receiver.url,
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let runs = lake.race_writes(&vec![args; 4]);
     let committed: Vec<&Run> = runs
         .iter()
         .filter(|r| r.json["status"] == "committed")

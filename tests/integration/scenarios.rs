@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{ENGINES, Engine, Lake, Run, repo_path};
+use crate::support::{ENGINES, Engine, Lake, repo_path};
 
 pub const HEADER: &str = "order_id,customer_id,sku,quantity,unit_price,updated_at,date";
 
@@ -740,30 +740,13 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: Lake) {
     }
 }
 
-/// Starts `n` `lakewriter write` processes at once and returns their reports.
+/// Starts `lakewriter write` processes at once and returns their reports; all must succeed.
 fn race(lake: &Lake, runs: Vec<Vec<String>>) -> Vec<Value> {
-    let children: Vec<_> = runs
-        .iter()
-        .map(|args| {
-            let mut all = vec!["write", "--table", &lake.table, "--output", "json"];
-            all.extend(args.iter().map(String::as_str));
-            lake.command(&all)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    children
+    lake.race_writes(&runs)
         .into_iter()
-        .map(|child| {
-            let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            serde_json::from_slice(&output.stdout).unwrap()
+        .map(|run| {
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            run.json
         })
         .collect()
 }
@@ -783,31 +766,14 @@ pub async fn concurrent_first_writes_with_other_column_types_never_mix_them(lake
             "fraction.csv",
             &csv(&["2,c,s,2.5,1.0,2024-01-02T00:00:00Z,2024-01-02"]),
         );
-        let children: Vec<_> = [(&whole, "2024-01-01"), (&fraction, "2024-01-02")]
-            .iter()
-            .map(|(input, day)| {
-                let args = [
-                    "write",
-                    "--table",
-                    &lake.table,
-                    "--output",
-                    "json",
-                    "--input",
-                    input,
-                    "--date",
-                    day,
-                ];
-                lake.command(&args)
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let runs: Vec<Run> = children
-            .into_iter()
-            .map(|child| Run::of(child.wait_with_output().unwrap()))
-            .collect();
+        let runs = lake.race_writes(&[
+            ["--input", &whole, "--date", "2024-01-01"]
+                .map(str::to_string)
+                .to_vec(),
+            ["--input", &fraction, "--date", "2024-01-02"]
+                .map(str::to_string)
+                .to_vec(),
+        ]);
         for run in &runs {
             assert!(matches!(run.code, 0 | 2 | 4), "{run:?}");
             if run.code == 4 {

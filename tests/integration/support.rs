@@ -193,6 +193,27 @@ impl Lake {
         Run::of(self.command(&all).output().expect("lakewriter runs"))
     }
 
+    /// Starts one `lakewriter write --table <this table> --output json ARGS` per argument
+    /// list, all at once, and waits for every one.
+    pub fn race_writes(&self, runs: &[Vec<String>]) -> Vec<Run> {
+        let children: Vec<_> = runs
+            .iter()
+            .map(|args| {
+                let mut all = vec!["write", "--table", &self.table, "--output", "json"];
+                all.extend(args.iter().map(String::as_str));
+                self.command(&all)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("lakewriter starts")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| Run::of(child.wait_with_output().expect("lakewriter runs")))
+            .collect()
+    }
+
     /// Runs `lakewriter backfill --table <this table> ARGS --output json`.
     pub fn backfill(&self, args: &[&str]) -> Run {
         let mut all = vec!["backfill", "--table", &self.table, "--output", "json"];
