@@ -275,7 +275,10 @@ async fn decode_parquet<S: BatchSink>(object: &InputObject, mut sink: S) -> Resu
     .map_err(|e| Error::internal("decoding input", e))?
 }
 
-/// Hands every decoded batch to the sink with the data row it starts at.
+/// Hands every decoded batch to the sink with the data row it starts at. The sink (shaping,
+/// checks, spilling) runs on a thread of its own, so that a single large file is decoded on
+/// one core while its rows are checked on another. Errors come in file order: the sink's
+/// error about an earlier batch wins over the decoder's about a later one.
 fn feed<S: BatchSink>(
     name: &str,
     schema: &SchemaRef,
@@ -283,19 +286,44 @@ fn feed<S: BatchSink>(
     sink: &mut S,
     bad: impl Fn(arrow::error::ArrowError) -> Error,
 ) -> Result<()> {
-    let mut rows = 0;
-    let mut any = false;
-    for batch in batches {
-        let batch = batch.map_err(&bad)?;
-        let count = batch.num_rows();
-        sink.accept(name, batch, rows)?;
-        rows += count;
-        any = true;
-    }
-    if !any {
-        sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)?;
-    }
-    Ok(())
+    std::thread::scope(|scope| {
+        // Two batches in flight keep both threads busy without holding more of the file.
+        let (send, receive) = std::sync::mpsc::sync_channel::<(RecordBatch, usize)>(2);
+        let sink_thread = scope.spawn(move || {
+            let mut any = false;
+            for (batch, first_row) in receive {
+                sink.accept(name, batch, first_row)?;
+                any = true;
+            }
+            Ok::<_, Error>((any, sink))
+        });
+        let mut decoded = Ok(());
+        let mut rows = 0;
+        for batch in batches {
+            match batch {
+                Ok(batch) => {
+                    let count = batch.num_rows();
+                    if send.send((batch, rows)).is_err() {
+                        break; // the sink failed: its error is the one to report
+                    }
+                    rows += count;
+                }
+                Err(e) => {
+                    decoded = Err(bad(e));
+                    break;
+                }
+            }
+        }
+        drop(send);
+        let (any, sink) = sink_thread
+            .join()
+            .expect("the sink thread does not panic")?;
+        decoded?;
+        if !any {
+            sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)?;
+        }
+        Ok(())
+    })
 }
 
 /// SHA-256 of no bytes at all: the hash of an empty file.

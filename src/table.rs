@@ -46,6 +46,9 @@ use crate::transform::RowRules;
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+/// A day of at least this many rows, written with fewer days than cores, is cut into one file
+/// per core; smaller days stay one file (splitting them gains little and makes small files).
+const MIN_ROWS_TO_SPLIT: usize = 2 * 1024 * 1024;
 /// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
 /// write by default. Public (but hidden) so that the benchmark's encoding limit,
 /// `src/bin/parquet_limit.rs`, encodes exactly the same files.
@@ -297,10 +300,11 @@ impl Table {
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
         let config = writer_config(schema, column);
-        // One writer per day, as many at once as there are cores: encoding is the CPU-bound
-        // part and days are independent. `buffered` keeps the files in day order.
+        // One writer per file, as many at once as there are cores: encoding is the CPU-bound
+        // part and files are independent. `buffered` keeps the files in day order.
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let written: Vec<Vec<Add>> = futures::stream::iter(days)
+        let pieces = file_pieces(days, parallelism, MIN_ROWS_TO_SPLIT);
+        let written: Vec<Vec<Add>> = futures::stream::iter(pieces)
             .map(|(day, batch)| {
                 let (store, config) = (store.clone(), config.clone());
                 let values =
@@ -692,6 +696,29 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// The files to write: one per day; with fewer days than `cores`, a day of at least
+/// `min_rows` rows is cut into `cores` files of consecutive rows, so that it is encoded on
+/// every core.
+fn file_pieces(
+    days: Vec<(NaiveDate, RecordBatch)>,
+    cores: usize,
+    min_rows: usize,
+) -> Vec<(NaiveDate, RecordBatch)> {
+    if days.len() >= cores {
+        return days;
+    }
+    days.into_iter()
+        .flat_map(|(day, batch)| {
+            let total = batch.num_rows();
+            let files = if total >= min_rows { cores } else { 1 };
+            let rows = total.div_ceil(files).max(1);
+            (0..total)
+                .step_by(rows)
+                .map(move |start| (day, batch.slice(start, rows.min(total - start))))
+        })
+        .collect()
+}
+
 /// How delta-rs writes the data files of a table partitioned by `column`.
 fn writer_config(schema: &SchemaRef, column: &str) -> WriterConfig {
     WriterConfig::new(
@@ -750,6 +777,35 @@ async fn write_empty_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_day_is_cut_into_one_file_per_core_and_nothing_else_is() {
+        let day = |d: u32, rows: i64| {
+            let batch = RecordBatch::try_from_iter([(
+                "id",
+                Arc::new(arrow::array::Int64Array::from_iter_values(0..rows)) as _,
+            )])
+            .unwrap();
+            (NaiveDate::from_ymd_opt(2024, 1, d).unwrap(), batch)
+        };
+        let pieces = file_pieces(vec![day(1, 10)], 3, 5);
+        let sizes: Vec<usize> = pieces.iter().map(|(_, b)| b.num_rows()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let rejoined =
+            arrow::compute::concat_batches(&pieces[0].1.schema(), pieces.iter().map(|(_, b)| b))
+                .unwrap();
+        assert_eq!(rejoined, day(1, 10).1, "every row once, in order");
+        assert_eq!(
+            file_pieces(vec![day(1, 4)], 3, 5).len(),
+            1,
+            "a small day stays whole"
+        );
+        assert_eq!(
+            file_pieces(vec![day(1, 10), day(2, 10), day(3, 10)], 3, 5).len(),
+            3,
+            "as many days as cores: one file each"
+        );
+    }
 
     #[test]
     fn only_partition_part_files_pass_for_a_location_without_a_log() {
