@@ -500,9 +500,31 @@ impl WriteJob {
             let decision = decide_merge(self.policy, recorded, input_version);
             if decision == Decision::Skip && !self.dry_run {
                 tracing::info!(run_id = %input.run.run_id, "the table already holds this merge: skipped");
+                // The commit this rerun matches, to announce if it never was.
+                let matched = if self.notify.is_empty() {
+                    None
+                } else {
+                    table.merge_commit(&input.run).await?
+                };
+                let events = match matched {
+                    Some((version, committed_at)) => {
+                        let rows_per_day = match &rows {
+                            Some((_, rows_per_day)) => rows_per_day.clone(),
+                            None => self.ordered_rows(input.take_rows())?.1,
+                        };
+                        vec![CommitEvent::of_commit(
+                            &self.table,
+                            &input.run,
+                            version,
+                            &committed_at,
+                            rows_per_day.into_iter(),
+                        )]
+                    }
+                    None => Vec::new(),
+                };
                 return Ok(Outcome::Skipped {
                     version: table.version(),
-                    events: Vec::new(),
+                    events,
                 });
             }
             let (batches, rows_per_day) = match &rows {
@@ -524,7 +546,7 @@ impl WriteJob {
             }
             let attempt = table.next_attempt();
             match table
-                .merge(batches.clone(), &self.rules, &input.run, total)
+                .merge(batches.clone(), &self.rules, &input.run, &attempt, total)
                 .await?
             {
                 MergeOutcome::Committed {

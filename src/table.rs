@@ -59,6 +59,10 @@ pub fn parquet_writer_properties() -> WriterProperties {
         .build()
 }
 
+/// How many of the newest commits a skipped merge rerun searches for its own commit, to
+/// announce it again; each is one log read.
+const MERGE_LOOKBACK: usize = 100;
+
 /// Checkpoint every this many commits (Spark's default), so loading the snapshot stays cheap
 /// however many runs the table has seen.
 const CHECKPOINT_INTERVAL: u64 = 10;
@@ -398,8 +402,7 @@ impl Table {
                 run.scope.to()
             )),
         };
-        let properties =
-            commit_properties(run, attempt.version, rows_per_day.values().sum::<u64>());
+        let properties = commit_properties(run, attempt, rows_per_day.values().sum::<u64>());
         failpoint::hit("before-commit");
         let snapshot = if self.exists {
             Some(self.snapshot()?)
@@ -440,6 +443,26 @@ impl Table {
             .map_err(|e| Error::internal(format!("reading the runs of {}", self.uri), e))
     }
 
+    /// The version and commit time of this run's merge, looked up in the commit metadata of
+    /// the newest `MERGE_LOOKBACK` commits (only for announcing it again: a skipped merge
+    /// rerun whose notification is pending).
+    pub(crate) async fn merge_commit(&self, run: &RunIdentity) -> Result<Option<(u64, String)>> {
+        for commit in self.commits(Some(MERGE_LOOKBACK)).await? {
+            let Some(record) = commit.info.get("lakewriter") else {
+                continue;
+            };
+            let field = |name: &str| record.get(name).and_then(|v| v.as_str());
+            if field("runId") == Some(run.run_id.as_str())
+                && field("fingerprint") == Some(run.fingerprint.as_str())
+            {
+                let version = record.get("version").and_then(|v| v.as_u64());
+                let committed_at = field("committedAt").map(str::to_string);
+                return Ok(version.zip(committed_at));
+            }
+        }
+        Ok(None)
+    }
+
     /// Merges `rows` (deduplicated, one row per key) into the table in one commit: a row whose
     /// key and partition match a row of the table replaces it (with `order_by`: only when
     /// its value there is not smaller), any other row is inserted. Matching only within the
@@ -450,6 +473,7 @@ impl Table {
         rows: Vec<RecordBatch>,
         rules: &RowRules,
         run: &RunIdentity,
+        attempt: &CommitAttempt,
         rows_total: u64,
     ) -> Result<MergeOutcome> {
         let target = |name: &str| Expr::Column(Column::new(Some("target"), name));
@@ -473,8 +497,7 @@ impl Table {
         let source_rows = SessionContext::new()
             .read_batches(rows)
             .map_err(|e| Error::internal("preparing the merge", e))?;
-        let version = self.version().map_or(0, |v| v + 1);
-        let properties = commit_properties(run, version, rows_total)
+        let properties = commit_properties(run, attempt, rows_total)
             .with_application_transaction(merge_transaction(run));
         let merge = self
             .delta
@@ -508,7 +531,7 @@ impl Table {
         failpoint::hit("before-commit");
         match merge.await {
             Ok((_, metrics)) => Ok(MergeOutcome::Committed {
-                version,
+                version: attempt.version,
                 files_added: metrics.num_target_files_added as u64,
                 files_removed: metrics.num_target_files_removed as u64,
             }),
@@ -632,14 +655,15 @@ pub(crate) enum MergeOutcome {
 /// `DESCRIBE HISTORY` shows `userMetadata`), no retries inside delta-rs (see the module docs)
 /// and no post-commit hook: the checkpoint runs in `checkpoint_if_due`, so that its failure
 /// cannot make a landed commit look failed.
-fn commit_properties(run: &RunIdentity, version: u64, rows: u64) -> CommitProperties {
+fn commit_properties(run: &RunIdentity, attempt: &CommitAttempt, rows: u64) -> CommitProperties {
     let metadata = [
         ("userMetadata".to_string(), serde_json::json!(run.run_id)),
         (
             "lakewriter".to_string(),
             serde_json::json!({
                 "runId": run.run_id,
-                "version": version,
+                "version": attempt.version,
+                "committedAt": attempt.committed_at,
                 "fingerprint": run.fingerprint,
                 "scope": run.scope.to_string(),
                 "rows": rows,

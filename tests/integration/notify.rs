@@ -214,6 +214,51 @@ async fn a_crash_between_commit_and_delivery_is_announced_by_the_rerun() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_crashed_before_delivery_is_announced_by_its_rerun() {
+    let receiver = Receiver::start().await;
+    let lake = Lake::local();
+    let input = lake.input("day.csv", &day_rows(1));
+    let with_merge = |env: &[(&str, &str)]| {
+        let args = [
+            "write",
+            "--table",
+            &lake.table,
+            "--output",
+            "json",
+            "--input",
+            &input,
+            "--date",
+            "2024-01-01",
+            "--key",
+            "order_id",
+            "--mode",
+            "merge",
+        ];
+        let mut command = lake.command(&args);
+        command
+            .env("LAKEWRITER_NOTIFY_URL", &receiver.url)
+            .envs(env.iter().copied());
+        Run::of(command.output().unwrap())
+    };
+    let crashed = with_merge(&[("LAKEWRITER_FAIL_AT", "after-commit")]);
+    assert_ne!(crashed.code, 0);
+    assert!(receiver.requests().is_empty());
+    let versions = lake.versions().await;
+    let rerun = with_merge(&[]);
+    assert_eq!(rerun.expect("skipped")["notification"], "delivered");
+    let acted = receiver.acted_on();
+    assert_eq!(acted.len(), 1);
+    let event = acted.values().next().unwrap();
+    assert_eq!(event["version"], *versions.last().unwrap());
+    assert_eq!(event["rows"], serde_json::json!({"2024-01-01": 3}));
+    assert_eq!(
+        with_merge(&[]).expect("skipped")["notification"],
+        "already_delivered"
+    );
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_leaves_the_commit_standing_and_the_notification_pending() {
     let receiver = Receiver::start().await;
     receiver.refuse(usize::MAX);
