@@ -6,6 +6,8 @@
 //! started again reads the same files, skips the days the table already holds with the same
 //! input, and does the rest.
 
+use std::fmt::Write as _;
+
 use chrono::NaiveDate;
 use chrono::format::{Item, StrftimeItems};
 use futures::StreamExt;
@@ -67,16 +69,28 @@ impl Backfill {
                 )));
             }
         }
+        if let Some(run_id) = self.job.explicit_run_id() {
+            if !run_id.contains("{date") {
+                return Err(Error::InvalidOption(format!(
+                    "backfill run id '{run_id}' has no {{date}}: each day is its own run, \
+                     e.g. 'fill-{{date}}' (or leave --run-id out)"
+                )));
+            }
+        }
         let days: Vec<NaiveDate> = self.job.scope().days().collect();
         let mut jobs = Vec::with_capacity(days.len());
         for &day in &days {
             jobs.push((day, self.job_for(day)?));
         }
-        // The first day runs alone: on a new table it creates the table, whose column types
-        // the other days then read their input with, instead of racing to create it.
-        let mut rest = jobs.into_iter();
+        // Days run one at a time until one succeeds: on a new table that one creates the
+        // table, whose column types the other days then read their input with, instead of
+        // racing to create it.
+        let mut rest = jobs.into_iter().peekable();
         let mut outcomes = Vec::with_capacity(days.len());
-        for (date, job) in rest.by_ref().take(1) {
+        while !outcomes.iter().any(|day: &DayOutcome| day.outcome.is_ok()) {
+            let Some((date, job)) = rest.next() else {
+                break;
+            };
             let day = run_day(date, job).await;
             on_day(&day);
             outcomes.push(day);
@@ -132,7 +146,8 @@ fn fill(template: &str, day: NaiveDate) -> Result<String> {
         if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
             return Err(bad());
         }
-        filled.push_str(&day.format(format).to_string());
+        // A format that needs a time or an offset (%H, %z) fails here, not at parse time.
+        write!(filled, "{}", day.format(format)).map_err(|_| bad())?;
         rest = &tail[end + 1..];
     }
     filled.push_str(rest);
@@ -159,5 +174,6 @@ mod tests {
         assert!(fill("raw/{date:}", day).is_err());
         assert!(fill("raw/{date:%Q}", day).is_err());
         assert!(fill("raw/{dates}", day).is_err());
+        assert!(fill("raw/{date:%H}", day).is_err(), "a day has no hour");
     }
 }

@@ -239,6 +239,10 @@ impl WriteJob {
         self.scope
     }
 
+    pub(crate) fn explicit_run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
     /// This job for one day of a backfill: `fill` turns the input and run id templates into
     /// the day's, and the memory limit is shared among `sharing` days running at once.
     pub(crate) fn for_day(
@@ -390,7 +394,7 @@ impl WriteJob {
                     Vec::new()
                 } else {
                     CommitEvent::from_ledger(
-                        &self.table,
+                        table.url(),
                         &ledger,
                         &input.run.run_id,
                         self.scope.days(),
@@ -453,7 +457,7 @@ impl WriteJob {
                     .days()
                     .map(|day| (day, files.rows_per_day.get(&day).copied().unwrap_or(0)));
                 let event = CommitEvent::of_commit(
-                    &self.table,
+                    table.url(),
                     &input.run,
                     attempt.version,
                     &attempt.committed_at,
@@ -513,7 +517,7 @@ impl WriteJob {
                             None => self.ordered_rows(input.take_rows())?.1,
                         };
                         vec![CommitEvent::of_commit(
-                            &self.table,
+                            table.url(),
                             &input.run,
                             version,
                             &committed_at,
@@ -558,7 +562,7 @@ impl WriteJob {
                     failpoint::hit("after-commit");
                     table.checkpoint_if_due(version).await;
                     let event = CommitEvent::of_commit(
-                        &self.table,
+                        table.url(),
                         &input.run,
                         version,
                         &attempt.committed_at,

@@ -287,6 +287,8 @@ async fn deliver(channel: &Channel, event: &CommitEvent) -> std::result::Result<
                 .arg(command)
                 .env("LAKEWRITER_IDEMPOTENCY_KEY", &event.idempotency_key)
                 .stdin(std::process::Stdio::piped())
+                // A command still running at the timeout is stopped, not left behind.
+                .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot start the notify command: {e}"))?;
             let mut stdin = child.stdin.take().expect("piped stdin");

@@ -34,6 +34,10 @@ pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 /// and writing it holds encoded Parquet, each about as large again.
 const BUCKET_SHARE: u64 = 3;
 
+/// At most this many bucket files are open at once (each holds a file descriptor); an input
+/// that would need more gets larger buckets, and memory above the limit.
+const MAX_BUCKETS: u64 = 256;
+
 /// The rows of a run, in memory or spread over bucket files.
 pub(crate) struct RowStore {
     schema: SchemaRef,
@@ -56,7 +60,7 @@ impl RowStore {
     /// its share of `memory_limit`. One means no spilling.
     pub(crate) fn bucket_count(estimated_bytes: u64, memory_limit: u64) -> usize {
         let per_bucket = (memory_limit / BUCKET_SHARE).max(1);
-        estimated_bytes.div_ceil(per_bucket).max(1) as usize
+        estimated_bytes.div_ceil(per_bucket).clamp(1, MAX_BUCKETS) as usize
     }
 
     /// A store for rows of `schema`, spread over `buckets` buckets by the `spread_by` columns.
@@ -217,6 +221,7 @@ mod tests {
         assert_eq!(RowStore::bucket_count(1_000, 3_000), 1);
         assert_eq!(RowStore::bucket_count(1_001, 3_000), 2);
         assert_eq!(RowStore::bucket_count(10_000, 3_000), 10);
+        assert_eq!(RowStore::bucket_count(u64::MAX, 3), MAX_BUCKETS as usize);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use delta_kernel::expressions::Scalar;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
@@ -70,7 +70,10 @@ const CHECKPOINT_INTERVAL: u64 = 10;
 /// A Delta table location, loaded if a table exists there.
 pub(crate) struct Table {
     delta: DeltaTable,
+    /// The location as the user gave it, for messages.
     uri: String,
+    /// The location as an absolute URL, however it was spelled.
+    url: String,
     options: StorageOptions,
     exists: bool,
 }
@@ -90,6 +93,7 @@ impl Table {
     /// Opens the location; a missing table is not an error (the first write creates it).
     pub(crate) async fn open(location: &str, options: &StorageOptions) -> Result<Self> {
         let url = table_url(location)?;
+        let canonical = url.to_string();
         let bad_table = |message: String| Error::BadTable {
             table: location.to_string(),
             message,
@@ -131,9 +135,16 @@ impl Table {
         Ok(Self {
             delta,
             uri: location.to_string(),
+            url: canonical,
             options: options.clone(),
             exists,
         })
+    }
+
+    /// The table's absolute URL: the same however the location was spelled
+    /// (`./lake/sales`, an absolute path, `file://...`).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The store under the table's location (paths relative to the table).
@@ -172,13 +183,17 @@ impl Table {
         let Some(table) = self.schema()? else {
             return Ok(true);
         };
-        let columns = |s: &Schema| -> Vec<(String, DataType)> {
-            s.fields()
+        // `equals_datatype` ignores the names of nested fields: Arrow calls a list's items
+        // `item`, the Delta log gives them back as `element`.
+        Ok(table.fields().len() == schema.fields().len()
+            && table
+                .fields()
                 .iter()
-                .map(|f| (f.name().clone(), f.data_type().clone()))
-                .collect()
-        };
-        Ok(columns(&table) == columns(schema))
+                .zip(schema.fields())
+                .all(|(ours, theirs)| {
+                    ours.name() == theirs.name()
+                        && ours.data_type().equals_datatype(theirs.data_type())
+                }))
     }
 
     /// Checks that the table is partitioned by exactly `column`, as lakewriter writes it.
@@ -485,10 +500,9 @@ impl Table {
             .map(|name| target(name).eq(source(name)))
             .reduce(Expr::and)
             .expect("merge runs have a key");
-        let Some(first) = rows.first() else {
-            return Err(Error::internal("merging", std::io::Error::other("no rows")));
-        };
-        let columns: Vec<String> = first
+        let columns: Vec<String> = rows
+            .first()
+            .expect("one batch per bucket, and at least one bucket")
             .schema()
             .fields()
             .iter()

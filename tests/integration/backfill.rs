@@ -188,10 +188,21 @@ async fn days_in_parallel_each_commit_once_with_the_first_day_creating_the_table
     assert_eq!(ids, expected);
 }
 
-#[test]
-fn inputs_without_a_date_are_refused() {
+#[tokio::test]
+async fn inputs_and_run_ids_without_a_date_are_refused() {
     let lake = Lake::local();
     let run = lake.backfill(&["--input", "raw/all.csv", "--from", DAYS[0], "--to", DAYS[1]]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("{date}"), "{}", run.stderr);
+    let input = template(&lake);
+    let fixed_id = lake.backfill(&[
+        "--input", &input, "--from", DAYS[0], "--to", DAYS[1], "--run-id", "fill",
+    ]);
+    assert_eq!(fixed_id.code, 2);
+    assert!(
+        fixed_id.stderr.contains("each day is its own run"),
+        "{}",
+        fixed_id.stderr
+    );
+    assert!(lake.versions().await.is_empty(), "nothing written");
 }
