@@ -627,13 +627,24 @@ impl WriteJob {
         let mut batches = Vec::new();
         let mut rows_per_day = HashMap::new();
         for bucket in rows.into_buckets()? {
-            let ordered = dedup_and_order(bucket?, &self.rules)?;
-            for (day, batch) in split_by_day(&ordered, &self.rules.partition_column) {
-                *rows_per_day.entry(day).or_default() += batch.num_rows() as u64;
-            }
-            batches.push(ordered);
+            let days = self.bucket_days(bucket?, &mut rows_per_day)?;
+            batches.extend(days.into_iter().map(|(_, batch)| batch));
         }
         Ok((batches, rows_per_day))
+    }
+
+    /// One bucket deduplicated, ordered and cut by day; its rows are added to `rows_per_day`.
+    fn bucket_days(
+        &self,
+        bucket: arrow::array::RecordBatch,
+        rows_per_day: &mut HashMap<NaiveDate, u64>,
+    ) -> Result<Vec<(NaiveDate, arrow::array::RecordBatch)>> {
+        let ordered = dedup_and_order(bucket, &self.rules)?;
+        let days = split_by_day(&ordered, &self.rules.partition_column);
+        for (day, batch) in &days {
+            *rows_per_day.entry(*day).or_default() += batch.num_rows() as u64;
+        }
+        Ok(days)
     }
 
     /// Deduplicates and orders the rows a bucket at a time and writes each bucket's days as
@@ -657,11 +668,7 @@ impl WriteJob {
         let column = &self.rules.partition_column;
         let schema = rows.schema().clone();
         for bucket in rows.into_buckets()? {
-            let ordered = dedup_and_order(bucket?, &self.rules)?;
-            let days = split_by_day(&ordered, column);
-            for (day, batch) in &days {
-                *written.rows_per_day.entry(*day).or_default() += batch.num_rows() as u64;
-            }
+            let days = self.bucket_days(bucket?, &mut written.rows_per_day)?;
             if let Some(table) = table {
                 written
                     .adds

@@ -22,11 +22,26 @@ fn write_help_documents_every_option() {
         "--on-rerun",
         "--dry-run",
         "--memory-limit",
+        "--mode",
+        "--notify-url",
+        "--notify-command",
         "--output",
         "--storage-option",
         "--verbose",
     ] {
         assert!(help.contains(option), "write --help lacks {option}");
+    }
+    let backfill =
+        String::from_utf8_lossy(&lakewriter(&["backfill", "--help"]).stdout).into_owned();
+    for option in [
+        "--from",
+        "--to",
+        "--parallel",
+        "--input",
+        "--key",
+        "--notify-url",
+    ] {
+        assert!(backfill.contains(option), "backfill --help lacks {option}");
     }
     let vacuum = String::from_utf8_lossy(&lakewriter(&["vacuum", "--help"]).stdout).into_owned();
     for option in [

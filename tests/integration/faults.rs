@@ -4,7 +4,6 @@
 //! gives up it exits non-zero with the table unchanged, and a rerun converges. A commit whose
 //! response is lost is recognised as landed, never committed twice.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -13,10 +12,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 use crate::scenarios::day_input;
-use crate::support::{Backend, Lake, env_number, s3_endpoint};
+use crate::support::{Backend, Lake, env_number, s3_endpoint, serve_http};
 
 /// What the proxy does to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,30 +77,16 @@ struct FaultProxy {
 
 impl FaultProxy {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
         let plan = Arc::new(Mutex::new(Plan::default()));
         let upstream = s3_endpoint();
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let shared = plan.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (plan, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        handle(request, plan.clone(), client.clone(), upstream.clone())
-                    });
-                    // A dropped connection ends here with an error: that is the point.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        // A dropped connection ends in serve_http with an error: that is the point.
+        let addr = serve_http(move |request| {
+            handle(request, shared.clone(), client.clone(), upstream.clone())
+        })
+        .await;
         Self {
             url: format!("http://{addr}"),
             plan,

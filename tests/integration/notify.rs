@@ -2,17 +2,15 @@
 //! commits, reruns, crashes between commit and delivery, failing receivers and racing writers.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::scenarios::csv;
-use crate::support::{Backend, Lake, Run};
+use crate::support::{Backend, Lake, Run, serve_http};
 
 /// A webhook receiver on a loopback port that records every request and can refuse some.
 struct Receiver {
@@ -30,22 +28,9 @@ struct State {
 
 impl Receiver {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| receive(request, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let addr = serve_http(move |request| receive(request, shared.clone())).await;
         Self {
             url: format!("http://{addr}/hooks/commits?token=secret-token"),
             state,
