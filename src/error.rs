@@ -63,6 +63,35 @@ pub enum Error {
         message: String,
     },
 
+    /// An input row breaks one of the table's constraints (a CHECK constraint, a column
+    /// invariant, a NOT NULL column); nothing was written.
+    #[error(
+        "bad input at {at}: the row violates {constraint} ({expression}) with {values}; fix \
+         the row or the constraint (nothing was written)"
+    )]
+    ConstraintViolated {
+        /// The file and row.
+        at: InputLocation,
+        /// The constraint, e.g. `CHECK constraint quantity_positive`.
+        constraint: String,
+        /// Its expression, e.g. `quantity > 0`.
+        expression: String,
+        /// The row's values of the columns the expression reads.
+        values: String,
+    },
+
+    /// The table uses a Delta table feature lakewriter does not write (or not for this
+    /// operation); refused before anything was written.
+    #[error("table {table} uses the Delta table feature '{feature}': {message}")]
+    UnsupportedTableFeature {
+        /// The table URI.
+        table: String,
+        /// The feature's protocol name (e.g. `rowTracking`) or table property.
+        feature: String,
+        /// Why lakewriter refuses, and what the user can do.
+        message: String,
+    },
+
     /// `--on-rerun fail` found partitions written by another run.
     #[error(
         "partition {partition} already holds data from run '{other_run}'; \
@@ -115,6 +144,9 @@ pub enum ErrorKind {
     RerunRefused,
     /// A commit conflict that retries could not resolve.
     Conflict,
+    /// The table needs a Delta feature lakewriter does not write: change the table or use
+    /// another writer.
+    UnsupportedTable,
     /// Anything else (storage, I/O, a damaged table).
     Other,
 }
@@ -126,7 +158,9 @@ impl Error {
             Error::InvalidOption(_)
             | Error::NoInputFiles { .. }
             | Error::BadInput { .. }
-            | Error::SchemaMismatch { .. } => ErrorKind::BadInput,
+            | Error::SchemaMismatch { .. }
+            | Error::ConstraintViolated { .. } => ErrorKind::BadInput,
+            Error::UnsupportedTableFeature { .. } => ErrorKind::UnsupportedTable,
             Error::RerunRefused { .. } => ErrorKind::RerunRefused,
             Error::CommitConflict { .. } | Error::TableCreatedMeanwhile { .. } => {
                 ErrorKind::Conflict

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::features::Access;
 use crate::ledger::PartitionOwner;
 use crate::storage::StorageOptions;
 use crate::table::Table;
@@ -121,6 +122,7 @@ pub async fn vacuum(
     options: &StorageOptions,
 ) -> Result<VacuumReport> {
     let table = Table::open(table, options).await?;
+    table.check_access(Access::Vacuum)?;
     let retain = chrono::Duration::hours(retain_hours.try_into().unwrap_or(i64::MAX / 3_600_000));
     let files = table.vacuum(retain, force, dry_run).await?;
     Ok(VacuumReport { dry_run, files })

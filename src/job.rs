@@ -9,8 +9,10 @@ use deltalake::kernel::Add;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::constraints::RowChecks;
 use crate::error::{Error, Result};
 use crate::failpoint;
+use crate::features::Access;
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide, decide_merge};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::scope::PartitionScope;
@@ -274,6 +276,10 @@ impl WriteJob {
         self.validate()?;
         let mut table = Table::open(&self.table, &self.storage_options).await?;
         table.check_partitioning(&self.rules.partition_column)?;
+        table.check_access(match self.mode {
+            WriteMode::Replace => Access::Replace,
+            WriteMode::Merge => Access::Merge,
+        })?;
         let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = match self.mode {
@@ -303,8 +309,24 @@ impl WriteJob {
         let table_schema = table.schema()?;
         let estimate = files.iter().map(InputFile::decoded_size_estimate).sum();
         let buckets = RowStore::bucket_count(estimate, self.memory_limit);
+        let checks = match &table_schema {
+            Some(schema) => {
+                let features = table.features();
+                RowChecks::compile(schema, &features.constraints(), features.not_null_columns())
+                    .map_err(|message| Error::UnsupportedTableFeature {
+                        table: self.table.clone(),
+                        feature: "checkConstraints".into(),
+                        message: format!(
+                            "{message}; write with Spark, or change the constraint \
+                             (ALTER TABLE ... DROP CONSTRAINT / ADD CONSTRAINT)"
+                        ),
+                    })?
+            }
+            None => RowChecks::default(),
+        };
         let intake = Intake::new(
             table_schema.clone(),
+            checks,
             self.rules.clone(),
             self.scope,
             buckets,
@@ -373,6 +395,24 @@ impl WriteJob {
             }
             let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
+            if decision == Decision::Replace
+                && !removes.is_empty()
+                && table.features().append_only()
+            {
+                if let Some(files) = &written {
+                    table.discard(&files.adds).await;
+                }
+                return Err(Error::UnsupportedTableFeature {
+                    table: self.table.clone(),
+                    feature: "appendOnly".into(),
+                    message: format!(
+                        "delta.appendOnly = true forbids removing the {} file(s) the scope's \
+                         days hold; lakewriter can only add days that are empty, or run ALTER \
+                         TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = 'false')",
+                        removes.len()
+                    ),
+                });
+            }
             if self.dry_run {
                 let rows = match decision {
                     Decision::Replace => self.write_rows(input.take_rows(), None).await?.rows(),

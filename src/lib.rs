@@ -47,8 +47,10 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backfill;
+mod constraints;
 mod error;
 mod failpoint;
+mod features;
 mod inspect;
 mod job;
 mod ledger;

@@ -24,8 +24,9 @@ const EXIT_NOTIFICATION_PENDING: u8 = 6;
     version,
     about = "Idempotent, date-partitioned writes into Delta Lake tables",
     after_help = "Exit codes: 0 committed, skipped or planned; 1 other error (storage, damaged \
-                  table); 2 bad input or usage; 3 rerun refused by --on-rerun fail; 4 commit \
-                  conflict that retries could not resolve; 5 some days of a backfill failed \
+                  table); 2 bad input or usage (a row breaking a table constraint too), or a \
+                  table feature lakewriter does not write; 3 rerun refused by --on-rerun fail; \
+                  4 commit conflict that retries could not resolve; 5 some days of a backfill failed \
                   (the others ran; rerun the backfill); 6 the commit stands but its notification \
                   is pending (the next run sends it)."
 )]
@@ -315,7 +316,9 @@ fn main() -> ExitCode {
 
 fn exit_code(error: &lakewriter::Error) -> u8 {
     match error.kind() {
-        ErrorKind::BadInput => EXIT_BAD_INPUT,
+        // A table feature lakewriter does not write is, like bad input, fixed by a person
+        // (the table or the call), never by a retry.
+        ErrorKind::BadInput | ErrorKind::UnsupportedTable => EXIT_BAD_INPUT,
         ErrorKind::RerunRefused => EXIT_RERUN_REFUSED,
         ErrorKind::Conflict => EXIT_CONFLICT,
         _ => EXIT_OTHER,

@@ -38,6 +38,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
 use crate::failpoint;
+use crate::features::{Access, ColumnMapping, TableFeatures};
 use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
@@ -76,6 +77,8 @@ pub(crate) struct Table {
     url: String,
     options: StorageOptions,
     exists: bool,
+    /// What the table's protocol and properties ask of writers (nothing, without a table).
+    features: TableFeatures,
 }
 
 /// What became of a commit.
@@ -132,13 +135,97 @@ impl Table {
                 }
             }
         }
+        let features = if exists {
+            let state = delta
+                .snapshot()
+                .map_err(|e| Error::internal(format!("cannot read table {location}"), e))?;
+            let as_json = |e| Error::internal(format!("reading the protocol of {location}"), e);
+            TableFeatures::from_log(
+                &serde_json::to_value(state.protocol()).map_err(as_json)?,
+                &serde_json::to_value(state.metadata()).map_err(as_json)?,
+            )
+        } else {
+            TableFeatures::default()
+        };
         Ok(Self {
             delta,
             uri: location.to_string(),
             url: canonical,
             options: options.clone(),
             exists,
+            features,
         })
+    }
+
+    /// What the table's protocol and properties ask of writers.
+    pub(crate) fn features(&self) -> &TableFeatures {
+        &self.features
+    }
+
+    /// Refuses `access` when the table uses a feature lakewriter does not follow for it:
+    /// called before anything is written.
+    pub(crate) fn check_access(&self, access: Access) -> Result<()> {
+        match self.features.refusal(access) {
+            None => Ok(()),
+            Some((feature, message)) => Err(Error::UnsupportedTableFeature {
+                table: self.uri.clone(),
+                feature,
+                message,
+            }),
+        }
+    }
+
+    /// How data files name the columns of `schema` (the table's, by column name) and the
+    /// partition `column`: the same names, or with column mapping each column's physical name
+    /// and Parquet field id, as the protocol asks of files and of partition values.
+    fn file_columns(&self, schema: &SchemaRef, column: &str) -> FileColumns {
+        if self.features.column_mapping() == ColumnMapping::None {
+            return FileColumns {
+                schema: schema.clone(),
+                partition: column.to_string(),
+            };
+        }
+        let physical = self.features.physical_columns();
+        let rename = |name: &str| physical.get(name).cloned();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|field| match rename(field.name()) {
+                Some((name, id)) => {
+                    let metadata = id
+                        .map(|id| {
+                            HashMap::from([(
+                                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+                                id.to_string(),
+                            )])
+                        })
+                        .unwrap_or_default();
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_name(name)
+                        .with_metadata(metadata)
+                }
+                None => field.as_ref().clone(),
+            })
+            .collect();
+        FileColumns {
+            schema: Arc::new(Schema::new(fields)),
+            partition: rename(column).map_or_else(|| column.to_string(), |(name, _)| name),
+        }
+    }
+
+    /// The name partition values of `column` go by in the log (its physical name under
+    /// column mapping).
+    fn partition_key(&self, column: &str) -> String {
+        match self.features.column_mapping() {
+            ColumnMapping::None => column.to_string(),
+            ColumnMapping::Name | ColumnMapping::Id => self
+                .features
+                .physical_columns()
+                .remove(column)
+                .map_or_else(|| column.to_string(), |(name, _)| name),
+        }
     }
 
     /// The table's absolute URL: the same however the location was spelled
@@ -226,13 +313,14 @@ impl Table {
             return Ok(Vec::new());
         }
         let snapshot = self.snapshot()?;
+        let key = self.partition_key(column);
         let mut files = Vec::new();
         for view in snapshot.log_data().iter() {
             // `add_action` is deprecated in favour of Arrow arrays, but it is the only public
             // accessor that returns a file's tags, which hold the ledger.
             #[allow(deprecated)]
             let add = view.add_action();
-            let value = add.partition_values.get(column).cloned().flatten();
+            let value = add.partition_values.get(&key).cloned().flatten();
             let date = value
                 .as_deref()
                 .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
@@ -298,6 +386,10 @@ impl Table {
             .filter(|(date, _)| scope.contains(*date))
             .map(|(_, add)| Remove {
                 path: add.path,
+                // A file is identified by its path and its deletion vector: a remove without
+                // the vector would leave the rows Spark's DELETE kept (PROTOCOL.md,
+                // "Deletion Vectors").
+                deletion_vector: add.deletion_vector,
                 data_change: true,
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
@@ -318,7 +410,8 @@ impl Table {
         days: Vec<(NaiveDate, RecordBatch)>,
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
-        let config = writer_config(schema, column);
+        let files = self.file_columns(schema, column);
+        let config = writer_config(&files.schema, &files.partition);
         // One writer per file, as many at once as there are cores: encoding is the CPU-bound
         // part and files are independent. `buffered` keeps the files in day order.
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -326,9 +419,14 @@ impl Table {
         let written: Vec<Vec<Add>> = futures::stream::iter(pieces)
             .map(|(day, batch)| {
                 let (store, config) = (store.clone(), config.clone());
-                let values =
-                    IndexMap::from([(column.to_string(), Scalar::Date(days_since_epoch(day)))]);
+                let values = IndexMap::from([(
+                    files.partition.clone(),
+                    Scalar::Date(days_since_epoch(day)),
+                )]);
+                // Column mapping renames columns only: the arrays stay as they are.
+                let batch = RecordBatch::try_new(files.schema.clone(), batch.columns().to_vec());
                 tokio::spawn(async move {
+                    let batch = batch?;
                     let mut writer = DeltaWriter::new(store, config);
                     writer.write_partition(batch, &values).await?;
                     writer.close().await
@@ -353,10 +451,11 @@ impl Table {
         days: impl IntoIterator<Item = NaiveDate>,
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
-        let file_schema = writer_config(schema, column).file_schema();
+        let files = self.file_columns(schema, column);
+        let file_schema = writer_config(&files.schema, &files.partition).file_schema();
         let mut adds = Vec::new();
         for day in days {
-            adds.push(write_empty_file(store.as_ref(), &file_schema, column, day).await?);
+            adds.push(write_empty_file(store.as_ref(), &file_schema, &files.partition, day).await?);
         }
         Ok(adds)
     }
@@ -397,8 +496,9 @@ impl Table {
             actions.extend(self.create_actions(schema, column)?);
         }
         actions.extend(removes.into_iter().map(Action::Remove));
+        let key = self.partition_key(column);
         actions.extend(adds.iter().map(|add| {
-            let day = add.partition_values.get(column).cloned().flatten();
+            let day = add.partition_values.get(&key).cloned().flatten();
             let rows = day
                 .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
                 .and_then(|d| rows_per_day.get(&d).copied())
@@ -605,6 +705,9 @@ impl Table {
     /// table's log retention (if the table allows it). The commit stands whatever happens here,
     /// so a failure is logged, not returned: the next interval tries again.
     pub(crate) async fn checkpoint_if_due(&self, version: u64) {
+        if !self.features.classic_checkpoints() {
+            return;
+        }
         let interval = match self.snapshot() {
             Ok(state) => state.table_config().checkpoint_interval().get(),
             Err(_) => CHECKPOINT_INTERVAL,
@@ -652,6 +755,14 @@ impl Table {
         .map_err(|e| Error::internal("creating the table protocol", e))?;
         Ok([Action::Protocol(protocol), Action::Metadata(metadata)])
     }
+}
+
+/// How the data files of a table name its columns; see [`Table::file_columns`].
+struct FileColumns {
+    /// The columns as files name them (with Parquet field ids under column mapping).
+    schema: SchemaRef,
+    /// The partition column as files and partition values name it.
+    partition: String,
 }
 
 /// What became of a merge.
@@ -711,8 +822,17 @@ pub(crate) fn fingerprint_as_version(fingerprint: &str) -> i64 {
     i64::from_str_radix(&fingerprint[..15], 16).expect("a hex fingerprint")
 }
 
+/// The ledger of the active files. A file with a deletion vector lost rows to another
+/// writer's DELETE, UPDATE or MERGE after the run that wrote it, so its day counts as another
+/// writer's data whatever its tags say (Spark keeps a file's tags when it adds the vector).
 fn ledger_of(files: &[(NaiveDate, Add)]) -> Ledger {
-    Ledger::from_files(files.iter().map(|(date, add)| (*date, add.tags.as_ref())))
+    Ledger::from_files(files.iter().map(|(date, add)| {
+        let tags = match add.deletion_vector {
+            Some(_) => None,
+            None => add.tags.as_ref(),
+        };
+        (*date, tags)
+    }))
 }
 
 /// Whether a path looks like a data file a Delta writer puts in a partition:

@@ -14,7 +14,8 @@ use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::NaiveDate;
 
-use crate::error::{Error, Result};
+use crate::constraints::RowChecks;
+use crate::error::{Error, InputLocation, Result};
 use crate::scope::PartitionScope;
 use crate::source::{BatchSink, delta_type};
 use crate::spill::RowStore;
@@ -332,6 +333,8 @@ fn check_rows(
 #[derive(Clone)]
 pub(crate) struct Intake {
     table_schema: Option<SchemaRef>,
+    /// The table's constraints, checked on every conformed row.
+    checks: Arc<RowChecks>,
     rules: Arc<RowRules>,
     scope: PartitionScope,
     buckets: usize,
@@ -351,12 +354,14 @@ impl Intake {
     /// `buckets` buckets when that is more than one.
     pub(crate) fn new(
         table_schema: Option<SchemaRef>,
+        checks: RowChecks,
         rules: RowRules,
         scope: PartitionScope,
         buckets: usize,
     ) -> Self {
         Self {
             table_schema,
+            checks: Arc::new(checks),
             rules: Arc::new(rules),
             scope,
             buckets,
@@ -408,6 +413,21 @@ impl BatchSink for Intake {
         let schema = self.schema_for(&input)?;
         // Shaping and checking, the costly part, runs outside the lock.
         let conformed = conform(&input, &schema, &self.rules, &self.scope)?;
+        let violation = self
+            .checks
+            .first_violation(&conformed)
+            .map_err(|message| Error::bad_input(file, None, message))?;
+        if let Some(violation) = violation {
+            return Err(Error::ConstraintViolated {
+                at: InputLocation {
+                    file: file.to_string(),
+                    row: Some(input.row(violation.row)),
+                },
+                constraint: violation.constraint,
+                expression: violation.expression,
+                values: violation.values,
+            });
+        }
         let mut taken = self.lock();
         taken.rows += conformed.num_rows() as u64;
         taken

@@ -4,6 +4,12 @@
     python read_table.py --serve      # JSON requests on stdin, one JSON answer per line
     python read_table.py --install-duckdb-extensions   # make `INSTALL delta` work offline
 
+Serve mode also takes {"sql": [statements]}: Spark runs them in order (the tests build tables
+the way Spark users do: CREATE TABLE, DELETE, ALTER TABLE, OPTIMIZE) and answers "rows" of the
+last statement; a statement may name a table as delta.`s3://...`, read as s3a://. And
+{"engine": "spark", "table": T, "changes_from": V} answers the table's change data feed from
+version V ("rows" with _change_type and _commit_version).
+
 An answer holds "rows": the table's rows in a canonical text form (one JSON object per row, keys
 sorted, timestamps as UTC ISO text with microseconds, dates as YYYY-MM-DD), sorted, so the Rust
 tests can compare them exactly with what lakewriter wrote; "rows_per_date"; "checksum", the
@@ -129,13 +135,18 @@ def spark_session():
     return _spark
 
 
-def spark_read(table, version, history):
+def hadoop_path(table):
+    return "s3a://" + table.removeprefix("s3://") if table.startswith("s3://") else table
+
+
+def spark_read(table, version, history, changes_from=None):
     spark = spark_session()
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
-    if table.startswith("s3://"):
-        table = "s3a://" + table.removeprefix("s3://")
+    if changes_from is not None:
+        reader = reader.option("readChangeFeed", "true").option("startingVersion", changes_from)
+    table = hadoop_path(table)
     rows = [row.asDict() for row in reader.load(table).collect()]
     commits = None
     if history:
@@ -147,11 +158,21 @@ def spark_read(table, version, history):
     return rows, commits
 
 
-def read(engine, table, version=None, history=False, partition_column="date"):
+def spark_sql(statements):
+    """Runs Spark SQL statements in order; answers the last one's rows."""
+    spark = spark_session()
+    records = []
+    for statement in statements:
+        statement = statement.replace("delta.`s3://", "delta.`s3a://")
+        records = [row.asDict() for row in spark.sql(statement).collect()]
+    return {"rows": [json.dumps({c: canonical(v) for c, v in r.items()}, sort_keys=True) for r in records]}
+
+
+def read(engine, table, version=None, history=False, partition_column="date", changes_from=None):
     if engine == "duckdb":
         records, commits = duckdb_read(table, version)
     elif engine == "spark":
-        records, commits = spark_read(table, version, history)
+        records, commits = spark_read(table, version, history, changes_from)
     else:
         raise ValueError(f"unknown engine {engine!r}")
     rows = sorted(
@@ -197,12 +218,16 @@ def serve():
             continue
         try:
             request = json.loads(line)
-            answer = read(
-                request["engine"],
-                request["table"],
-                request.get("version"),
-                request.get("history", False),
-            )
+            if "sql" in request:
+                answer = spark_sql(request["sql"])
+            else:
+                answer = read(
+                    request["engine"],
+                    request["table"],
+                    request.get("version"),
+                    request.get("history", False),
+                    changes_from=request.get("changes_from"),
+                )
         except Exception as error:  # an answer for every request, whatever went wrong
             answer = {"error": f"{type(error).__name__}: {error}"}
         sys.stdout.write(json.dumps(answer) + "\n")

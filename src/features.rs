@@ -1,0 +1,595 @@
+//! Table features: what a table's protocol and properties ask of a writer, and whether
+//! lakewriter honours it or refuses the table before writing anything.
+//!
+//! Tables that Spark or Databricks made carry features lakewriter's own tables never have
+//! (deletion vectors, column mapping, constraints ...). The Delta protocol (PROTOCOL.md,
+//! "Table Features") says a writer must support every writer feature a table lists, or not
+//! write. delta-rs checks its own list only at commit time, after the data files are
+//! uploaded, and its check says nothing of what to do; this module decides up front, from the
+//! snapshot's `protocol` and `metaData` actions, with a message naming the feature and the
+//! way out. The decision works on the actions' JSON, so it reads exactly what Spark wrote.
+//!
+//! Every feature of the protocol is in [`FEATURES`] with how lakewriter treats it;
+//! COMPATIBILITY.md is the same table for users.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+/// What a command is about to do to a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// `write --mode replace` (and its dry run).
+    Replace,
+    /// `write --mode merge` (and its dry run).
+    Merge,
+    /// `vacuum`: deletes files, so it must know every way a file can be referenced.
+    Vacuum,
+}
+
+/// How lakewriter treats a table feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Treatment {
+    /// Writes follow the feature's rules (see the module that does: constraints, column
+    /// mapping, deletion vectors in removes ...).
+    Honoured,
+    /// Honoured, but only while the feature's table property leaves it inactive; see
+    /// [`TableFeatures::refusal`].
+    WhenInactive,
+    /// Writes are refused: lakewriter (or delta-rs underneath) does not follow its rules.
+    /// The text says why and what to do.
+    Refused(&'static str),
+}
+
+/// Every table feature of the Delta protocol, by its protocol name, and how lakewriter writes
+/// tables that list it. A feature missing here (a newer one) is refused by name.
+const FEATURES: &[(&str, Treatment)] = &[
+    ("appendOnly", Treatment::WhenInactive),
+    ("invariants", Treatment::Honoured),
+    ("checkConstraints", Treatment::Honoured),
+    ("changeDataFeed", Treatment::Honoured),
+    ("generatedColumns", Treatment::WhenInactive),
+    ("columnMapping", Treatment::Honoured),
+    ("deletionVectors", Treatment::Honoured),
+    ("timestampNtz", Treatment::Honoured),
+    ("timestampWithoutTimezone", Treatment::Honoured),
+    ("v2Checkpoint", Treatment::Honoured),
+    ("checkpointProtection", Treatment::Honoured),
+    (
+        "identityColumns",
+        Treatment::Refused(
+            "identity columns need values assigned from a high-water mark that lakewriter \
+             does not track; write this table with Spark, or recreate it without IDENTITY",
+        ),
+    ),
+    (
+        "rowTracking",
+        Treatment::Refused(
+            "row tracking needs fresh row ids and commit versions on every added file, which \
+             lakewriter does not assign; write with Spark, or drop the feature \
+             (ALTER TABLE ... DROP FEATURE rowTracking, where your Delta version allows it)",
+        ),
+    ),
+    (
+        "domainMetadata",
+        Treatment::Refused(
+            "delta-rs, lakewriter's Delta engine, cannot commit to tables with domain metadata \
+             yet (Spark adds it for row tracking and liquid clustering); write with Spark",
+        ),
+    ),
+    (
+        "clustering",
+        Treatment::Refused(
+            "liquid clustering tables have no date partitions for lakewriter to replace; write \
+             with Spark, or use a table partitioned by date",
+        ),
+    ),
+    (
+        "inCommitTimestamp",
+        Treatment::Refused(
+            "in-commit timestamps must be written into every commit, which delta-rs does not \
+             do; run ALTER TABLE ... SET TBLPROPERTIES ('delta.enableInCommitTimestamps' = \
+             'false') and DROP FEATURE inCommitTimestamp, or write with Spark",
+        ),
+    ),
+    (
+        "typeWidening",
+        Treatment::Refused(
+            "files written before a type change hold the narrower type, which lakewriter's \
+             readers do not widen; run ALTER TABLE ... DROP FEATURE typeWidening after a REORG, \
+             or write with Spark",
+        ),
+    ),
+    (
+        "typeWidening-preview",
+        Treatment::Refused("see typeWidening; write with Spark"),
+    ),
+    (
+        "vacuumProtocolCheck",
+        Treatment::Refused(
+            "delta-rs, lakewriter's Delta engine, does not list this feature as supported and \
+             refuses the commit; write with Spark, or ALTER TABLE ... DROP FEATURE \
+             vacuumProtocolCheck",
+        ),
+    ),
+    (
+        "icebergCompatV1",
+        Treatment::Refused(
+            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
+             write with Spark, or turn UniForm off",
+        ),
+    ),
+    (
+        "icebergCompatV2",
+        Treatment::Refused(
+            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
+             write with Spark, or turn UniForm off",
+        ),
+    ),
+    (
+        "icebergCompatV3",
+        Treatment::Refused(
+            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
+             write with Spark, or turn UniForm off",
+        ),
+    ),
+    (
+        "allowColumnDefaults",
+        Treatment::Refused(
+            "delta-rs, lakewriter's Delta engine, does not support column defaults and refuses \
+             the commit; write with Spark, or drop the defaults and the feature",
+        ),
+    ),
+    (
+        "variantType",
+        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
+    ),
+    (
+        "variantType-preview",
+        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
+    ),
+    (
+        "variantShredding",
+        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
+    ),
+    (
+        "variantShredding-preview",
+        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
+    ),
+    (
+        "catalogManaged",
+        Treatment::Refused(
+            "the table's commits go through its catalog, not the log folder; write through \
+             the catalog (Spark with Unity Catalog)",
+        ),
+    ),
+    (
+        "catalogOwned-preview",
+        Treatment::Refused(
+            "the table's commits go through its catalog, not the log folder; write through \
+             the catalog (Spark with Unity Catalog)",
+        ),
+    ),
+    (
+        "materializePartitionColumns",
+        Treatment::Refused(
+            "partition values must also be written into the data files, which lakewriter does \
+             not do; write with Spark",
+        ),
+    ),
+];
+
+/// The writer features that legacy protocol versions (before table features, writer
+/// version 7) imply: version N implies every feature up to its own.
+const LEGACY_WRITER_FEATURES: &[(i64, &str)] = &[
+    (2, "appendOnly"),
+    (2, "invariants"),
+    (3, "checkConstraints"),
+    (4, "changeDataFeed"),
+    (4, "generatedColumns"),
+    (5, "columnMapping"),
+    (6, "identityColumns"),
+];
+
+/// Column mapping: how data files name the table's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColumnMapping {
+    /// Files use the column names.
+    None,
+    /// Files use each column's `delta.columnMapping.physicalName`.
+    Name,
+    /// As `Name`, and readers match columns by Parquet field id.
+    Id,
+}
+
+/// A rule every written row must satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Constraint {
+    /// How a message names it, e.g. `CHECK constraint quantity_positive`.
+    pub(crate) name: String,
+    /// A Spark SQL boolean expression over the table's (logical) column names.
+    pub(crate) expression: String,
+}
+
+/// What a table's `protocol` and `metaData` ask of writers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableFeatures {
+    /// Every feature the protocol lists or its legacy versions imply.
+    features: BTreeSet<String>,
+    /// The table properties (`metaData.configuration`).
+    properties: HashMap<String, String>,
+    /// The top-level fields of the schema, as the log spells them.
+    fields: Vec<Value>,
+}
+
+impl TableFeatures {
+    /// Reads the `protocol` and `metaData` actions as the log holds them (JSON).
+    pub(crate) fn from_log(protocol: &Value, metadata: &Value) -> Self {
+        let number = |key: &str| protocol.get(key).and_then(Value::as_i64).unwrap_or(1);
+        let (reader, writer) = (number("minReaderVersion"), number("minWriterVersion"));
+        let mut features = BTreeSet::new();
+        for key in ["readerFeatures", "writerFeatures"] {
+            if let Some(listed) = protocol.get(key).and_then(Value::as_array) {
+                features.extend(listed.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+        }
+        if writer < 7 {
+            let implied = LEGACY_WRITER_FEATURES.iter().filter(|(v, _)| writer >= *v);
+            features.extend(implied.map(|(_, name)| name.to_string()));
+        }
+        if reader == 2 {
+            features.insert("columnMapping".into());
+        }
+        let properties = metadata
+            .get("configuration")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = metadata
+            .get("schemaString")
+            .and_then(Value::as_str)
+            .and_then(|schema| serde_json::from_str::<Value>(schema).ok())
+            .and_then(|schema| schema.get("fields").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        Self {
+            features,
+            properties,
+            fields,
+        }
+    }
+
+    fn property(&self, key: &str) -> Option<&str> {
+        self.properties.get(key).map(String::as_str)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.property(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// Whether `delta.appendOnly` forbids removing data.
+    pub(crate) fn append_only(&self) -> bool {
+        self.features.contains("appendOnly") && self.flag("delta.appendOnly")
+    }
+
+    /// Whether lakewriter may write checkpoints: a table with v2 checkpoints needs them in
+    /// that format, which delta-rs does not write. Checkpoints are optional for a writer.
+    pub(crate) fn classic_checkpoints(&self) -> bool {
+        !self.features.contains("v2Checkpoint")
+            && self.property("delta.checkpointPolicy") != Some("v2")
+    }
+
+    /// How data files name the columns.
+    pub(crate) fn column_mapping(&self) -> ColumnMapping {
+        if !self.features.contains("columnMapping") {
+            return ColumnMapping::None;
+        }
+        match self.property("delta.columnMapping.mode") {
+            Some("name") => ColumnMapping::Name,
+            Some("id") => ColumnMapping::Id,
+            _ => ColumnMapping::None,
+        }
+    }
+
+    /// The table's CHECK constraints and column invariants, in name order.
+    pub(crate) fn constraints(&self) -> Vec<Constraint> {
+        let mut constraints = Vec::new();
+        if self.features.contains("checkConstraints") {
+            let mut checks: Vec<_> = self
+                .properties
+                .iter()
+                .filter_map(|(key, expression)| {
+                    let name = key.strip_prefix("delta.constraints.")?;
+                    Some(Constraint {
+                        name: format!("CHECK constraint {name}"),
+                        expression: expression.clone(),
+                    })
+                })
+                .collect();
+            checks.sort_by(|a, b| a.name.cmp(&b.name));
+            constraints.extend(checks);
+        }
+        if self.features.contains("invariants") {
+            for field in &self.fields {
+                // `delta.invariants` holds `{"expression": {"expression": "<SQL>"}}` as text.
+                let invariant = field
+                    .pointer("/metadata/delta.invariants")
+                    .and_then(Value::as_str)
+                    .and_then(|text| serde_json::from_str::<Value>(text).ok());
+                let expression = invariant
+                    .as_ref()
+                    .and_then(|v| v.pointer("/expression/expression"))
+                    .and_then(Value::as_str);
+                if let Some(expression) = expression {
+                    let column = field.get("name").and_then(Value::as_str).unwrap_or("?");
+                    constraints.push(Constraint {
+                        name: format!("the invariant of column '{column}'"),
+                        expression: expression.to_string(),
+                    });
+                }
+            }
+        }
+        constraints
+    }
+
+    /// The top-level columns the schema declares NOT NULL.
+    pub(crate) fn not_null_columns(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| f.get("nullable").and_then(Value::as_bool) == Some(false))
+            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    /// With column mapping: each top-level column's physical name and field id, by column name.
+    pub(crate) fn physical_columns(&self) -> HashMap<String, (String, Option<i64>)> {
+        self.fields
+            .iter()
+            .filter_map(|f| {
+                let name = f.get("name")?.as_str()?.to_string();
+                let physical = f
+                    .pointer("/metadata/delta.columnMapping.physicalName")?
+                    .as_str()?
+                    .to_string();
+                let id = f
+                    .pointer("/metadata/delta.columnMapping.id")
+                    .and_then(Value::as_i64);
+                Some((name, (physical, id)))
+            })
+            .collect()
+    }
+
+    /// The columns with a given metadata key, e.g. generated or identity columns.
+    fn columns_with(&self, metadata_key: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| f.pointer(&format!("/metadata/{metadata_key}")).is_some())
+            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    /// Why lakewriter must not do `access` on this table, as (feature, message), or `None`
+    /// when it may. Decided from the snapshot alone, before any file is written.
+    pub(crate) fn refusal(&self, access: Access) -> Option<(String, String)> {
+        for feature in &self.features {
+            let treatment = FEATURES
+                .iter()
+                .find(|(name, _)| name == feature)
+                .map(|(_, treatment)| *treatment);
+            match (treatment, access) {
+                (None, _) => {
+                    return Some((
+                        feature.clone(),
+                        "lakewriter does not know this feature, so it cannot follow its rules; \
+                         write with an engine that supports it (Spark), or upgrade lakewriter"
+                            .into(),
+                    ));
+                }
+                // Vacuum deletes only unreferenced data files; writer-side rules do not
+                // change which files a version references, except for Iceberg metadata
+                // (UniForm keeps it beside the data, where vacuum would delete it).
+                (Some(Treatment::Refused(why)), Access::Vacuum)
+                    if feature.starts_with("icebergCompat") || feature.starts_with("catalog") =>
+                {
+                    return Some((feature.clone(), why.to_string()));
+                }
+                (Some(Treatment::Refused(_)), Access::Vacuum) => {}
+                (Some(Treatment::Refused(why)), _) => {
+                    return Some((feature.clone(), why.to_string()));
+                }
+                (Some(Treatment::Honoured | Treatment::WhenInactive), _) => {}
+            }
+        }
+        if access == Access::Vacuum {
+            return None;
+        }
+        if self.column_mapping() != ColumnMapping::None {
+            // Nested fields have physical names of their own; lakewriter maps top-level
+            // columns only, so it refuses rather than write nested fields under names Spark
+            // would not read.
+            let nested: Vec<&str> = self
+                .fields
+                .iter()
+                .filter(|f| {
+                    f.get("type")
+                        .is_some_and(|t| t.to_string().contains("\"fields\""))
+                })
+                .filter_map(|f| f.get("name").and_then(Value::as_str))
+                .collect();
+            if !nested.is_empty() {
+                return Some((
+                    "columnMapping".into(),
+                    format!(
+                        "column(s) {nested:?} hold nested structs, whose fields column mapping \
+                         renames too; lakewriter maps top-level columns only: write with Spark"
+                    ),
+                ));
+            }
+        }
+        let generated = self.columns_with("delta.generationExpression");
+        if self.features.contains("generatedColumns") && !generated.is_empty() {
+            return Some((
+                "generatedColumns".into(),
+                format!(
+                    "column(s) {generated:?} are generated from other columns, which lakewriter \
+                     does not compute; write with Spark, or recreate the table without the \
+                     generation expressions"
+                ),
+            ));
+        }
+        if access == Access::Merge && self.append_only() {
+            return Some((
+                "appendOnly".into(),
+                "delta.appendOnly = true forbids the updates a merge makes; use --mode replace \
+                 for new days only, or ALTER TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = \
+                 'false')"
+                    .into(),
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn table(protocol: Value, configuration: Value, fields: Value) -> TableFeatures {
+        let schema = json!({"type": "struct", "fields": fields}).to_string();
+        TableFeatures::from_log(
+            &protocol,
+            &json!({"configuration": configuration, "schemaString": schema}),
+        )
+    }
+
+    fn no_fields() -> Value {
+        json!([])
+    }
+
+    #[test]
+    fn lakewriters_own_protocol_needs_nothing() {
+        let t = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+            json!({"delta.checkpointInterval": "10"}),
+            no_fields(),
+        );
+        for access in [Access::Replace, Access::Merge, Access::Vacuum] {
+            assert_eq!(t.refusal(access), None);
+        }
+        assert!(!t.append_only());
+        assert_eq!(t.column_mapping(), ColumnMapping::None);
+        assert!(t.constraints().is_empty());
+    }
+
+    #[test]
+    fn features_spark_lists_are_refused_or_honoured_by_name() {
+        let spark = |features: &[&str]| {
+            table(
+                json!({"minReaderVersion": 3, "minWriterVersion": 7,
+                       "readerFeatures": [], "writerFeatures": features}),
+                json!({}),
+                no_fields(),
+            )
+        };
+        let honoured = spark(&[
+            "deletionVectors",
+            "invariants",
+            "appendOnly",
+            "timestampNtz",
+        ]);
+        assert_eq!(honoured.refusal(Access::Replace), None);
+        let (feature, message) = spark(&["rowTracking", "domainMetadata", "appendOnly"])
+            .refusal(Access::Replace)
+            .unwrap();
+        assert_eq!(
+            feature, "domainMetadata",
+            "the first refused feature by name"
+        );
+        assert!(message.contains("write with Spark"), "{message}");
+        let (feature, _) = spark(&["someFutureFeature"])
+            .refusal(Access::Merge)
+            .unwrap();
+        assert_eq!(feature, "someFutureFeature");
+        assert_eq!(
+            spark(&["rowTracking", "domainMetadata"]).refusal(Access::Vacuum),
+            None,
+            "writer-side rules do not change which files vacuum may delete"
+        );
+        assert!(
+            spark(&["icebergCompatV2"])
+                .refusal(Access::Vacuum)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn legacy_versions_imply_their_features() {
+        let v6 = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 6}),
+            json!({}),
+            no_fields(),
+        );
+        assert_eq!(v6.refusal(Access::Replace).unwrap().0, "identityColumns");
+        let v2 = table(
+            json!({"minReaderVersion": 2, "minWriterVersion": 5}),
+            json!({"delta.columnMapping.mode": "name"}),
+            no_fields(),
+        );
+        assert_eq!(v2.column_mapping(), ColumnMapping::Name);
+        // A constraint on a writer-2 table is not enforced by the protocol (Spark upgrades the
+        // table to writer 3 when it adds one), so it is not read either.
+        let v2_constraint = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+            json!({"delta.constraints.positive": "quantity > 0"}),
+            no_fields(),
+        );
+        assert!(v2_constraint.constraints().is_empty());
+    }
+
+    #[test]
+    fn properties_decide_whether_a_listed_feature_is_active() {
+        let fields = json!([
+            {"name": "id", "type": "long", "nullable": false, "metadata": {}},
+            {"name": "quantity", "type": "integer", "nullable": true, "metadata": {
+                "delta.invariants": "{\"expression\":{\"expression\":\"quantity < 1000\"}}"}},
+            {"name": "total", "type": "integer", "nullable": true, "metadata": {}}
+        ]);
+        let t = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 4}),
+            json!({"delta.constraints.positive": "quantity > 0", "delta.appendOnly": "false"}),
+            fields.clone(),
+        );
+        assert_eq!(t.refusal(Access::Merge), None);
+        assert_eq!(t.not_null_columns(), ["id"]);
+        let names: Vec<_> = t.constraints().into_iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                "CHECK constraint positive",
+                "the invariant of column 'quantity'"
+            ]
+        );
+        let append_only = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+            json!({"delta.appendOnly": "true"}),
+            no_fields(),
+        );
+        assert!(append_only.append_only());
+        assert_eq!(append_only.refusal(Access::Replace), None);
+        assert_eq!(append_only.refusal(Access::Merge).unwrap().0, "appendOnly");
+        let mut generated = fields;
+        generated[2]["metadata"] = json!({"delta.generationExpression": "quantity * 2"});
+        let t = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 4}),
+            json!({}),
+            generated,
+        );
+        assert_eq!(t.refusal(Access::Replace).unwrap().0, "generatedColumns");
+        assert_eq!(t.refusal(Access::Vacuum), None);
+    }
+}
