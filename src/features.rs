@@ -375,15 +375,22 @@ impl TableFeatures {
     /// Why lakewriter must not do `access` on this table, as (feature, message), or `None`
     /// when it may. Decided from the snapshot alone, before any file is written.
     pub(crate) fn refusal(&self, access: Access) -> Option<(String, String)> {
-        for feature in &self.features {
-            let treatment = FEATURES
-                .iter()
-                .find(|(name, _)| name == feature)
-                .map(|(_, treatment)| *treatment);
+        // Known features in the order of `FEATURES` (the one a user acts on, rowTracking,
+        // before the domainMetadata it brings along), then unknown ones.
+        let known = FEATURES
+            .iter()
+            .filter(|(name, _)| self.features.contains(*name))
+            .map(|(name, treatment)| (name.to_string(), Some(*treatment)));
+        let unknown = self
+            .features
+            .iter()
+            .filter(|f| !FEATURES.iter().any(|(name, _)| name == f))
+            .map(|f| (f.clone(), None));
+        for (feature, treatment) in known.chain(unknown) {
             match (treatment, access) {
                 (None, _) => {
                     return Some((
-                        feature.clone(),
+                        feature,
                         "lakewriter does not know this feature, so it cannot follow its rules; \
                          write with an engine that supports it (Spark), or upgrade lakewriter"
                             .into(),
@@ -391,16 +398,15 @@ impl TableFeatures {
                 }
                 // Vacuum deletes only unreferenced data files; writer-side rules do not
                 // change which files a version references, except for Iceberg metadata
-                // (UniForm keeps it beside the data, where vacuum would delete it).
+                // (UniForm keeps it beside the data, where vacuum would delete it) and
+                // catalog-managed commits.
                 (Some(Treatment::Refused(why)), Access::Vacuum)
                     if feature.starts_with("icebergCompat") || feature.starts_with("catalog") =>
                 {
-                    return Some((feature.clone(), why.to_string()));
+                    return Some((feature, why.to_string()));
                 }
                 (Some(Treatment::Refused(_)), Access::Vacuum) => {}
-                (Some(Treatment::Refused(why)), _) => {
-                    return Some((feature.clone(), why.to_string()));
-                }
+                (Some(Treatment::Refused(why)), _) => return Some((feature, why.to_string())),
                 (Some(Treatment::Honoured | Treatment::WhenInactive), _) => {}
             }
         }

@@ -275,11 +275,13 @@ impl WriteJob {
     pub async fn run_with_progress(&self, on_file_read: impl FnMut(&str)) -> Result<WriteReport> {
         self.validate()?;
         let mut table = Table::open(&self.table, &self.storage_options).await?;
-        table.check_partitioning(&self.rules.partition_column)?;
+        // Features first: a clustered table, say, is better refused for its clustering than
+        // for its missing partitions.
         table.check_access(match self.mode {
             WriteMode::Replace => Access::Replace,
             WriteMode::Merge => Access::Merge,
         })?;
+        table.check_partitioning(&self.rules.partition_column)?;
         let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = match self.mode {
@@ -528,6 +530,22 @@ impl WriteJob {
     /// merged this very input before (see `Table::merge`). Creates the table first if needed.
     /// A lost race reloads the table and decides again.
     async fn merge_rows(&self, table: &mut Table, input: &mut PreparedInput) -> Result<Outcome> {
+        if input.rows_read == 0 {
+            // Nothing to upsert: no commit (and no table created for it), whatever the policy.
+            tracing::info!("the input holds no rows: nothing to merge");
+            return Ok(match self.dry_run {
+                true => Outcome::Planned {
+                    decision: Decision::Skip,
+                    version: table.version(),
+                    files_to_remove: 0,
+                    rows: 0,
+                },
+                false => Outcome::Skipped {
+                    version: table.version(),
+                    events: Vec::new(),
+                },
+            });
+        }
         if table.version().is_none() && !self.dry_run {
             self.create_table(table, input).await?;
         }
@@ -590,7 +608,14 @@ impl WriteJob {
             }
             let attempt = table.next_attempt();
             match table
-                .merge(batches.clone(), &self.rules, &input.run, &attempt, total)
+                .merge(
+                    batches.clone(),
+                    &input.schema,
+                    &self.rules,
+                    &input.run,
+                    &attempt,
+                    total,
+                )
                 .await?
             {
                 MergeOutcome::Committed {

@@ -586,6 +586,7 @@ impl Table {
     pub(crate) async fn merge(
         &self,
         rows: Vec<RecordBatch>,
+        schema: &SchemaRef,
         rules: &RowRules,
         run: &RunIdentity,
         attempt: &CommitAttempt,
@@ -600,14 +601,7 @@ impl Table {
             .map(|name| target(name).eq(source(name)))
             .reduce(Expr::and)
             .expect("merge runs have a key");
-        let columns: Vec<String> = rows
-            .first()
-            .expect("one batch per bucket, and at least one bucket")
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let source_rows = SessionContext::new()
             .read_batches(rows)
             .map_err(|e| Error::internal("preparing the merge", e))?;

@@ -8,7 +8,9 @@ Serve mode also takes {"sql": [statements]}: Spark runs them in order (the tests
 the way Spark users do: CREATE TABLE, DELETE, ALTER TABLE, OPTIMIZE) and answers "rows" of the
 last statement; a statement may name a table as delta.`s3://...`, read as s3a://. And
 {"engine": "spark", "table": T, "changes_from": V} answers the table's change data feed from
-version V ("rows" with _change_type and _commit_version).
+version V ("rows" with _change_type and _commit_version). And {"build_table": spec} creates a
+table with Delta's DeltaTableBuilder, for what Spark SQL cannot declare on a path (generated
+and identity columns); see spark_build_table.
 
 An answer holds "rows": the table's rows in a canonical text form (one JSON object per row, keys
 sorted, timestamps as UTC ISO text with microseconds, dates as YYYY-MM-DD), sorted, so the Rust
@@ -168,6 +170,31 @@ def spark_sql(statements):
     return {"rows": [json.dumps({c: canonical(v) for c, v in r.items()}, sort_keys=True) for r in records]}
 
 
+def spark_build_table(spec):
+    """Creates a table with Delta's DeltaTableBuilder (Spark SQL cannot declare generated or
+    identity columns on a path). spec: location, columns [{name, type, generated?,
+    identity?}], partitioned_by, properties."""
+    spark = spark_session()
+    jvm = spark.sparkContext._jvm
+    tables = jvm.io.delta.tables.DeltaTable
+    builder = tables.create(spark._jsparkSession).location(hadoop_path(spec["location"]))
+    for column in spec["columns"]:
+        field = tables.columnBuilder(spark._jsparkSession, column["name"]).dataType(column["type"])
+        if "generated" in column:
+            field = field.generatedAlwaysAs(column["generated"])
+        if column.get("identity"):
+            field = field.generatedAlwaysAsIdentity(1, 1)
+        builder = builder.addColumn(field.build())
+    partitions = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(spec["partitioned_by"]))
+    for i, name in enumerate(spec["partitioned_by"]):
+        partitions[i] = name
+    builder = builder.partitionedBy(partitions)
+    for key, value in spec.get("properties", {}).items():
+        builder = builder.property(key, value)
+    builder.execute()
+    return {"rows": []}
+
+
 def read(engine, table, version=None, history=False, partition_column="date", changes_from=None):
     if engine == "duckdb":
         records, commits = duckdb_read(table, version)
@@ -220,6 +247,8 @@ def serve():
             request = json.loads(line)
             if "sql" in request:
                 answer = spark_sql(request["sql"])
+            elif "build_table" in request:
+                answer = spark_build_table(request["build_table"])
             else:
                 answer = read(
                     request["engine"],

@@ -13,3 +13,4 @@ mod query_snippets;
 mod scenarios;
 mod security;
 mod support;
+mod table_features;

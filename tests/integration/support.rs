@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
 use deltalake::datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
@@ -377,6 +377,55 @@ impl Lake {
         Seen::from_answer(&answer)
     }
 
+    /// The table as Spark SQL names it: delta.`<location>`.
+    pub fn sql_name(&self) -> String {
+        format!("delta.`{}`", self.table)
+    }
+
+    /// Runs Spark SQL statements in the reader harness's Spark session, `{t}` standing for
+    /// this table ([`Lake::sql_name`]); returns the last statement's rows.
+    pub fn spark_sql(&self, statements: &[&str]) -> Vec<Value> {
+        let statements: Vec<String> = statements
+            .iter()
+            .map(|s| s.replace("{t}", &self.sql_name()))
+            .collect();
+        let answer = readers().ask(&serde_json::json!({ "sql": statements }));
+        if let Some(error) = answer.get("error") {
+            panic!(
+                "Spark refused {statements:?}: {error}; its log is in {}",
+                readers_log().display()
+            );
+        }
+        parse_rows(&answer)
+    }
+
+    /// Creates the table with Delta's `DeltaTableBuilder` in the harness's Spark session:
+    /// `spec` holds `columns` (`name`, `type`, optional `generated` expression or `identity`),
+    /// `partitioned_by` and `properties`.
+    pub fn spark_build_table(&self, mut spec: Value) {
+        spec["location"] = Value::from(self.table.as_str());
+        let answer = readers().ask(&serde_json::json!({ "build_table": spec }));
+        if let Some(error) = answer.get("error") {
+            panic!("Spark could not build {}: {error}", self.table);
+        }
+    }
+
+    /// Spark's change data feed of the table from `version` on: rows with `_change_type`
+    /// and `_commit_version`.
+    pub fn spark_changes(&self, version: u64) -> Vec<Value> {
+        let request = serde_json::json!({
+            "engine": "spark", "table": self.table, "changes_from": version,
+        });
+        let answer = readers().ask(&request);
+        if let Some(error) = answer.get("error") {
+            panic!(
+                "Spark could not read the change feed of {}: {error}",
+                self.table
+            );
+        }
+        parse_rows(&answer)
+    }
+
     /// Asserts that every engine sees exactly the rows lakewriter's reader sees (same rows,
     /// same rows per date, same checksum), and returns them.
     pub async fn rows_agreed_by_readers(&self) -> Rows {
@@ -399,6 +448,16 @@ impl Lake {
         }
         ours
     }
+}
+
+/// The "rows" of a harness answer, parsed.
+fn parse_rows(answer: &Value) -> Vec<Value> {
+    answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| serde_json::from_str(r.as_str().unwrap()).unwrap())
+        .collect()
 }
 
 /// The engines that read every table in the tests.
@@ -654,6 +713,20 @@ impl Rows {
         Rows(rows)
     }
 
+    /// Rows given as JSON objects (values as the readers print them: dates and timestamps as
+    /// text), in canonical form.
+    pub fn from_values(values: impl IntoIterator<Item = Value>) -> Self {
+        let mut rows: Vec<String> = values
+            .into_iter()
+            .map(|v| {
+                let row: BTreeMap<String, Value> = serde_json::from_value(v).unwrap();
+                serde_json::to_string(&row).unwrap()
+            })
+            .collect();
+        rows.sort();
+        Rows(rows)
+    }
+
     /// The rows whose `column` equals `value`, parsed.
     pub fn filter(&self, column: &str, value: &str) -> Vec<Value> {
         self.parsed()
@@ -699,6 +772,7 @@ fn canonical(column: &dyn Array, i: usize) -> Value {
     }
     match column.data_type() {
         DataType::Int64 => column.as_primitive::<Int64Type>().value(i).into(),
+        DataType::Int32 => column.as_primitive::<Int32Type>().value(i).into(),
         DataType::Float64 => column.as_primitive::<Float64Type>().value(i).into(),
         DataType::Utf8 => column.as_string::<i32>().value(i).into(),
         DataType::Utf8View => column.as_string_view().value(i).into(),

@@ -1,0 +1,564 @@
+//! Tables that Spark made and keeps maintaining: for each Delta table feature, Spark 4.0
+//! creates a date-partitioned table with it (and uses it: a DELETE that leaves deletion
+//! vectors, a constraint added later, a renamed column), then lakewriter and Spark take turns
+//! writing, and after every step Spark (and DuckDB, and delta-rs) must read exactly the rows a
+//! model of the table says. A feature lakewriter does not follow must be refused with exit 2,
+//! a message naming it, and the table untouched. Every table is built in the reader harness's
+//! one Spark session, so a case costs seconds, not a JVM start.
+
+use serde_json::{Value, json};
+
+use crate::support::{Engine, Lake, Rows};
+
+const DAY1: &str = "2025-10-01";
+const DAY2: &str = "2025-10-02";
+
+/// One row of the tables here: `id`, the quantity column (named `qty` unless renamed) and
+/// `date`.
+fn row(id: i64, qty: i64, date: &str, qty_column: &str) -> Value {
+    json!({"id": id, qty_column: qty, "date": date})
+}
+
+/// A CSV input of rows `(id, qty)` for `date`.
+fn csv(rows: &[(i64, i64)], date: &str, qty_column: &str) -> String {
+    let mut text = format!("id,{qty_column},date\n");
+    for (id, qty) in rows {
+        text.push_str(&format!("{id},{qty},{date}\n"));
+    }
+    text
+}
+
+/// Spark creates the table: `id BIGINT NOT NULL, qty INT, date DATE` partitioned by date with
+/// `properties`, 10 rows on each of two days (ids 0-9 on DAY1, 10-19 on DAY2, qty = id % 5 + 1),
+/// then runs `then` (`{t}` is the table).
+fn spark_creates(lake: &Lake, properties: &str, then: &[&str]) {
+    let values: Vec<String> = (0..20)
+        .map(|id| {
+            let day = if id < 10 { DAY1 } else { DAY2 };
+            format!("({id}, {}, DATE'{day}')", id % 5 + 1)
+        })
+        .collect();
+    let insert = format!("INSERT INTO {{t}} VALUES {}", values.join(", "));
+    let mut statements = vec![insert.as_str()];
+    statements.extend_from_slice(then);
+    spark_creates_with(
+        lake,
+        "id BIGINT NOT NULL, qty INT, date DATE",
+        properties,
+        &statements,
+    );
+}
+
+/// Spark creates a table of `columns` partitioned by date with `properties`, then runs
+/// `then`. The table is registered under a name with the location (path identifiers,
+/// `delta.`path``, refuse generated and identity columns in Spark SQL).
+fn spark_creates_with(lake: &Lake, columns: &str, properties: &str, then: &[&str]) {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let create = format!(
+        "CREATE TABLE {name} ({columns}) USING delta PARTITIONED BY (date) LOCATION '{}' \
+         TBLPROPERTIES ({properties})",
+        lake.table.replace("s3://", "s3a://")
+    );
+    let mut statements = vec![create.as_str()];
+    statements.extend_from_slice(then);
+    lake.spark_sql(&statements);
+}
+
+/// Asserts that Spark, delta-rs (and DuckDB when it can read the table) see exactly `model`.
+async fn assert_reads(lake: &Lake, model: &Rows, duckdb: bool, step: &str) {
+    let spark = lake.seen_by(Engine::Spark, None).rows;
+    assert_eq!(&spark, model, "Spark after {step}");
+    assert_eq!(&lake.rows().await, model, "delta-rs after {step}");
+    if duckdb {
+        assert_eq!(
+            &lake.seen_by(Engine::DuckDb, None).rows,
+            model,
+            "DuckDB after {step}"
+        );
+    }
+}
+
+/// The model's rows with `date`'s rows replaced by `rows`.
+fn replace_day(model: &Rows, date: &str, rows: impl IntoIterator<Item = Value>) -> Rows {
+    let kept = model.parsed().into_iter().filter(|r| r["date"] != date);
+    Rows::from_values(kept.chain(rows))
+}
+
+/// A feature lakewriter supports, as Spark users set it up.
+struct Supported {
+    /// TBLPROPERTIES of the CREATE TABLE.
+    properties: &'static str,
+    /// Statements after the first insert.
+    then: &'static [&'static str],
+    /// The quantity column's name once `then` ran.
+    qty: &'static str,
+    /// Whether DuckDB's delta extension reads such tables (it reads the partition column of
+    /// column-mapped tables as NULL, its own limitation: the same on a table only Spark wrote).
+    duckdb: bool,
+}
+
+/// Spark creates the table; lakewriter refuses Spark's day under `fail`, replaces it, skips
+/// the rerun, refuses another run id under `fail`; Spark replaces the day (replaceWhere);
+/// lakewriter's rerun replaces Spark's rows again; a merge updates and inserts on the other
+/// day; a dry run changes nothing. The model holds after every step.
+async fn supported_feature_round_trip(case: Supported) {
+    let lake = Lake::local();
+    spark_creates(&lake, case.properties, case.then);
+    let mut model = lake.seen_by(Engine::Spark, None).rows;
+    assert!(model.len() > 10, "Spark's rows are there: {model:?}");
+    let ours = [(100, 7), (101, 8), (102, 9)];
+    let input = lake.input("day1.csv", &csv(&ours, DAY1, case.qty));
+    let ours_rows = || ours.iter().map(|(id, q)| row(*id, *q, DAY1, case.qty));
+    let write = |extra: &[&str]| {
+        let mut args = vec!["--input", &input, "--date", DAY1, "--key", "id"];
+        args.extend_from_slice(extra);
+        lake.write(&args)
+    };
+
+    let before = lake.versions().await;
+    let refused = write(&["--on-rerun", "fail"]);
+    assert_eq!(
+        refused.code, 3,
+        "Spark's rows are another writer's: {}",
+        refused.stderr
+    );
+    assert_eq!(lake.versions().await, before);
+
+    let dry = write(&["--dry-run"]);
+    assert_eq!(dry.expect("planned")["planned_action"], "replace");
+    assert_eq!(lake.versions().await, before, "a dry run commits nothing");
+
+    let first = write(&[]).expect("committed")["version"].as_u64().unwrap();
+    model = replace_day(&model, DAY1, ours_rows());
+    assert_reads(&lake, &model, case.duckdb, "lakewriter replaced DAY1").await;
+
+    let again = write(&[]);
+    assert_eq!(again.expect("skipped")["version"].as_u64(), Some(first));
+    let other = write(&["--on-rerun", "fail", "--run-id", "someone-else"]);
+    assert_eq!(other.code, 3, "{}", other.stderr);
+
+    lake.spark_sql(&[&format!(
+        "INSERT INTO {{t}} REPLACE WHERE date = DATE'{DAY1}' VALUES (200, 1, DATE'{DAY1}')"
+    )]);
+    model = replace_day(&model, DAY1, [row(200, 1, DAY1, case.qty)]);
+    assert_reads(&lake, &model, case.duckdb, "Spark's replaceWhere").await;
+
+    write(&[]).expect("committed");
+    model = replace_day(&model, DAY1, ours_rows());
+    assert_reads(&lake, &model, case.duckdb, "lakewriter took DAY1 back").await;
+
+    // Merge: id 11 survives every DELETE here (11 % 3 != 0), id 300 is new.
+    let merge_input = lake.input("merge.csv", &csv(&[(11, 42), (300, 5)], DAY2, case.qty));
+    lake.write(&[
+        "--input",
+        &merge_input,
+        "--date",
+        DAY2,
+        "--key",
+        "id",
+        "--mode",
+        "merge",
+    ])
+    .expect("committed");
+    let day2 = model.filter("date", DAY2).into_iter().map(|mut r| {
+        if r["id"] == 11 {
+            r[case.qty] = json!(42);
+        }
+        r
+    });
+    let day2: Vec<Value> = day2.chain([row(300, 5, DAY2, case.qty)]).collect();
+    model = replace_day(&model, DAY2, day2);
+    assert_reads(&lake, &model, case.duckdb, "lakewriter's merge").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_vectors_are_removed_with_their_files() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.enableDeletionVectors' = 'true'",
+        then: &["DELETE FROM {t} WHERE id % 3 = 0"],
+        qty: "qty",
+        duckdb: true,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_mapping_by_name_writes_physical_names() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.columnMapping.mode' = 'name'",
+        then: &["ALTER TABLE {t} RENAME COLUMN qty TO `quantity sold`"],
+        qty: "quantity sold",
+        duckdb: false,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_mapping_by_id_writes_field_ids() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.columnMapping.mode' = 'id'",
+        then: &[],
+        qty: "qty",
+        duckdb: false,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_constraints_pass_for_rows_that_satisfy_them() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.enableDeletionVectors' = 'false'",
+        then: &["ALTER TABLE {t} ADD CONSTRAINT qty_positive CHECK (qty > 0)"],
+        qty: "qty",
+        duckdb: true,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_data_feed_tables_take_replacements_and_merges() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.enableChangeDataFeed' = 'true'",
+        then: &[],
+        qty: "qty",
+        duckdb: true,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_checkpoint_tables_are_written_without_classic_checkpoints() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.checkpointPolicy' = 'v2', 'delta.checkpointInterval' = '2'",
+        then: &[],
+        qty: "qty",
+        duckdb: true,
+    })
+    .await;
+}
+
+/// Rows breaking a CHECK constraint, or NULL in a NOT NULL column, are refused with exit 2
+/// naming the constraint, the file and the row, in both modes; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_breaking_constraints_are_refused_with_nothing_written() {
+    let lake = Lake::local();
+    spark_creates_with(
+        &lake,
+        "id BIGINT, qty INT, note STRING NOT NULL, date DATE",
+        "'delta.enableDeletionVectors' = 'true'",
+        &[
+            "INSERT INTO {t} VALUES (1, 1, 'x', DATE'2025-10-01')",
+            "ALTER TABLE {t} ADD CONSTRAINT qty_positive CHECK (qty > 0)",
+        ],
+    );
+    let before = (lake.versions().await, lake.data_files().await);
+    let zero = lake.input(
+        "zero.csv",
+        "id,qty,date,note\n1,5,2025-10-01,a\n2,0,2025-10-01,b\n",
+    );
+    let no_note = lake.input(
+        "no_note.csv",
+        "id,qty,date,note\n1,5,2025-10-01,a\n2,6,2025-10-01,\n",
+    );
+    for mode in ["replace", "merge"] {
+        let run = lake.write(&[
+            "--input", &zero, "--date", DAY1, "--key", "id", "--mode", mode,
+        ]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        for part in ["qty_positive", "qty > 0", "zero.csv row 2", "qty = 0"] {
+            assert!(
+                run.stderr.contains(part),
+                "{mode}: {part} in {}",
+                run.stderr
+            );
+        }
+        let run = lake.write(&[
+            "--input", &no_note, "--date", DAY1, "--key", "id", "--mode", mode,
+        ]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        for part in ["NOT NULL column 'note'", "no_note.csv row 2"] {
+            assert!(
+                run.stderr.contains(part),
+                "{mode}: {part} in {}",
+                run.stderr
+            );
+        }
+    }
+    assert_eq!((lake.versions().await, lake.data_files().await), before);
+}
+
+/// Spark's change data feed shows a replaced day as the old rows deleted and the new ones
+/// inserted, and a merge as update pre- and post-images plus inserts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_data_feed_shows_replaced_days_and_merges() {
+    let lake = Lake::local();
+    spark_creates(&lake, "'delta.enableChangeDataFeed' = 'true'", &[]);
+    let input = lake.input("day1.csv", &csv(&[(100, 7), (101, 8)], DAY1, "qty"));
+    let version = lake
+        .write(&["--input", &input, "--date", DAY1, "--key", "id"])
+        .expect("committed")["version"]
+        .as_u64()
+        .unwrap();
+    let changes = |version: u64| -> Vec<(String, i64)> {
+        let mut seen: Vec<(String, i64)> = lake
+            .spark_changes(version)
+            .iter()
+            .filter(|c| c["_commit_version"] == version)
+            .map(|c| {
+                (
+                    c["_change_type"].as_str().unwrap().to_string(),
+                    c["id"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let mut expected: Vec<(String, i64)> = (0..10).map(|id| ("delete".to_string(), id)).collect();
+    expected.extend([("insert".to_string(), 100), ("insert".to_string(), 101)]);
+    assert_eq!(changes(version), expected);
+
+    let merge_input = lake.input("merge.csv", &csv(&[(11, 42), (300, 5)], DAY2, "qty"));
+    let version = lake
+        .write(&[
+            "--input",
+            &merge_input,
+            "--date",
+            DAY2,
+            "--key",
+            "id",
+            "--mode",
+            "merge",
+        ])
+        .expect("committed")["version"]
+        .as_u64()
+        .unwrap();
+    let expected = [
+        ("insert", 300),
+        ("update_postimage", 11),
+        ("update_preimage", 11),
+    ]
+    .map(|(kind, id)| (kind.to_string(), id));
+    assert_eq!(changes(version), expected);
+}
+
+/// `vacuum --retain-hours 0 --force` keeps the deletion-vector files that live files
+/// reference: Spark reads the same rows before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_keeps_the_deletion_vectors_live_files_use() {
+    let lake = Lake::local();
+    spark_creates(
+        &lake,
+        "'delta.enableDeletionVectors' = 'true'",
+        &["DELETE FROM {t} WHERE id % 3 = 0"],
+    );
+    let deleted = lake.commit(2).await;
+    let with_vectors = deleted
+        .actions
+        .iter()
+        .filter(|a| a.pointer("/add/deletionVector").is_some())
+        .count();
+    assert!(with_vectors >= 2, "Spark's DELETE left deletion vectors");
+    let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
+    lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    let model = lake.seen_by(Engine::Spark, None).rows;
+    assert_eq!(
+        model.per_date()[DAY2],
+        7,
+        "DAY2 keeps its deletion vector: 12, 15, 18 gone"
+    );
+    let mut vacuum = lake.command(&[
+        "vacuum",
+        "--table",
+        &lake.table,
+        "--retain-hours",
+        "0",
+        "--force",
+        "--output",
+        "json",
+    ]);
+    let run = crate::support::Run::of(vacuum.output().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deleted = run.json["files"].as_array().unwrap();
+    assert!(!deleted.is_empty(), "Spark's removed DAY1 files go");
+    assert!(
+        deleted
+            .iter()
+            .all(|f| !f.as_str().unwrap().contains("deletion_vector")),
+        "{deleted:?}"
+    );
+    assert_reads(&lake, &model, true, "vacuum").await;
+}
+
+/// A feature lakewriter does not follow: Spark sets the table up (`create`), then every
+/// write (both modes, and their dry runs) exits 2 naming the feature, and nothing is written
+/// or committed.
+fn refused(create: impl FnOnce(&Lake), feature: &str) {
+    let lake = Lake::local();
+    create(&lake);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let before = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
+    let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
+    for extra in [
+        &["--mode", "replace"][..],
+        &["--mode", "merge"],
+        &["--dry-run"],
+    ] {
+        let mut args = vec!["--input", &input, "--date", DAY1, "--key", "id"];
+        args.extend_from_slice(extra);
+        let run = lake.write(&args);
+        assert_eq!(run.code, 2, "{feature} {extra:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("'{feature}'")),
+            "{feature} named: {}",
+            run.stderr
+        );
+    }
+    let after = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
+    assert_eq!(after, before, "{feature}: nothing written");
+}
+
+/// A table feature switched on by a table property, on the usual table.
+fn refused_property(properties: &str, then: &[&str], feature: &str) {
+    refused(|lake| spark_creates(lake, properties, then), feature);
+}
+
+/// A table whose `special` column DeltaTableBuilder declares (generated or identity).
+fn built_with(lake: &Lake, special: Value) {
+    lake.spark_build_table(json!({
+        "columns": [
+            special,
+            {"name": "qty", "type": "INT"},
+            {"name": "date", "type": "DATE"},
+        ],
+        "partitioned_by": ["date"],
+    }));
+}
+
+#[test]
+fn row_tracking_is_refused() {
+    refused_property("'delta.enableRowTracking' = 'true'", &[], "rowTracking");
+}
+
+#[test]
+fn identity_columns_are_refused() {
+    refused(
+        |lake| {
+            built_with(
+                lake,
+                json!({"name": "id", "type": "BIGINT", "identity": true}),
+            )
+        },
+        "identityColumns",
+    );
+}
+
+#[test]
+fn generated_columns_are_refused() {
+    refused(
+        |lake| {
+            built_with(
+                lake,
+                json!({"name": "id", "type": "INT", "generated": "qty * 2"}),
+            )
+        },
+        "generatedColumns",
+    );
+}
+
+#[test]
+fn type_widening_is_refused() {
+    refused_property("'delta.enableTypeWidening' = 'true'", &[], "typeWidening");
+}
+
+#[test]
+fn in_commit_timestamps_are_refused() {
+    refused_property(
+        "'delta.enableInCommitTimestamps' = 'true'",
+        &[],
+        "inCommitTimestamp",
+    );
+}
+
+#[test]
+fn column_defaults_are_refused() {
+    refused_property(
+        "'delta.feature.allowColumnDefaults' = 'supported'",
+        &["ALTER TABLE {t} ALTER COLUMN qty SET DEFAULT 1"],
+        "allowColumnDefaults",
+    );
+}
+
+#[test]
+fn vacuum_protocol_check_is_refused() {
+    refused_property(
+        "'delta.feature.vacuumProtocolCheck' = 'supported'",
+        &[],
+        "vacuumProtocolCheck",
+    );
+}
+
+/// An append-only table takes new days, refuses replacing a day that holds rows, and refuses
+/// merges; nothing is written when it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_tables_take_new_days_only() {
+    let lake = Lake::local();
+    spark_creates(&lake, "'delta.appendOnly' = 'true'", &[]);
+    let before = (lake.versions().await, lake.data_files().await);
+    let day1 = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
+    for mode in ["replace", "merge"] {
+        let run = lake.write(&[
+            "--input", &day1, "--date", DAY1, "--key", "id", "--mode", mode,
+        ]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("'appendOnly'"), "{}", run.stderr);
+    }
+    assert_eq!((lake.versions().await, lake.data_files().await), before);
+    let day3 = lake.input("day3.csv", &csv(&[(100, 7)], "2025-10-03", "qty"));
+    lake.write(&["--input", &day3, "--date", "2025-10-03", "--key", "id"])
+        .expect("committed");
+    let model = lake.seen_by(Engine::Spark, None).rows;
+    assert_eq!(model.per_date()["2025-10-03"], 1);
+    assert_eq!(model.len(), 21);
+}
+
+/// A Spark table with a TIMESTAMP_NTZ column: lakewriter writes wall-clock times that Spark
+/// reads back unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_ntz_columns_keep_their_wall_clock_values() {
+    let lake = Lake::local();
+    spark_creates_with(
+        &lake,
+        "id BIGINT, seen_at TIMESTAMP_NTZ, date DATE",
+        "'delta.enableDeletionVectors' = 'false'",
+        &["INSERT INTO {t} VALUES (1, TIMESTAMP_NTZ'2025-10-01 23:30:00', DATE'2025-10-01')"],
+    );
+    let input = lake.input(
+        "day1.csv",
+        "id,seen_at,date\n7,2025-10-01 23:45:01.250,2025-10-01\n8,2025-10-01T00:00:00,2025-10-01\n",
+    );
+    lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    let model = Rows::from_values([
+        json!({"id": 7, "seen_at": "2025-10-01T23:45:01.250000Z", "date": DAY1}),
+        json!({"id": 8, "seen_at": "2025-10-01T00:00:00.000000Z", "date": DAY1}),
+    ]);
+    assert_reads(&lake, &model, true, "lakewriter wrote TIMESTAMP_NTZ").await;
+}
+
+/// A header-only input merged into an existing table is a no-op run: no commit, no panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merging_no_rows_changes_nothing() {
+    let lake = Lake::local();
+    let day = lake.input("day1.csv", &csv(&[(1, 2)], DAY1, "qty"));
+    lake.write(&["--input", &day, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    let before = lake.versions().await;
+    let empty = lake.input("empty.csv", "id,qty,date\n");
+    let run = lake.write(&[
+        "--input", &empty, "--date", DAY1, "--key", "id", "--mode", "merge",
+    ]);
+    assert_eq!(run.expect("skipped")["rows_written"], 0);
+    assert_eq!(lake.versions().await, before);
+}
