@@ -71,17 +71,17 @@ const FEATURES: &[(&str, Treatment)] = &[
         ),
     ),
     (
-        "domainMetadata",
-        Treatment::Refused(
-            "delta-rs, lakewriter's Delta engine, cannot commit to tables with domain metadata \
-             yet (Spark adds it for row tracking and liquid clustering); write with Spark",
-        ),
-    ),
-    (
         "clustering",
         Treatment::Refused(
             "liquid clustering tables have no date partitions for lakewriter to replace; write \
              with Spark, or use a table partitioned by date",
+        ),
+    ),
+    (
+        "domainMetadata",
+        Treatment::Refused(
+            "delta-rs, lakewriter's Delta engine, cannot commit to tables with domain metadata \
+             yet (Spark adds it for row tracking and liquid clustering); write with Spark",
         ),
     ),
     (
@@ -513,8 +513,8 @@ mod tests {
             .refusal(Access::Replace)
             .unwrap();
         assert_eq!(
-            feature, "domainMetadata",
-            "the first refused feature by name"
+            feature, "rowTracking",
+            "the feature the user turned on, by name"
         );
         assert!(message.contains("write with Spark"), "{message}");
         let (feature, _) = spark(&["someFutureFeature"])

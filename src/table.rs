@@ -110,11 +110,22 @@ impl Table {
             .await
             .map_err(|e| Error::internal(format!("cannot read table {location}"), e))?;
         if exists {
-            delta.load().await.map_err(|e| {
-                bad_table(format!(
+            delta.load().await.map_err(|e| match e {
+                // A reader feature the Delta kernel does not know: the log is fine.
+                DeltaTableError::KernelError(delta_kernel::Error::Unsupported(what)) => {
+                    Error::UnsupportedTableFeature {
+                        table: location.to_string(),
+                        feature: what.split('\'').nth(1).unwrap_or("unknown").to_string(),
+                        message: format!(
+                            "delta-rs, lakewriter's Delta engine, cannot read such tables \
+                             ({what}); use an engine that supports the feature (Spark)"
+                        ),
+                    }
+                }
+                e => bad_table(format!(
                     "the Delta log cannot be read ({e}); restore the damaged _delta_log entry \
                      or its checkpoint from a backup"
-                ))
+                )),
             })?;
         } else {
             // Data files of a first write that has not committed yet (a concurrent writer, or

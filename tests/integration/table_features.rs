@@ -468,6 +468,21 @@ fn generated_columns_are_refused() {
 }
 
 #[test]
+fn liquid_clustering_is_refused() {
+    refused(
+        |lake| {
+            lake.spark_sql(&[&format!(
+                "CREATE TABLE t_{} (id BIGINT, qty INT, date DATE) USING delta CLUSTER BY (date) \
+                 LOCATION '{}'",
+                uuid::Uuid::new_v4().simple(),
+                lake.table
+            )]);
+        },
+        "clustering",
+    );
+}
+
+#[test]
 fn type_widening_is_refused() {
     refused_property("'delta.enableTypeWidening' = 'true'", &[], "typeWidening");
 }
@@ -561,4 +576,98 @@ async fn merging_no_rows_changes_nothing() {
     ]);
     assert_eq!(run.expect("skipped")["rows_written"], 0);
     assert_eq!(lake.versions().await, before);
+}
+
+/// A day lakewriter wrote that Spark changed since (an OPTIMIZE compacting its files, a
+/// DELETE leaving a deletion vector) is another writer's data: `fail` refuses the rerun,
+/// `auto` replaces it, and Spark reads the run's rows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_spark_changed_after_lakewriter_wrote_it_is_replaced_by_the_rerun() {
+    let lake = Lake::local();
+    spark_creates(&lake, "'delta.enableDeletionVectors' = 'true'", &[]);
+    let ours: Vec<(i64, i64)> = (100..160).map(|id| (id, id % 7 + 1)).collect();
+    let input = lake.input("day1.csv", &csv(&ours, DAY1, "qty"));
+    // A tiny memory limit spreads the day over several files, for OPTIMIZE to compact.
+    let write = |extra: &[&str]| {
+        let mut args = vec!["--input", &input, "--date", DAY1, "--key", "id"];
+        args.extend_from_slice(&["--memory-limit", "1KiB"]);
+        args.extend_from_slice(extra);
+        lake.write(&args)
+    };
+    assert!(write(&[]).expect("committed")["files_added"].as_u64() > Some(1));
+    let model = lake.seen_by(Engine::Spark, None).rows;
+    for (change, operation) in [
+        ("OPTIMIZE {t}", "OPTIMIZE"),
+        ("DELETE FROM {t} WHERE id = 101", "DELETE"),
+    ] {
+        lake.spark_sql(&[change]);
+        let latest = *lake.versions().await.last().unwrap();
+        assert_eq!(lake.commit(latest).await.info()["operation"], operation);
+        let refused = write(&["--on-rerun", "fail"]);
+        assert_eq!(refused.code, 3, "{change}: {}", refused.stderr);
+        write(&[]).expect("committed");
+        assert_reads(&lake, &model, true, change).await;
+    }
+}
+
+/// A feature no engine here knows, written into the protocol: lakewriter refuses to write,
+/// list runs or vacuum, naming it, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_feature_is_refused_by_name_by_every_command() {
+    for (protocol, feature) in [
+        (
+            json!({"minReaderVersion": 3, "minWriterVersion": 7,
+                   "readerFeatures": ["someFutureFeature"],
+                   "writerFeatures": ["someFutureFeature"]}),
+            "someFutureFeature",
+        ),
+        (
+            json!({"minReaderVersion": 1, "minWriterVersion": 7,
+                   "writerFeatures": ["someFutureWriterFeature"]}),
+            "someFutureWriterFeature",
+        ),
+    ] {
+        let lake = Lake::local();
+        let input = lake.input("day1.csv", &csv(&[(1, 2)], DAY1, "qty"));
+        lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
+            .expect("committed");
+        let upgrade = json!({"protocol": protocol}).to_string();
+        lake.put_log_file(&format!("{:020}.json", 1), upgrade.as_bytes())
+            .await;
+        let before = (lake.versions().await, lake.data_files().await);
+        let table = lake.table.clone();
+        let commands: [Vec<&str>; 3] = [
+            vec![
+                "write", "--table", &table, "--input", &input, "--date", DAY1,
+            ],
+            vec![
+                "vacuum",
+                "--table",
+                &table,
+                "--retain-hours",
+                "0",
+                "--force",
+            ],
+            vec!["runs", "--table", &table],
+        ];
+        for command in &commands {
+            let run = crate::support::Run::of(lake.command(command).output().unwrap());
+            let reads_fine = command[0] == "runs" && feature == "someFutureWriterFeature";
+            if reads_fine {
+                assert_eq!(
+                    run.code, 0,
+                    "a writer feature does not stop reads: {}",
+                    run.stderr
+                );
+                continue;
+            }
+            assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
+            assert!(
+                run.stderr.contains(&format!("'{feature}'")),
+                "{}",
+                run.stderr
+            );
+        }
+        assert_eq!((lake.versions().await, lake.data_files().await), before);
+    }
 }
