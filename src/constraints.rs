@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use deltalake::datafusion::common::DFSchema;
 use deltalake::datafusion::physical_expr::utils::collect_columns;
@@ -57,34 +57,35 @@ impl RowChecks {
         constraints: &[Constraint],
         not_null: Vec<String>,
     ) -> Result<Self, String> {
-        let mut config = SessionConfig::new();
-        let options = config.options_mut();
-        options.sql_parser.dialect = "databricks".parse().map_err(|e| format!("{e}"))?;
-        // Spark keeps identifiers as written; DataFusion would lower-case unquoted ones.
-        options.sql_parser.enable_ident_normalization = false;
-        let context = SessionContext::new_with_config(config);
-        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        // Spark resolves column names ignoring case, DataFusion by exact name. So each
+        // expression is compiled as written first (quoted mixed-case names), then, if that
+        // fails, with unquoted names and the columns lower-cased: Delta forbids two columns
+        // that differ only in case. The columns keep their positions, which is what the
+        // compiled expression reads, so it runs on the table-shaped batch either way.
+        let exact = Compiler::new(schema.as_ref().clone(), false)?;
+        let lowered = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_name(f.name().to_lowercase()))
+                .collect::<Vec<_>>(),
+        );
+        let folded = Compiler::new(lowered, true)?;
         let checks = constraints
             .iter()
             .map(|constraint| {
-                let failed = |e: &dyn std::fmt::Display| {
-                    format!(
-                        "{} ({}) cannot be checked by lakewriter: {e}",
-                        constraint.name, constraint.expression
-                    )
-                };
-                let logical = context
-                    .parse_sql_expr(&constraint.expression, &df_schema)
-                    .map_err(|e| failed(&e))?;
-                let expression = context
-                    .create_physical_expr(logical, &df_schema)
-                    .map_err(|e| failed(&e))?;
-                if expression.data_type(schema).map_err(|e| failed(&e))? != DataType::Boolean {
-                    return Err(failed(&"it is not a true/false expression"));
-                }
+                let expression = exact
+                    .compile(&constraint.expression)
+                    .or_else(|first| folded.compile(&constraint.expression).map_err(|_| first))
+                    .map_err(|e| {
+                        format!(
+                            "{} ({}) cannot be checked by lakewriter: {e}",
+                            constraint.name, constraint.expression
+                        )
+                    })?;
                 let columns: BTreeSet<String> = collect_columns(&expression)
                     .into_iter()
-                    .map(|c| c.name().to_string())
+                    .map(|c| schema.field(c.index()).name().clone())
                     .collect();
                 Ok(CompiledCheck {
                     constraint: constraint.clone(),
@@ -131,6 +132,43 @@ impl RowChecks {
             }
         }
         Ok(None)
+    }
+}
+
+/// Turns Databricks SQL boolean expressions into DataFusion physical expressions over one
+/// schema.
+struct Compiler {
+    context: SessionContext,
+    schema: DFSchema,
+}
+
+impl Compiler {
+    /// `normalize`: whether unquoted names are lower-cased, as DataFusion does by default.
+    fn new(schema: Schema, normalize: bool) -> Result<Self, String> {
+        let mut config = SessionConfig::new();
+        let options = config.options_mut();
+        options.sql_parser.dialect = "databricks".parse().map_err(|e| format!("{e}"))?;
+        options.sql_parser.enable_ident_normalization = normalize;
+        Ok(Self {
+            context: SessionContext::new_with_config(config),
+            schema: DFSchema::try_from(schema).map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn compile(&self, sql: &str) -> Result<Arc<dyn PhysicalExpr>, String> {
+        let logical = self
+            .context
+            .parse_sql_expr(sql, &self.schema)
+            .map_err(|e| e.to_string())?;
+        let expression = self
+            .context
+            .create_physical_expr(logical, &self.schema)
+            .map_err(|e| e.to_string())?;
+        match expression.data_type(self.schema.as_arrow()) {
+            Ok(DataType::Boolean) => Ok(expression),
+            Ok(other) => Err(format!("it gives {other}, not true or false")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -221,6 +259,20 @@ mod tests {
         let violation = checks.first_violation(&rows).unwrap().unwrap();
         assert_eq!(violation.row, 2);
         assert_eq!(violation.values, "id = 3, note col = c");
+    }
+
+    #[test]
+    fn column_names_match_ignoring_case_as_in_spark() {
+        let rows = batch();
+        for written in ["quantity > 0", "QUANTITY > 0", "`Quantity` > 0"] {
+            let checks = RowChecks::compile(&rows.schema(), &[check(written)], Vec::new()).unwrap();
+            let violation = checks.first_violation(&rows).unwrap().unwrap();
+            assert_eq!(
+                (violation.row, violation.values.as_str()),
+                (1, "Quantity = NULL"),
+                "{written}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,12 @@ enum Treatment {
     Refused(&'static str),
 }
 
+const UNIFORM: &str = "Iceberg compatibility (UniForm) needs Iceberg metadata written with \
+                       every commit; write with Spark, or turn UniForm off";
+const VARIANT: &str = "lakewriter does not write VARIANT columns; write with Spark";
+const CATALOG: &str = "the table's commits go through its catalog, not the log folder; write \
+                       through the catalog (Spark with Unity Catalog)";
+
 /// Every table feature of the Delta protocol, by its protocol name, and how lakewriter writes
 /// tables that list it. A feature missing here (a newer one) is refused by name.
 const FEATURES: &[(&str, Treatment)] = &[
@@ -112,27 +118,9 @@ const FEATURES: &[(&str, Treatment)] = &[
              vacuumProtocolCheck",
         ),
     ),
-    (
-        "icebergCompatV1",
-        Treatment::Refused(
-            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
-             write with Spark, or turn UniForm off",
-        ),
-    ),
-    (
-        "icebergCompatV2",
-        Treatment::Refused(
-            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
-             write with Spark, or turn UniForm off",
-        ),
-    ),
-    (
-        "icebergCompatV3",
-        Treatment::Refused(
-            "Iceberg compatibility (UniForm) needs Iceberg metadata written with every commit; \
-             write with Spark, or turn UniForm off",
-        ),
-    ),
+    ("icebergCompatV1", Treatment::Refused(UNIFORM)),
+    ("icebergCompatV2", Treatment::Refused(UNIFORM)),
+    ("icebergCompatV3", Treatment::Refused(UNIFORM)),
     (
         "allowColumnDefaults",
         Treatment::Refused(
@@ -140,36 +128,12 @@ const FEATURES: &[(&str, Treatment)] = &[
              the commit; write with Spark, or drop the defaults and the feature",
         ),
     ),
-    (
-        "variantType",
-        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
-    ),
-    (
-        "variantType-preview",
-        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
-    ),
-    (
-        "variantShredding",
-        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
-    ),
-    (
-        "variantShredding-preview",
-        Treatment::Refused("lakewriter does not write VARIANT columns; write with Spark"),
-    ),
-    (
-        "catalogManaged",
-        Treatment::Refused(
-            "the table's commits go through its catalog, not the log folder; write through \
-             the catalog (Spark with Unity Catalog)",
-        ),
-    ),
-    (
-        "catalogOwned-preview",
-        Treatment::Refused(
-            "the table's commits go through its catalog, not the log folder; write through \
-             the catalog (Spark with Unity Catalog)",
-        ),
-    ),
+    ("variantType", Treatment::Refused(VARIANT)),
+    ("variantType-preview", Treatment::Refused(VARIANT)),
+    ("variantShredding", Treatment::Refused(VARIANT)),
+    ("variantShredding-preview", Treatment::Refused(VARIANT)),
+    ("catalogManaged", Treatment::Refused(CATALOG)),
+    ("catalogOwned-preview", Treatment::Refused(CATALOG)),
     (
         "materializePartitionColumns",
         Treatment::Refused(

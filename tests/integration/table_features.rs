@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Engine, Lake, Rows};
+use crate::support::{Engine, Lake, Rows, Run};
 
 const DAY1: &str = "2025-10-01";
 const DAY2: &str = "2025-10-02";
@@ -84,6 +84,15 @@ fn replace_day(model: &Rows, date: &str, rows: impl IntoIterator<Item = Value>) 
     Rows::from_values(kept.chain(rows))
 }
 
+/// Merges id 11 (to quantity 42) and a new id 300 into DAY2. Id 11 survives every DELETE in
+/// these tests (11 % 3 != 0).
+fn merge_into_day2(lake: &Lake, qty_column: &str) -> Run {
+    let input = lake.input("merge.csv", &csv(&[(11, 42), (300, 5)], DAY2, qty_column));
+    lake.write(&[
+        "--input", &input, "--date", DAY2, "--key", "id", "--mode", "merge",
+    ])
+}
+
 /// A feature lakewriter supports, as Spark users set it up.
 struct Supported {
     /// TBLPROPERTIES of the CREATE TABLE.
@@ -100,7 +109,7 @@ struct Supported {
 /// Spark creates the table; lakewriter refuses Spark's day under `fail`, replaces it, skips
 /// the rerun, refuses another run id under `fail`; Spark replaces the day (replaceWhere);
 /// lakewriter's rerun replaces Spark's rows again; a merge updates and inserts on the other
-/// day; a dry run changes nothing. The model holds after every step.
+/// day, and its rerun is skipped; a dry run changes nothing. The model holds after every step.
 async fn supported_feature_round_trip(case: Supported) {
     let lake = Lake::local();
     spark_creates(&lake, case.properties, case.then);
@@ -131,6 +140,12 @@ async fn supported_feature_round_trip(case: Supported) {
     let first = write(&[]).expect("committed")["version"].as_u64().unwrap();
     model = replace_day(&model, DAY1, ours_rows());
     assert_reads(&lake, &model, case.duckdb, "lakewriter replaced DAY1").await;
+    let runs: Vec<(Value, bool)> = lake
+        .runs()
+        .iter()
+        .map(|r| (r["date"].clone(), r["run_id"].is_string()))
+        .collect();
+    assert_eq!(runs, [(json!(DAY1), true), (json!(DAY2), false)], "runs");
 
     let again = write(&[]);
     assert_eq!(again.expect("skipped")["version"].as_u64(), Some(first));
@@ -147,19 +162,9 @@ async fn supported_feature_round_trip(case: Supported) {
     model = replace_day(&model, DAY1, ours_rows());
     assert_reads(&lake, &model, case.duckdb, "lakewriter took DAY1 back").await;
 
-    // Merge: id 11 survives every DELETE here (11 % 3 != 0), id 300 is new.
-    let merge_input = lake.input("merge.csv", &csv(&[(11, 42), (300, 5)], DAY2, case.qty));
-    lake.write(&[
-        "--input",
-        &merge_input,
-        "--date",
-        DAY2,
-        "--key",
-        "id",
-        "--mode",
-        "merge",
-    ])
-    .expect("committed");
+    let merged = merge_into_day2(&lake, case.qty).expect("committed")["version"].as_u64();
+    let again = merge_into_day2(&lake, case.qty);
+    assert_eq!(again.expect("skipped")["version"].as_u64(), merged);
     let day2 = model.filter("date", DAY2).into_iter().map(|mut r| {
         if r["id"] == 11 {
             r[case.qty] = json!(42);
@@ -233,6 +238,22 @@ async fn v2_checkpoint_tables_are_written_without_classic_checkpoints() {
         then: &[],
         qty: "qty",
         duckdb: true,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_lakewriter_writes_keep_deletion_vectors_and_column_mapping() {
+    // A checkpoint at every commit: Spark reads each version from lakewriter's checkpoint.
+    supported_feature_round_trip(Supported {
+        properties: "'delta.enableDeletionVectors' = 'true', 'delta.columnMapping.mode' = \
+                     'name', 'delta.checkpointInterval' = '1'",
+        then: &[
+            "DELETE FROM {t} WHERE id % 3 = 0",
+            "ALTER TABLE {t} RENAME COLUMN qty TO quantity",
+        ],
+        qty: "quantity",
+        duckdb: false,
     })
     .await;
 }
@@ -318,19 +339,7 @@ async fn change_data_feed_shows_replaced_days_and_merges() {
     expected.extend([("insert".to_string(), 100), ("insert".to_string(), 101)]);
     assert_eq!(changes(version), expected);
 
-    let merge_input = lake.input("merge.csv", &csv(&[(11, 42), (300, 5)], DAY2, "qty"));
-    let version = lake
-        .write(&[
-            "--input",
-            &merge_input,
-            "--date",
-            DAY2,
-            "--key",
-            "id",
-            "--mode",
-            "merge",
-        ])
-        .expect("committed")["version"]
+    let version = merge_into_day2(&lake, "qty").expect("committed")["version"]
         .as_u64()
         .unwrap();
     let expected = [
@@ -378,7 +387,7 @@ async fn vacuum_keeps_the_deletion_vectors_live_files_use() {
         "--output",
         "json",
     ]);
-    let run = crate::support::Run::of(vacuum.output().unwrap());
+    let run = Run::of(vacuum.output().unwrap());
     assert_eq!(run.code, 0, "{}", run.stderr);
     let deleted = run.json["files"].as_array().unwrap();
     assert!(!deleted.is_empty(), "Spark's removed DAY1 files go");
@@ -651,7 +660,7 @@ async fn an_unknown_feature_is_refused_by_name_by_every_command() {
             vec!["runs", "--table", &table],
         ];
         for command in &commands {
-            let run = crate::support::Run::of(lake.command(command).output().unwrap());
+            let run = Run::of(lake.command(command).output().unwrap());
             let reads_fine = command[0] == "runs" && feature == "someFutureWriterFeature";
             if reads_fine {
                 assert_eq!(
