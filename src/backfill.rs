@@ -59,7 +59,8 @@ impl Backfill {
 
     /// Runs every day, calling `on_day` as each one ends, and returns the days in date order.
     /// A failing day does not stop the others; the error of a day is in its outcome. An
-    /// error is returned only when the backfill cannot start (an input without `{date}`).
+    /// error is returned only when the backfill cannot start (an input without `{date}`, a
+    /// table feature lakewriter does not write).
     pub async fn run(&self, mut on_day: impl FnMut(&DayOutcome)) -> Result<Vec<DayOutcome>> {
         for input in self.job.inputs() {
             if !input.contains("{date") {
@@ -77,6 +78,9 @@ impl Backfill {
                 )));
             }
         }
+        // A table feature lakewriter does not write refuses the whole backfill once, rather
+        // than failing every day with the same message.
+        self.job.check_table().await?;
         let days: Vec<NaiveDate> = self.job.scope().days().collect();
         let mut jobs = Vec::with_capacity(days.len());
         for &day in &days {

@@ -14,6 +14,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use deltalake::datafusion::common::DFSchema;
+use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
+use deltalake::datafusion::logical_expr::{BinaryExpr, Expr, Operator, cast};
 use deltalake::datafusion::physical_expr::utils::collect_columns;
 use deltalake::datafusion::physical_plan::PhysicalExpr;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
@@ -31,6 +33,15 @@ pub(crate) struct Violation {
     pub(crate) expression: String,
     /// The row's values of the columns the expression reads, e.g. `quantity = 0`.
     pub(crate) values: String,
+}
+
+/// A constraint lakewriter cannot evaluate; the table is refused for it.
+#[derive(Debug)]
+pub(crate) struct CompileError {
+    /// The table feature the constraint belongs to (`checkConstraints`, `invariants`).
+    pub(crate) feature: &'static str,
+    /// Which constraint, and why.
+    pub(crate) message: String,
 }
 
 /// The compiled checks of one table.
@@ -56,13 +67,23 @@ impl RowChecks {
         schema: &SchemaRef,
         constraints: &[Constraint],
         not_null: Vec<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CompileError> {
+        if constraints.is_empty() {
+            return Ok(Self {
+                not_null,
+                checks: Vec::new(),
+            });
+        }
         // Spark resolves column names ignoring case, DataFusion by exact name. So each
         // expression is compiled as written first (quoted mixed-case names), then, if that
         // fails, with unquoted names and the columns lower-cased: Delta forbids two columns
         // that differ only in case. The columns keep their positions, which is what the
         // compiled expression reads, so it runs on the table-shaped batch either way.
-        let exact = Compiler::new(schema.as_ref().clone(), false)?;
+        let setup = |e: String| CompileError {
+            feature: constraints[0].feature,
+            message: e,
+        };
+        let exact = Compiler::new(schema.as_ref().clone(), false).map_err(setup)?;
         let lowered = Schema::new(
             schema
                 .fields()
@@ -70,18 +91,19 @@ impl RowChecks {
                 .map(|f| f.as_ref().clone().with_name(f.name().to_lowercase()))
                 .collect::<Vec<_>>(),
         );
-        let folded = Compiler::new(lowered, true)?;
+        let folded = Compiler::new(lowered, true).map_err(setup)?;
         let checks = constraints
             .iter()
             .map(|constraint| {
                 let expression = exact
                     .compile(&constraint.expression)
                     .or_else(|first| folded.compile(&constraint.expression).map_err(|_| first))
-                    .map_err(|e| {
-                        format!(
+                    .map_err(|e| CompileError {
+                        feature: constraint.feature,
+                        message: format!(
                             "{} ({}) cannot be checked by lakewriter: {e}",
                             constraint.name, constraint.expression
-                        )
+                        ),
                     })?;
                 let columns: BTreeSet<String> = collect_columns(&expression)
                     .into_iter()
@@ -93,7 +115,7 @@ impl RowChecks {
                     columns: columns.into_iter().collect(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, CompileError>>()?;
         Ok(Self { not_null, checks })
     }
 
@@ -160,6 +182,23 @@ impl Compiler {
             .context
             .parse_sql_expr(sql, &self.schema)
             .map_err(|e| e.to_string())?;
+        // Spark's `/` divides as fractions (5 / 2 = 2.5), DataFusion's divides integers as
+        // integers: cast both sides, as Spark does.
+        let logical = logical
+            .transform(|expr| match expr {
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Divide,
+                    right,
+                }) => Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(cast(*left, DataType::Float64)),
+                    Operator::Divide,
+                    Box::new(cast(*right, DataType::Float64)),
+                )))),
+                other => Ok(Transformed::no(other)),
+            })
+            .map_err(|e| e.to_string())?
+            .data;
         let expression = self
             .context
             .create_physical_expr(logical, &self.schema)
@@ -213,6 +252,7 @@ mod tests {
         Constraint {
             name: "CHECK constraint c".into(),
             expression: expression.into(),
+            feature: "checkConstraints",
         }
     }
 
@@ -262,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn division_gives_fractions_as_in_spark() {
+        let rows = batch();
+        // Rows: id 1, 2, 3 (and NULL). 3 / 2 = 1.5 > 1 in Spark; integer division says 1.
+        let checks =
+            RowChecks::compile(&rows.schema(), &[check("id / 2 <= 1")], Vec::new()).unwrap();
+        let violation = checks.first_violation(&rows).unwrap().unwrap();
+        assert_eq!((violation.row, violation.values.as_str()), (2, "id = 3"));
+    }
+
+    #[test]
     fn column_names_match_ignoring_case_as_in_spark() {
         let rows = batch();
         for written in ["quantity > 0", "QUANTITY > 0", "`Quantity` > 0"] {
@@ -284,7 +334,8 @@ mod tests {
             "spark_only_function(id)",
         ] {
             let error = RowChecks::compile(&rows.schema(), &[check(bad)], Vec::new()).unwrap_err();
-            assert!(error.contains("CHECK constraint c"), "{error}");
+            assert!(error.message.contains("CHECK constraint c"), "{error:?}");
+            assert_eq!(error.feature, "checkConstraints");
         }
     }
 }

@@ -124,6 +124,19 @@ pub enum Error {
         table: String,
     },
 
+    /// Another writer changed the table's rules (constraints, column mapping, table
+    /// features) while this run was writing; the run's files were deleted.
+    #[error(
+        "table {table}: another writer changed its {what} while this run was writing; rerun \
+         (the input is then checked against the table as it is now)"
+    )]
+    TableChangedMeanwhile {
+        /// The table URI.
+        table: String,
+        /// What changed.
+        what: String,
+    },
+
     /// A storage, Delta or Arrow failure underneath.
     #[error("{context}: {source}")]
     Internal {
@@ -162,9 +175,9 @@ impl Error {
             | Error::ConstraintViolated { .. } => ErrorKind::BadInput,
             Error::UnsupportedTableFeature { .. } => ErrorKind::UnsupportedTable,
             Error::RerunRefused { .. } => ErrorKind::RerunRefused,
-            Error::CommitConflict { .. } | Error::TableCreatedMeanwhile { .. } => {
-                ErrorKind::Conflict
-            }
+            Error::CommitConflict { .. }
+            | Error::TableCreatedMeanwhile { .. }
+            | Error::TableChangedMeanwhile { .. } => ErrorKind::Conflict,
             Error::BadTable { .. } | Error::Internal { .. } => ErrorKind::Other,
         }
     }

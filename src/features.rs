@@ -7,7 +7,8 @@
 //! write. delta-rs checks its own list only at commit time, after the data files are
 //! uploaded, and its check says nothing of what to do; this module decides up front, from the
 //! snapshot's `protocol` and `metaData` actions, with a message naming the feature and the
-//! way out. The decision works on the actions' JSON, so it reads exactly what Spark wrote.
+//! way out. The decision works on the actions as JSON (delta-rs's snapshot serialised back
+//! into the log's field names), so it sees every feature name, known to delta-rs or not.
 //!
 //! Every feature of the protocol is in [`FEATURES`] with how lakewriter treats it;
 //! COMPATIBILITY.md is the same table for users.
@@ -23,7 +24,8 @@ pub(crate) enum Access {
     Replace,
     /// `write --mode merge` (and its dry run).
     Merge,
-    /// `vacuum`: deletes files, so it must know every way a file can be referenced.
+    /// `vacuum`: deletes files, so it must know every way a file can be referenced; and
+    /// delta-rs commits its start and end, so it needs a table delta-rs may commit to.
     Vacuum,
 }
 
@@ -33,14 +35,13 @@ enum Treatment {
     /// Writes follow the feature's rules (see the module that does: constraints, column
     /// mapping, deletion vectors in removes ...).
     Honoured,
-    /// Honoured, but only while the feature's table property leaves it inactive; see
-    /// [`TableFeatures::refusal`].
-    WhenInactive,
     /// Writes are refused: lakewriter (or delta-rs underneath) does not follow its rules.
     /// The text says why and what to do.
     Refused(&'static str),
 }
 
+const APPEND_ONLY: &str = "delta.appendOnly = true (turn it off with ALTER TABLE ... SET \
+                           TBLPROPERTIES ('delta.appendOnly' = 'false')) forbids";
 const UNIFORM: &str = "Iceberg compatibility (UniForm) needs Iceberg metadata written with \
                        every commit; write with Spark, or turn UniForm off";
 const VARIANT: &str = "lakewriter does not write VARIANT columns; write with Spark";
@@ -50,11 +51,13 @@ const CATALOG: &str = "the table's commits go through its catalog, not the log f
 /// Every table feature of the Delta protocol, by its protocol name, and how lakewriter writes
 /// tables that list it. A feature missing here (a newer one) is refused by name.
 const FEATURES: &[(&str, Treatment)] = &[
-    ("appendOnly", Treatment::WhenInactive),
+    // Honoured by refusing what the table's `delta.appendOnly` forbids (see `refusal` and the
+    // replace path), and generated columns by refusing tables that have one.
+    ("appendOnly", Treatment::Honoured),
     ("invariants", Treatment::Honoured),
     ("checkConstraints", Treatment::Honoured),
     ("changeDataFeed", Treatment::Honoured),
-    ("generatedColumns", Treatment::WhenInactive),
+    ("generatedColumns", Treatment::Honoured),
     ("columnMapping", Treatment::Honoured),
     ("deletionVectors", Treatment::Honoured),
     ("timestampNtz", Treatment::Honoured),
@@ -173,6 +176,8 @@ pub(crate) struct Constraint {
     pub(crate) name: String,
     /// A Spark SQL boolean expression over the table's (logical) column names.
     pub(crate) expression: String,
+    /// The table feature it comes from: `checkConstraints` or `invariants`.
+    pub(crate) feature: &'static str,
 }
 
 /// What a table's `protocol` and `metaData` ask of writers.
@@ -184,6 +189,8 @@ pub(crate) struct TableFeatures {
     properties: HashMap<String, String>,
     /// The top-level fields of the schema, as the log spells them.
     fields: Vec<Value>,
+    /// Under column mapping: each top-level column's physical name and field id, by name.
+    physical: HashMap<String, (String, Option<i64>)>,
 }
 
 impl TableFeatures {
@@ -219,10 +226,25 @@ impl TableFeatures {
             .and_then(|schema| serde_json::from_str::<Value>(schema).ok())
             .and_then(|schema| schema.get("fields").and_then(Value::as_array).cloned())
             .unwrap_or_default();
+        let physical = fields
+            .iter()
+            .filter_map(|f| {
+                let name = f.get("name")?.as_str()?.to_string();
+                let physical = f
+                    .pointer("/metadata/delta.columnMapping.physicalName")?
+                    .as_str()?
+                    .to_string();
+                let id = f
+                    .pointer("/metadata/delta.columnMapping.id")
+                    .and_then(Value::as_i64);
+                Some((name, (physical, id)))
+            })
+            .collect();
         Self {
             features,
             properties,
             fields,
+            physical,
         }
     }
 
@@ -245,6 +267,17 @@ impl TableFeatures {
     pub(crate) fn classic_checkpoints(&self) -> bool {
         !self.features.contains("v2Checkpoint")
             && self.property("delta.checkpointPolicy") != Some("v2")
+    }
+
+    /// Whether lakewriter may delete expired log files after a checkpoint: not under
+    /// `checkpointProtection`, whose rules delta-rs's log clean-up does not follow.
+    pub(crate) fn log_clean_up(&self) -> bool {
+        !self.features.contains("checkpointProtection")
+    }
+
+    /// Whether files may carry deletion vectors (Spark's DELETE, UPDATE and MERGE leave them).
+    pub(crate) fn deletion_vectors(&self) -> bool {
+        self.features.contains("deletionVectors")
     }
 
     /// How data files name the columns.
@@ -271,6 +304,7 @@ impl TableFeatures {
                     Some(Constraint {
                         name: format!("CHECK constraint {name}"),
                         expression: expression.clone(),
+                        feature: "checkConstraints",
                     })
                 })
                 .collect();
@@ -293,6 +327,7 @@ impl TableFeatures {
                     constraints.push(Constraint {
                         name: format!("the invariant of column '{column}'"),
                         expression: expression.to_string(),
+                        feature: "invariants",
                     });
                 }
             }
@@ -309,22 +344,23 @@ impl TableFeatures {
             .collect()
     }
 
-    /// With column mapping: each top-level column's physical name and field id, by column name.
-    pub(crate) fn physical_columns(&self) -> HashMap<String, (String, Option<i64>)> {
-        self.fields
-            .iter()
-            .filter_map(|f| {
-                let name = f.get("name")?.as_str()?.to_string();
-                let physical = f
-                    .pointer("/metadata/delta.columnMapping.physicalName")?
-                    .as_str()?
-                    .to_string();
-                let id = f
-                    .pointer("/metadata/delta.columnMapping.id")
-                    .and_then(Value::as_i64);
-                Some((name, (physical, id)))
-            })
-            .collect()
+    /// Under column mapping: a top-level column's physical name and Parquet field id.
+    fn physical_name(&self, column: &str) -> Option<(&str, Option<i64>)> {
+        self.physical
+            .get(column)
+            .map(|(name, id)| (name.as_str(), *id))
+    }
+
+    /// How data files and partition values name a top-level column, with its Parquet field
+    /// id: its physical name under column mapping (`refusal` makes sure every column has
+    /// one), else the column's own name.
+    pub(crate) fn name_in_files<'a>(&'a self, column: &'a str) -> (&'a str, Option<i64>) {
+        match self.column_mapping() {
+            ColumnMapping::None => (column, None),
+            ColumnMapping::Name | ColumnMapping::Id => {
+                self.physical_name(column).unwrap_or((column, None))
+            }
+        }
     }
 
     /// The columns with a given metadata key, e.g. generated or identity columns.
@@ -351,8 +387,8 @@ impl TableFeatures {
             .filter(|f| !FEATURES.iter().any(|(name, _)| name == f))
             .map(|f| (f.clone(), None));
         for (feature, treatment) in known.chain(unknown) {
-            match (treatment, access) {
-                (None, _) => {
+            match treatment {
+                None => {
                     return Some((
                         feature,
                         "lakewriter does not know this feature, so it cannot follow its rules; \
@@ -360,18 +396,11 @@ impl TableFeatures {
                             .into(),
                     ));
                 }
-                // Vacuum deletes only unreferenced data files; writer-side rules do not
-                // change which files a version references, except for Iceberg metadata
-                // (UniForm keeps it beside the data, where vacuum would delete it) and
-                // catalog-managed commits.
-                (Some(Treatment::Refused(why)), Access::Vacuum)
-                    if feature.starts_with("icebergCompat") || feature.starts_with("catalog") =>
-                {
-                    return Some((feature, why.to_string()));
-                }
-                (Some(Treatment::Refused(_)), Access::Vacuum) => {}
-                (Some(Treatment::Refused(why)), _) => return Some((feature, why.to_string())),
-                (Some(Treatment::Honoured | Treatment::WhenInactive), _) => {}
+                // Vacuum too: delta-rs commits its start and end (and refuses these features
+                // then), and Iceberg metadata sits beside the data, where vacuum would
+                // delete it.
+                Some(Treatment::Refused(why)) => return Some((feature, why.to_string())),
+                Some(Treatment::Honoured) => {}
             }
         }
         if access == Access::Vacuum {
@@ -380,7 +409,10 @@ impl TableFeatures {
         if self.column_mapping() != ColumnMapping::None {
             // Nested fields have physical names of their own; lakewriter maps top-level
             // columns only, so it refuses rather than write nested fields under names Spark
-            // would not read.
+            // would not read. A column without a physical name is a damaged schema.
+            fn named(field: &Value) -> Option<&str> {
+                field.get("name").and_then(Value::as_str)
+            }
             let nested: Vec<&str> = self
                 .fields
                 .iter()
@@ -388,7 +420,7 @@ impl TableFeatures {
                     f.get("type")
                         .is_some_and(|t| t.to_string().contains("\"fields\""))
                 })
-                .filter_map(|f| f.get("name").and_then(Value::as_str))
+                .filter_map(named)
                 .collect();
             if !nested.is_empty() {
                 return Some((
@@ -396,6 +428,22 @@ impl TableFeatures {
                     format!(
                         "column(s) {nested:?} hold nested structs, whose fields column mapping \
                          renames too; lakewriter maps top-level columns only: write with Spark"
+                    ),
+                ));
+            }
+            let unnamed: Vec<&str> = self
+                .fields
+                .iter()
+                .filter_map(named)
+                .filter(|name| self.physical_name(name).is_none())
+                .collect();
+            if !unnamed.is_empty() {
+                return Some((
+                    "columnMapping".into(),
+                    format!(
+                        "column(s) {unnamed:?} have no delta.columnMapping.physicalName, which \
+                         column mapping needs to name them in data files; repair the table's \
+                         schema with Spark"
                     ),
                 ));
             }
@@ -414,13 +462,35 @@ impl TableFeatures {
         if access == Access::Merge && self.append_only() {
             return Some((
                 "appendOnly".into(),
-                "delta.appendOnly = true forbids the updates a merge makes; use --mode replace \
-                 for new days only, or ALTER TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = \
-                 'false')"
-                    .into(),
+                format!("{APPEND_ONLY} the updates a merge makes; use --mode replace for new days"),
             ));
         }
         None
+    }
+
+    /// Whether rows checked and files written for `other` fit this table too: the same
+    /// constraints, NOT NULL columns, column names in files and append-only rule. A run
+    /// compares the table it reloads after losing a race with the one it started on.
+    pub(crate) fn same_rules(&self, other: &TableFeatures) -> bool {
+        self.constraints() == other.constraints()
+            && self.not_null_columns() == other.not_null_columns()
+            && self.column_mapping() == other.column_mapping()
+            && self.physical == other.physical
+            && self.append_only() == other.append_only()
+    }
+
+    /// Why a replace must not remove `files` data files, or `None` when it may: an
+    /// append-only table forbids removing any. Decided before anything is written.
+    pub(crate) fn removal_refusal(&self, files: usize) -> Option<(String, String)> {
+        (files > 0 && self.append_only()).then(|| {
+            (
+                "appendOnly".into(),
+                format!(
+                    "{APPEND_ONLY} removing the {files} file(s) the scope's days hold; \
+                     lakewriter can only add days that are empty here"
+                ),
+            )
+        })
     }
 }
 
@@ -485,11 +555,13 @@ mod tests {
             .refusal(Access::Merge)
             .unwrap();
         assert_eq!(feature, "someFutureFeature");
-        assert_eq!(
-            spark(&["rowTracking", "domainMetadata"]).refusal(Access::Vacuum),
-            None,
-            "writer-side rules do not change which files vacuum may delete"
+        assert!(
+            spark(&["rowTracking", "domainMetadata"])
+                .refusal(Access::Vacuum)
+                .is_some(),
+            "delta-rs's vacuum commits, and refuses these"
         );
+        assert_eq!(honoured.refusal(Access::Vacuum), None);
         assert!(
             spark(&["icebergCompatV2"])
                 .refusal(Access::Vacuum)
@@ -511,6 +583,19 @@ mod tests {
             no_fields(),
         );
         assert_eq!(v2.column_mapping(), ColumnMapping::Name);
+        let mapped = |metadata: Value| {
+            table(
+                json!({"minReaderVersion": 2, "minWriterVersion": 5}),
+                json!({"delta.columnMapping.mode": "id"}),
+                json!([{"name": "a b", "type": "long", "nullable": true, "metadata": metadata}]),
+            )
+        };
+        let named = mapped(json!({"delta.columnMapping.physicalName": "col-1",
+                                  "delta.columnMapping.id": 7}));
+        assert_eq!(named.name_in_files("a b"), ("col-1", Some(7)));
+        assert_eq!(named.refusal(Access::Replace), None);
+        let unnamed = mapped(json!({}));
+        assert_eq!(unnamed.refusal(Access::Merge).unwrap().0, "columnMapping");
         // A constraint on a writer-2 table is not enforced by the protocol (Spark upgrades the
         // table to writer 3 when it adds one), so it is not read either.
         let v2_constraint = table(
@@ -551,7 +636,19 @@ mod tests {
         );
         assert!(append_only.append_only());
         assert_eq!(append_only.refusal(Access::Replace), None);
+        assert_eq!(append_only.removal_refusal(0), None, "new days are appends");
+        assert_eq!(append_only.removal_refusal(2).unwrap().0, "appendOnly");
         assert_eq!(append_only.refusal(Access::Merge).unwrap().0, "appendOnly");
+        let without_constraint = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 4}),
+            json!({"delta.appendOnly": "false"}),
+            fields.clone(),
+        );
+        assert!(t.same_rules(&t.clone()));
+        assert!(
+            !without_constraint.same_rules(&t),
+            "a constraint added meanwhile changes the rules"
+        );
         let mut generated = fields;
         generated[2]["metadata"] = json!({"delta.generationExpression": "quantity * 2"});
         let t = table(

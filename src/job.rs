@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::constraints::RowChecks;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::features::Access;
+use crate::features::{Access, TableFeatures};
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide, decide_merge};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::scope::PartitionScope;
@@ -266,6 +266,14 @@ impl WriteJob {
         })
     }
 
+    /// Refuses the job's table if it uses a feature lakewriter does not follow for this
+    /// mode (nothing is read or written).
+    pub(crate) async fn check_table(&self) -> Result<()> {
+        Table::open(&self.table, &self.storage_options)
+            .await?
+            .check_access(self.access())
+    }
+
     /// Runs the job.
     pub async fn run(&self) -> Result<WriteReport> {
         self.run_with_progress(|_| {}).await
@@ -277,10 +285,7 @@ impl WriteJob {
         let mut table = Table::open(&self.table, &self.storage_options).await?;
         // Features first: a clustered table, say, is better refused for its clustering than
         // for its missing partitions.
-        table.check_access(match self.mode {
-            WriteMode::Replace => Access::Replace,
-            WriteMode::Merge => Access::Merge,
-        })?;
+        table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
         let mut input = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
@@ -315,12 +320,13 @@ impl WriteJob {
             Some(schema) => {
                 let features = table.features();
                 RowChecks::compile(schema, &features.constraints(), features.not_null_columns())
-                    .map_err(|message| Error::UnsupportedTableFeature {
+                    .map_err(|e| Error::UnsupportedTableFeature {
                         table: self.table.clone(),
-                        feature: "checkConstraints".into(),
+                        feature: e.feature.into(),
                         message: format!(
-                            "{message}; write with Spark, or change the constraint \
-                             (ALTER TABLE ... DROP CONSTRAINT / ADD CONSTRAINT)"
+                            "{}; write with Spark, or change the constraint \
+                             (ALTER TABLE ... DROP CONSTRAINT / ADD CONSTRAINT)",
+                            e.message
                         ),
                     })?
             }
@@ -367,6 +373,7 @@ impl WriteJob {
             None => format!("{}-{}", self.scope, &fingerprint[..16]),
         };
         Ok(PreparedInput {
+            checked_against: table.features().clone(),
             run: RunIdentity {
                 run_id,
                 fingerprint,
@@ -385,34 +392,20 @@ impl WriteJob {
         let column = &self.rules.partition_column;
         let mut written: Option<Written> = None;
         for try_number in 1..=MAX_COMMIT_ATTEMPTS {
-            // Only a table created by another writer since this run began can differ: a run
-            // on an existing table reads its input with the table's types.
-            if !table.has_columns(&input.schema)? {
-                if let Some(files) = &written {
-                    table.discard(&files.adds).await;
-                }
-                return Err(Error::TableCreatedMeanwhile {
-                    table: self.table.clone(),
-                });
-            }
+            let files = written.as_ref().map_or(&[][..], |w| &w.adds[..]);
+            self.check_still_fits(table, input, files).await?;
             let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
             let decision = decide(self.policy, &ledger, &input.run)?;
-            if decision == Decision::Replace
-                && !removes.is_empty()
-                && table.features().append_only()
-            {
-                if let Some(files) = &written {
-                    table.discard(&files.adds).await;
-                }
+            let refusal = match decision {
+                Decision::Replace => table.features().removal_refusal(removes.len()),
+                Decision::Skip => None,
+            };
+            if let Some((feature, message)) = refusal {
+                table.discard(files).await;
                 return Err(Error::UnsupportedTableFeature {
                     table: self.table.clone(),
-                    feature: "appendOnly".into(),
-                    message: format!(
-                        "delta.appendOnly = true forbids removing the {} file(s) the scope's \
-                         days hold; lakewriter can only add days that are empty, or run ALTER \
-                         TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = 'false')",
-                        removes.len()
-                    ),
+                    feature,
+                    message,
                 });
             }
             if self.dry_run {
@@ -553,11 +546,7 @@ impl WriteJob {
         // Deduplicated once, reused across attempts. A merge's rows are held in memory.
         let mut rows: Option<(Vec<arrow::array::RecordBatch>, HashMap<NaiveDate, u64>)> = None;
         for try_number in 1..=MAX_COMMIT_ATTEMPTS {
-            if !table.has_columns(&input.schema)? {
-                return Err(Error::TableCreatedMeanwhile {
-                    table: self.table.clone(),
-                });
-            }
+            self.check_still_fits(table, input, &[]).await?;
             let recorded = table.merged_input(&input.run.run_id).await?;
             let decision = decide_merge(self.policy, recorded, input_version);
             if decision == Decision::Skip && !self.dry_run {
@@ -654,6 +643,49 @@ impl WriteJob {
         Err(Error::CommitConflict {
             attempts: MAX_COMMIT_ATTEMPTS,
         })
+    }
+
+    /// Checks, before each commit attempt, that the (possibly reloaded) table still takes
+    /// what the run prepared: its column types, its features, and the rules the rows were
+    /// checked against. Another writer may have changed any of them since the run began;
+    /// then the run deletes `written` and fails.
+    async fn check_still_fits(
+        &self,
+        table: &Table,
+        input: &PreparedInput,
+        written: &[Add],
+    ) -> Result<()> {
+        // Only a table created by another writer since this run began can have other column
+        // types: a run on an existing table reads its input with the table's types.
+        let failure = if !table.has_columns(&input.schema)? {
+            Some(Error::TableCreatedMeanwhile {
+                table: self.table.clone(),
+            })
+        } else if let Err(refused) = table.check_access(self.access()) {
+            Some(refused)
+        } else if !table.features().same_rules(&input.checked_against) {
+            Some(Error::TableChangedMeanwhile {
+                table: self.table.clone(),
+                what: "constraints, column mapping or append-only setting".into(),
+            })
+        } else {
+            None
+        };
+        match failure {
+            Some(error) => {
+                table.discard(written).await;
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// What this job does to a table, for the feature check.
+    fn access(&self) -> Access {
+        match self.mode {
+            WriteMode::Replace => Access::Replace,
+            WriteMode::Merge => Access::Merge,
+        }
     }
 
     /// Creates the table (schema and partitioning, no rows) for a first merge. Losing the race
@@ -814,6 +846,8 @@ impl WriteJob {
 
 /// The input of a run, read and checked.
 struct PreparedInput {
+    /// The table rules the rows were checked against (constraints, column mapping ...).
+    checked_against: TableFeatures,
     run: RunIdentity,
     schema: SchemaRef,
     /// The rows, until they are written.

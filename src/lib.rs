@@ -20,6 +20,11 @@
 //!                                                   and decide again
 //! ```
 //!
+//! Before any of it, `features` reads what the table's Delta protocol and properties ask of a
+//! writer (deletion vectors, column mapping, constraints, ...) and refuses the run if
+//! lakewriter does not follow one of them (COMPATIBILITY.md); `constraints` checks the
+//! table's CHECK constraints and NOT NULL columns on every row `transform` shapes.
+//!
 //! Around that: [`Backfill`] runs a range of days as one run per day, resumably;
 //! [`WriteMode::Merge`] upserts by key instead of replacing days; [`WriteJob::notify_url`]
 //! announces each commit exactly once; [`WriteJob::memory_limit`] bounds memory by spilling.

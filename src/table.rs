@@ -38,7 +38,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::features::{Access, ColumnMapping, TableFeatures};
+use crate::features::{Access, TableFeatures};
 use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
 use crate::scope::PartitionScope;
 use crate::source::delta_type;
@@ -113,12 +113,17 @@ impl Table {
             delta.load().await.map_err(|e| match e {
                 // A reader feature the Delta kernel does not know: the log is fine.
                 DeltaTableError::KernelError(delta_kernel::Error::Unsupported(what)) => {
+                    // "Feature 'x' is not supported", or a protocol version it cannot read.
+                    let feature = match what.strip_prefix("Feature '") {
+                        Some(rest) => rest.split('\'').next().unwrap_or(rest).to_string(),
+                        None => "protocol".to_string(),
+                    };
                     Error::UnsupportedTableFeature {
                         table: location.to_string(),
-                        feature: what.split('\'').nth(1).unwrap_or("unknown").to_string(),
+                        feature,
                         message: format!(
-                            "delta-rs, lakewriter's Delta engine, cannot read such tables \
-                             ({what}); use an engine that supports the feature (Spark)"
+                            "delta-rs, lakewriter's Delta engine, cannot read this table \
+                             ({what}); use an engine that supports it (Spark)"
                         ),
                     }
                 }
@@ -190,53 +195,36 @@ impl Table {
     /// partition `column`: the same names, or with column mapping each column's physical name
     /// and Parquet field id, as the protocol asks of files and of partition values.
     fn file_columns(&self, schema: &SchemaRef, column: &str) -> FileColumns {
-        if self.features.column_mapping() == ColumnMapping::None {
-            return FileColumns {
-                schema: schema.clone(),
-                partition: column.to_string(),
-            };
-        }
-        let physical = self.features.physical_columns();
-        let rename = |name: &str| physical.get(name).cloned();
         let fields: Vec<Field> = schema
             .fields()
             .iter()
-            .map(|field| match rename(field.name()) {
-                Some((name, id)) => {
-                    let metadata = id
-                        .map(|id| {
-                            HashMap::from([(
-                                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
-                                id.to_string(),
-                            )])
-                        })
-                        .unwrap_or_default();
-                    field
-                        .as_ref()
-                        .clone()
-                        .with_name(name)
-                        .with_metadata(metadata)
-                }
-                None => field.as_ref().clone(),
+            .map(|field| {
+                let (name, id) = self.features.name_in_files(field.name());
+                let metadata = id
+                    .map(|id| {
+                        HashMap::from([(
+                            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+                            id.to_string(),
+                        )])
+                    })
+                    .unwrap_or_default();
+                field
+                    .as_ref()
+                    .clone()
+                    .with_name(name)
+                    .with_metadata(metadata)
             })
             .collect();
         FileColumns {
             schema: Arc::new(Schema::new(fields)),
-            partition: rename(column).map_or_else(|| column.to_string(), |(name, _)| name),
+            partition: self.partition_key(column),
         }
     }
 
     /// The name partition values of `column` go by in the log (its physical name under
     /// column mapping).
     fn partition_key(&self, column: &str) -> String {
-        match self.features.column_mapping() {
-            ColumnMapping::None => column.to_string(),
-            ColumnMapping::Name | ColumnMapping::Id => self
-                .features
-                .physical_columns()
-                .remove(column)
-                .map_or_else(|| column.to_string(), |(name, _)| name),
-        }
+        self.features.name_in_files(column).0.to_string()
     }
 
     /// The table's absolute URL: the same however the location was spelled
@@ -699,11 +687,24 @@ impl Table {
             .vacuum()
             .with_retention_period(retain)
             .with_enforce_retention_duration(false)
-            .with_mode(VacuumMode::Full)
+            .with_mode(self.vacuum_mode())
             .with_dry_run(dry_run)
             .await
             .map_err(|e| Error::internal(format!("vacuuming {}", self.uri), e))?;
         Ok(metrics.files_deleted)
+    }
+
+    /// How vacuum finds files to delete. Full mode also deletes files no commit references
+    /// (left by crashed runs); but delta-rs's full mode protects only the deletion vectors of
+    /// live files, and would delete an older vector that time travel to a version within the
+    /// retention still reads. On tables with deletion vectors, vacuum therefore deletes only
+    /// files removed longer ago than the retention, and leaves the rest to Spark's VACUUM.
+    fn vacuum_mode(&self) -> VacuumMode {
+        if self.features.deletion_vectors() {
+            VacuumMode::Lite
+        } else {
+            VacuumMode::Full
+        }
     }
 
     /// Writes a checkpoint when `version` completes an interval, then drops log files past the
@@ -728,7 +729,8 @@ impl Table {
             let cleanup = table
                 .snapshot()?
                 .table_config()
-                .enable_expired_log_cleanup();
+                .enable_expired_log_cleanup()
+                && self.features.log_clean_up();
             if cleanup {
                 checkpoints::cleanup_metadata(&table, None).await?;
             }

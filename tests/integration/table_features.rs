@@ -110,7 +110,7 @@ struct Supported {
 /// the rerun, refuses another run id under `fail`; Spark replaces the day (replaceWhere);
 /// lakewriter's rerun replaces Spark's rows again; a merge updates and inserts on the other
 /// day, and its rerun is skipped; a dry run changes nothing. The model holds after every step.
-async fn supported_feature_round_trip(case: Supported) {
+async fn supported_feature_round_trip(case: Supported) -> Lake {
     let lake = Lake::local();
     spark_creates(&lake, case.properties, case.then);
     let mut model = lake.seen_by(Engine::Spark, None).rows;
@@ -174,6 +174,7 @@ async fn supported_feature_round_trip(case: Supported) {
     let day2: Vec<Value> = day2.chain([row(300, 5, DAY2, case.qty)]).collect();
     model = replace_day(&model, DAY2, day2);
     assert_reads(&lake, &model, case.duckdb, "lakewriter's merge").await;
+    lake
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,19 +234,25 @@ async fn change_data_feed_tables_take_replacements_and_merges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_checkpoint_tables_are_written_without_classic_checkpoints() {
-    supported_feature_round_trip(Supported {
-        properties: "'delta.checkpointPolicy' = 'v2', 'delta.checkpointInterval' = '2'",
+    let lake = supported_feature_round_trip(Supported {
+        properties: "'delta.checkpointPolicy' = 'v2', 'delta.checkpointInterval' = '1'",
         then: &[],
         qty: "qty",
         duckdb: true,
     })
     .await;
+    let latest = *lake.versions().await.last().unwrap();
+    let classic = format!("{latest:020}.checkpoint.parquet");
+    assert!(
+        !lake.log_files().await.contains(&classic),
+        "no classic checkpoint for lakewriter's merge, though the interval is 1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_lakewriter_writes_keep_deletion_vectors_and_column_mapping() {
-    // A checkpoint at every commit: Spark reads each version from lakewriter's checkpoint.
-    supported_feature_round_trip(Supported {
+    // A checkpoint at every commit: Spark reads the table from lakewriter's checkpoints.
+    let lake = supported_feature_round_trip(Supported {
         properties: "'delta.enableDeletionVectors' = 'true', 'delta.columnMapping.mode' = \
                      'name', 'delta.checkpointInterval' = '1'",
         then: &[
@@ -256,6 +263,12 @@ async fn checkpoints_lakewriter_writes_keep_deletion_vectors_and_column_mapping(
         duckdb: false,
     })
     .await;
+    let latest = *lake.versions().await.last().unwrap();
+    let checkpoint = format!("{latest:020}.checkpoint.parquet");
+    assert!(
+        lake.log_files().await.contains(&checkpoint),
+        "lakewriter checkpointed its merge, the last commit"
+    );
 }
 
 /// Rows breaking a CHECK constraint, or NULL in a NOT NULL column, are refused with exit 2
@@ -401,28 +414,54 @@ async fn vacuum_keeps_the_deletion_vectors_live_files_use() {
 }
 
 /// A feature lakewriter does not follow: Spark sets the table up (`create`), then every
-/// write (both modes, and their dry runs) exits 2 naming the feature, and nothing is written
-/// or committed.
+/// write (both modes, their dry runs, a backfill) and vacuum exit 2 naming the feature, and
+/// nothing is written or committed.
 fn refused(create: impl FnOnce(&Lake), feature: &str) {
     let lake = Lake::local();
     create(&lake);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let before = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
-    let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
+    let input = lake.input(&format!("{DAY1}.csv"), &csv(&[(100, 7)], DAY1, "qty"));
+    let template = input.replace(DAY1, "{date}");
+    let table = lake.table.clone();
+    let named = |command: &[&str]| {
+        let run = Run::of(lake.command(command).output().unwrap());
+        assert_eq!(run.code, 2, "{feature} {command:?}: {}", run.stderr);
+        let quoted = format!("'{feature}'");
+        assert!(
+            run.stderr.contains(&quoted),
+            "{feature} named: {}",
+            run.stderr
+        );
+    };
     for extra in [
         &["--mode", "replace"][..],
         &["--mode", "merge"],
         &["--dry-run"],
+        &["--mode", "merge", "--dry-run"],
     ] {
-        let mut args = vec!["--input", &input, "--date", DAY1, "--key", "id"];
+        let mut args = vec![
+            "write", "--table", &table, "--input", &input, "--date", DAY1,
+        ];
+        args.extend_from_slice(&["--key", "id"]);
         args.extend_from_slice(extra);
-        let run = lake.write(&args);
-        assert_eq!(run.code, 2, "{feature} {extra:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(&format!("'{feature}'")),
-            "{feature} named: {}",
-            run.stderr
-        );
+        named(&args);
+    }
+    named(&[
+        "backfill", "--table", &table, "--input", &template, "--from", DAY1, "--to", DAY2, "--key",
+        "id",
+    ]);
+    // delta-rs's vacuum commits too, so it is refused for the same features; generated
+    // columns only stop writes of rows.
+    if feature != "generatedColumns" {
+        named(&[
+            "vacuum",
+            "--table",
+            &table,
+            "--retain-hours",
+            "0",
+            "--force",
+        ]);
     }
     let after = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
     assert_eq!(after, before, "{feature}: nothing written");
@@ -679,4 +718,48 @@ async fn an_unknown_feature_is_refused_by_name_by_every_command() {
         }
         assert_eq!((lake.versions().await, lake.data_files().await), before);
     }
+}
+
+/// `vacuum` keeps the deletion vector of a file removed within the retention, however old
+/// the vector's own file is, so time travel to the version before the removal still reads
+/// the rows Spark's DELETE kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_keeps_the_deletion_vectors_time_travel_needs() {
+    let lake = Lake::local();
+    spark_creates(
+        &lake,
+        "'delta.enableDeletionVectors' = 'true'",
+        &[&format!(
+            "DELETE FROM {{t}} WHERE date = DATE'{DAY1}' AND id % 3 = 0"
+        )],
+    );
+    let before_replace = *lake.versions().await.last().unwrap();
+    let model = lake.seen_by(Engine::Spark, None).rows;
+    assert_eq!(model.per_date()[DAY1], 6, "ids 0, 3, 6, 9 deleted");
+    // The vector was written ten days ago, as far as the file system says.
+    let ten_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    let vectors: Vec<_> = std::fs::read_dir(&lake.table)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().contains("deletion_vector_"))
+        .collect();
+    assert!(
+        !vectors.is_empty(),
+        "Spark's DELETE wrote a deletion vector file"
+    );
+    for vector in &vectors {
+        let file = std::fs::File::options().write(true).open(vector).unwrap();
+        file.set_modified(ten_days_ago).unwrap();
+    }
+    let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
+    lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    let mut vacuum = lake.command(&["vacuum", "--table", &lake.table, "--output", "json"]);
+    let run = Run::of(vacuum.output().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for vector in &vectors {
+        assert!(vector.exists(), "{} kept", vector.display());
+    }
+    let travelled = lake.seen_by(Engine::Spark, Some(before_replace)).rows;
+    assert_eq!(travelled, model, "time travel to before the replace");
 }
