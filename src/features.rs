@@ -448,6 +448,26 @@ impl TableFeatures {
                 ));
             }
         }
+        // Invariants on nested fields (legacy) are not read by `constraints`: refuse rather
+        // than write rows unchecked.
+        let nested_invariants: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|f| {
+                f.get("type")
+                    .is_some_and(|t| t.to_string().contains("delta.invariants"))
+            })
+            .filter_map(|f| f.get("name").and_then(Value::as_str))
+            .collect();
+        if self.features.contains("invariants") && !nested_invariants.is_empty() {
+            return Some((
+                "invariants".into(),
+                format!(
+                    "column(s) {nested_invariants:?} have invariants on nested fields, which \
+                     lakewriter does not check; write with Spark"
+                ),
+            ));
+        }
         let generated = self.columns_with("delta.generationExpression");
         if self.features.contains("generatedColumns") && !generated.is_empty() {
             return Some((
@@ -649,6 +669,15 @@ mod tests {
             !without_constraint.same_rules(&t),
             "a constraint added meanwhile changes the rules"
         );
+        let mut nested = fields.clone();
+        nested[2]["type"] = json!({"type": "struct", "fields": [{"name": "n", "type": "integer",
+            "nullable": true, "metadata": {"delta.invariants": "{\"expression\":{\"expression\":\"n > 0\"}}"}}]});
+        let t = table(
+            json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+            json!({}),
+            nested,
+        );
+        assert_eq!(t.refusal(Access::Replace).unwrap().0, "invariants");
         let mut generated = fields;
         generated[2]["metadata"] = json!({"delta.generationExpression": "quantity * 2"});
         let t = table(
