@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Engine, Lake, Rows, Run};
+use crate::support::{Backend, Engine, Lake, Rows, Run};
 
 const DAY1: &str = "2025-10-01";
 const DAY2: &str = "2025-10-02";
@@ -104,6 +104,8 @@ struct Supported {
     /// Whether DuckDB's delta extension reads such tables (it reads the partition column of
     /// column-mapped tables as NULL, its own limitation: the same on a table only Spark wrote).
     duckdb: bool,
+    /// Where the table lives.
+    backend: Backend,
 }
 
 /// Spark creates the table; lakewriter refuses Spark's day under `fail`, replaces it, skips
@@ -111,7 +113,7 @@ struct Supported {
 /// lakewriter's rerun replaces Spark's rows again; a merge updates and inserts on the other
 /// day, and its rerun is skipped; a dry run changes nothing. The model holds after every step.
 async fn supported_feature_round_trip(case: Supported) -> Lake {
-    let lake = Lake::local();
+    let lake = Lake::new(case.backend);
     spark_creates(&lake, case.properties, case.then);
     let mut model = lake.seen_by(Engine::Spark, None).rows;
     assert!(model.len() > 10, "Spark's rows are there: {model:?}");
@@ -184,6 +186,21 @@ async fn deletion_vectors_are_removed_with_their_files() {
         then: &["DELETE FROM {t} WHERE id % 3 = 0"],
         qty: "qty",
         duckdb: true,
+        backend: Backend::Local,
+    })
+    .await;
+}
+
+/// The same on S3 (LocalStack): Spark creates and deletes through s3a, lakewriter writes
+/// through object_store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_vectors_are_removed_with_their_files_on_s3() {
+    supported_feature_round_trip(Supported {
+        properties: "'delta.enableDeletionVectors' = 'true'",
+        then: &["DELETE FROM {t} WHERE id % 3 = 0"],
+        qty: "qty",
+        duckdb: true,
+        backend: Backend::S3,
     })
     .await;
 }
@@ -195,6 +212,7 @@ async fn column_mapping_by_name_writes_physical_names() {
         then: &["ALTER TABLE {t} RENAME COLUMN qty TO `quantity sold`"],
         qty: "quantity sold",
         duckdb: false,
+        backend: Backend::Local,
     })
     .await;
 }
@@ -206,6 +224,7 @@ async fn column_mapping_by_id_writes_field_ids() {
         then: &[],
         qty: "qty",
         duckdb: false,
+        backend: Backend::Local,
     })
     .await;
 }
@@ -217,6 +236,7 @@ async fn check_constraints_pass_for_rows_that_satisfy_them() {
         then: &["ALTER TABLE {t} ADD CONSTRAINT qty_positive CHECK (qty > 0)"],
         qty: "qty",
         duckdb: true,
+        backend: Backend::Local,
     })
     .await;
 }
@@ -228,6 +248,7 @@ async fn change_data_feed_tables_take_replacements_and_merges() {
         then: &[],
         qty: "qty",
         duckdb: true,
+        backend: Backend::Local,
     })
     .await;
 }
@@ -239,6 +260,7 @@ async fn v2_checkpoint_tables_are_written_without_classic_checkpoints() {
         then: &[],
         qty: "qty",
         duckdb: true,
+        backend: Backend::Local,
     })
     .await;
     let latest = *lake.versions().await.last().unwrap();
@@ -261,6 +283,7 @@ async fn checkpoints_lakewriter_writes_keep_deletion_vectors_and_column_mapping(
         ],
         qty: "quantity",
         duckdb: false,
+        backend: Backend::Local,
     })
     .await;
     let latest = *lake.versions().await.last().unwrap();
