@@ -41,7 +41,6 @@ use crate::failpoint;
 use crate::features::{Access, TableFeatures};
 use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
 use crate::scope::PartitionScope;
-use crate::source::delta_type;
 use crate::storage::{StorageOptions, table_url};
 use crate::transform::RowRules;
 
@@ -255,11 +254,13 @@ impl Table {
         if !self.exists {
             return Ok(None);
         }
+        // The table's own types, as the Delta kernel maps them to Arrow: TIMESTAMP is UTC,
+        // TIMESTAMP_NTZ has no time zone (its files must say so: isAdjustedToUTC = false).
         let schema = self.snapshot()?.snapshot().arrow_schema();
         let fields: Vec<Field> = schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), delta_type(f.data_type()), true))
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
             .collect();
         Ok(Some(Arc::new(Schema::new(fields))))
     }

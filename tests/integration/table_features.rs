@@ -631,6 +631,28 @@ async fn timestamp_ntz_columns_keep_their_wall_clock_values() {
         json!({"id": 8, "seen_at": "2025-10-01T00:00:00.000000Z", "date": DAY1}),
     ]);
     assert_reads(&lake, &model, true, "lakewriter wrote TIMESTAMP_NTZ").await;
+    // The protocol stores TIMESTAMP_NTZ as a Parquet timestamp not adjusted to UTC.
+    let written = lake
+        .commit(*lake.versions().await.last().unwrap())
+        .await
+        .added();
+    let bytes = bytes::Bytes::from(lake.read_file(&written[0]).await);
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes).unwrap();
+    let schema = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .schema_descr_ptr();
+    let seen_at = schema
+        .columns()
+        .iter()
+        .find(|c| c.name() == "seen_at")
+        .unwrap();
+    let Some(parquet::basic::LogicalType::Timestamp(timestamp)) = seen_at.logical_type_ref() else {
+        panic!("seen_at is a timestamp: {:?}", seen_at.logical_type_ref());
+    };
+    assert!(
+        !timestamp.is_adjusted_to_u_t_c,
+        "TIMESTAMP_NTZ is local time"
+    );
 }
 
 /// A header-only input merged into an existing table is a no-op run: no commit, no panic.
