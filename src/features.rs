@@ -176,7 +176,8 @@ pub(crate) struct Constraint {
     pub(crate) name: String,
     /// A Spark SQL boolean expression over the table's (logical) column names.
     pub(crate) expression: String,
-    /// The table feature it comes from: `checkConstraints` or `invariants`.
+    /// The table feature it comes from: `checkConstraints`, `invariants`, or Spark's
+    /// `char/varchar columns`.
     pub(crate) feature: &'static str,
 }
 
@@ -292,7 +293,8 @@ impl TableFeatures {
         }
     }
 
-    /// The table's CHECK constraints and column invariants, in name order.
+    /// The table's CHECK constraints, column invariants and the lengths of Spark's CHAR and
+    /// VARCHAR columns, in that order.
     pub(crate) fn constraints(&self) -> Vec<Constraint> {
         let mut constraints = Vec::new();
         if self.features.contains("checkConstraints") {
@@ -330,6 +332,30 @@ impl TableFeatures {
                         feature: "invariants",
                     });
                 }
+            }
+        }
+        // Spark keeps CHAR(n) and VARCHAR(n) as strings with the declared type in the
+        // field's metadata, and refuses longer values on write; so does lakewriter (without
+        // Spark's trimming of trailing spaces past the limit: such a value is refused too).
+        for field in &self.fields {
+            let declared = field
+                .pointer("/metadata/__CHAR_VARCHAR_TYPE_STRING")
+                .and_then(Value::as_str);
+            let Some((name, declared)) = field.get("name").and_then(Value::as_str).zip(declared)
+            else {
+                continue;
+            };
+            let limit = declared
+                .split_once('(')
+                .and_then(|(_, rest)| rest.strip_suffix(')'))
+                .and_then(|n| n.trim().parse::<u32>().ok());
+            if let Some(limit) = limit {
+                let quoted = format!("`{}`", name.replace('`', "``"));
+                constraints.push(Constraint {
+                    name: format!("the {} length of column '{name}'", declared.to_uppercase()),
+                    expression: format!("{quoted} IS NULL OR length({quoted}) <= {limit}"),
+                    feature: "char/varchar columns",
+                });
             }
         }
         constraints
@@ -632,7 +658,9 @@ mod tests {
             {"name": "id", "type": "long", "nullable": false, "metadata": {}},
             {"name": "quantity", "type": "integer", "nullable": true, "metadata": {
                 "delta.invariants": "{\"expression\":{\"expression\":\"quantity < 1000\"}}"}},
-            {"name": "total", "type": "integer", "nullable": true, "metadata": {}}
+            {"name": "total", "type": "integer", "nullable": true, "metadata": {}},
+            {"name": "code", "type": "string", "nullable": true, "metadata": {
+                "__CHAR_VARCHAR_TYPE_STRING": "varchar(5)"}}
         ]);
         let t = table(
             json!({"minReaderVersion": 1, "minWriterVersion": 4}),
@@ -646,7 +674,8 @@ mod tests {
             names,
             [
                 "CHECK constraint positive",
-                "the invariant of column 'quantity'"
+                "the invariant of column 'quantity'",
+                "the VARCHAR(5) length of column 'code'",
             ]
         );
         let append_only = table(

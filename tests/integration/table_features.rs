@@ -344,6 +344,49 @@ async fn rows_breaking_constraints_are_refused_with_nothing_written() {
     assert_eq!((lake.versions().await, lake.data_files().await), before);
 }
 
+/// Spark's CHAR(n) and VARCHAR(n) columns: a longer value is refused as Spark refuses it,
+/// naming the column, the file and the row; values that fit are written and Spark reads them
+/// (CHAR padded to its length, as Spark pads on read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn char_and_varchar_lengths_are_enforced() {
+    let lake = Lake::local();
+    spark_creates_with(
+        &lake,
+        "id BIGINT, code CHAR(3), name VARCHAR(5), date DATE",
+        "'delta.enableDeletionVectors' = 'false'",
+        &[],
+    );
+    let before = lake.versions().await;
+    let long = lake.input(
+        "long.csv",
+        "id,code,name,date
+1,ab,abcde,2025-10-01
+2,a,abcdef,2025-10-01
+",
+    );
+    let run = lake.write(&["--input", &long, "--date", DAY1, "--key", "id"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for part in [
+        "VARCHAR(5) length of column 'name'",
+        "long.csv row 2",
+        "name = abcdef",
+    ] {
+        assert!(run.stderr.contains(part), "{part} in {}", run.stderr);
+    }
+    assert_eq!(lake.versions().await, before);
+    let fits = lake.input(
+        "fits.csv",
+        "id,code,name,date
+1,ab,abcde,2025-10-01
+",
+    );
+    lake.write(&["--input", &fits, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    let spark = lake.seen_by(Engine::Spark, None).rows;
+    let model = Rows::from_values([json!({"id": 1, "code": "ab ", "name": "abcde", "date": DAY1})]);
+    assert_eq!(spark, model);
+}
+
 /// Spark's change data feed shows a replaced day as the old rows deleted and the new ones
 /// inserted, and a merge as update pre- and post-images plus inserts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
