@@ -93,6 +93,19 @@ fn merge_into_day2(lake: &Lake, qty_column: &str) -> Run {
     ])
 }
 
+/// What "nothing changed" compares: the log's versions and every data file under the table.
+async fn table_state(lake: &Lake) -> (Vec<u64>, Vec<String>) {
+    (lake.versions().await, lake.data_files().await)
+}
+
+/// Asserts that a run exited 2 with every one of `parts` in its message.
+fn refused_with(run: &Run, parts: &[&str]) {
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for part in parts {
+        assert!(run.stderr.contains(part), "{part} in {}", run.stderr);
+    }
+}
+
 /// A feature lakewriter supports, as Spark users set it up.
 struct Supported {
     /// TBLPROPERTIES of the CREATE TABLE.
@@ -308,7 +321,7 @@ async fn rows_breaking_constraints_are_refused_with_nothing_written() {
             "ALTER TABLE {t} ADD CONSTRAINT qty_positive CHECK (qty > 0)",
         ],
     );
-    let before = (lake.versions().await, lake.data_files().await);
+    let before = table_state(&lake).await;
     let zero = lake.input(
         "zero.csv",
         "id,qty,date,note\n1,5,2025-10-01,a\n2,0,2025-10-01,b\n",
@@ -321,27 +334,16 @@ async fn rows_breaking_constraints_are_refused_with_nothing_written() {
         let run = lake.write(&[
             "--input", &zero, "--date", DAY1, "--key", "id", "--mode", mode,
         ]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
-        for part in ["qty_positive", "qty > 0", "zero.csv row 2", "qty = 0"] {
-            assert!(
-                run.stderr.contains(part),
-                "{mode}: {part} in {}",
-                run.stderr
-            );
-        }
+        refused_with(
+            &run,
+            &["qty_positive", "qty > 0", "zero.csv row 2", "qty = 0"],
+        );
         let run = lake.write(&[
             "--input", &no_note, "--date", DAY1, "--key", "id", "--mode", mode,
         ]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
-        for part in ["NOT NULL column 'note'", "no_note.csv row 2"] {
-            assert!(
-                run.stderr.contains(part),
-                "{mode}: {part} in {}",
-                run.stderr
-            );
-        }
+        refused_with(&run, &["NOT NULL column 'note'", "no_note.csv row 2"]);
     }
-    assert_eq!((lake.versions().await, lake.data_files().await), before);
+    assert_eq!(table_state(&lake).await, before);
 }
 
 /// Spark's CHAR(n) and VARCHAR(n) columns: a longer value is refused as Spark refuses it,
@@ -365,14 +367,14 @@ async fn char_and_varchar_lengths_are_enforced() {
 ",
     );
     let run = lake.write(&["--input", &long, "--date", DAY1, "--key", "id"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    for part in [
-        "VARCHAR(5) length of column 'name'",
-        "long.csv row 2",
-        "name = abcdef",
-    ] {
-        assert!(run.stderr.contains(part), "{part} in {}", run.stderr);
-    }
+    refused_with(
+        &run,
+        &[
+            "VARCHAR(5) length of column 'name'",
+            "long.csv row 2",
+            "name = abcdef",
+        ],
+    );
     assert_eq!(lake.versions().await, before);
     let fits = lake.input(
         "fits.csv",
@@ -486,19 +488,13 @@ fn refused(create: impl FnOnce(&Lake), feature: &str) {
     let lake = Lake::local();
     create(&lake);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let before = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
+    let before = runtime.block_on(table_state(&lake));
     let input = lake.input(&format!("{DAY1}.csv"), &csv(&[(100, 7)], DAY1, "qty"));
     let template = input.replace(DAY1, "{date}");
     let table = lake.table.clone();
     let named = |command: &[&str]| {
         let run = Run::of(lake.command(command).output().unwrap());
-        assert_eq!(run.code, 2, "{feature} {command:?}: {}", run.stderr);
-        let quoted = format!("'{feature}'");
-        assert!(
-            run.stderr.contains(&quoted),
-            "{feature} named: {}",
-            run.stderr
-        );
+        refused_with(&run, &[&format!("'{feature}'")]);
     };
     for extra in [
         &["--mode", "replace"][..],
@@ -529,7 +525,7 @@ fn refused(create: impl FnOnce(&Lake), feature: &str) {
             "--force",
         ]);
     }
-    let after = runtime.block_on(async { (lake.versions().await, lake.data_files().await) });
+    let after = runtime.block_on(table_state(&lake));
     assert_eq!(after, before, "{feature}: nothing written");
 }
 
@@ -634,16 +630,15 @@ fn vacuum_protocol_check_is_refused() {
 async fn append_only_tables_take_new_days_only() {
     let lake = Lake::local();
     spark_creates(&lake, "'delta.appendOnly' = 'true'", &[]);
-    let before = (lake.versions().await, lake.data_files().await);
+    let before = table_state(&lake).await;
     let day1 = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
     for mode in ["replace", "merge"] {
         let run = lake.write(&[
             "--input", &day1, "--date", DAY1, "--key", "id", "--mode", mode,
         ]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
-        assert!(run.stderr.contains("'appendOnly'"), "{}", run.stderr);
+        refused_with(&run, &["'appendOnly'"]);
     }
-    assert_eq!((lake.versions().await, lake.data_files().await), before);
+    assert_eq!(table_state(&lake).await, before);
     let day3 = lake.input("day3.csv", &csv(&[(100, 7)], "2025-10-03", "qty"));
     lake.write(&["--input", &day3, "--date", "2025-10-03", "--key", "id"])
         .expect("committed");
@@ -770,7 +765,7 @@ async fn an_unknown_feature_is_refused_by_name_by_every_command() {
         let upgrade = json!({"protocol": protocol}).to_string();
         lake.put_log_file(&format!("{:020}.json", 1), upgrade.as_bytes())
             .await;
-        let before = (lake.versions().await, lake.data_files().await);
+        let before = table_state(&lake).await;
         let table = lake.table.clone();
         let commands: [Vec<&str>; 3] = [
             vec![
@@ -797,14 +792,9 @@ async fn an_unknown_feature_is_refused_by_name_by_every_command() {
                 );
                 continue;
             }
-            assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
-            assert!(
-                run.stderr.contains(&format!("'{feature}'")),
-                "{}",
-                run.stderr
-            );
+            refused_with(&run, &[&format!("'{feature}'")]);
         }
-        assert_eq!((lake.versions().await, lake.data_files().await), before);
+        assert_eq!(table_state(&lake).await, before);
     }
 }
 
