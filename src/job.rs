@@ -15,12 +15,13 @@ use crate::failpoint;
 use crate::features::{Access, TableFeatures};
 use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide, decide_merge};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
+use crate::rules::RowRules;
 use crate::scope::PartitionScope;
 use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::{CommitOutcome, MergeOutcome, Table, fingerprint_as_version};
-use crate::transform::{Intake, RowRules, dedup_and_order, split_by_day};
+use crate::transform::{Intake, dedup_and_order, split_by_day};
 
 /// How many times a run reloads the table and tries again after losing a commit race.
 const MAX_COMMIT_ATTEMPTS: usize = 20;

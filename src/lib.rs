@@ -25,6 +25,25 @@
 //! lakewriter does not follow one of them (COMPATIBILITY.md); `constraints` checks the
 //! table's CHECK constraints and NOT NULL columns on every row `transform` shapes.
 //!
+//! The modules, in pipeline order; each uses only those above it (and the leaves):
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `error.rs`, `scope.rs`, `rules.rs`, `rows.rs`, `failpoint.rs` | leaves: typed errors, the date scope, the row rules (key, order, partition column), Arrow row encoding, crash-test fail points |
+//! | `storage.rs` | table URLs, object stores, input globs |
+//! | `features.rs` | what the table's protocol asks of writers: honour or refuse |
+//! | `constraints.rs` | the table's constraints compiled and checked per row |
+//! | `source.rs` | find, decode and fingerprint the input files |
+//! | `spill.rs` | hold rows in memory or in key-hash buckets on disk |
+//! | `transform.rs` | shape rows like the table, check them, deduplicate and order |
+//! | `ledger.rs` | who wrote each day; skip, replace or refuse |
+//! | `table.rs` | the Delta table: snapshot, data files, commits, merge, vacuum, checkpoints |
+//! | `notify.rs` | announce each commit exactly once |
+//! | `job.rs` | one write run, end to end, and its commit retries |
+//! | `backfill.rs` | a range of days as one run each |
+//! | `inspect.rs` | `runs`, `history`, `vacuum` |
+//! | `main.rs` (binary) | parse arguments, print reports, map errors to exit codes |
+//!
 //! Around that: [`Backfill`] runs a range of days as one run per day, resumably;
 //! [`WriteMode::Merge`] upserts by key instead of replacing days; [`WriteJob::notify_url`]
 //! announces each commit exactly once; [`WriteJob::memory_limit`] bounds memory by spilling.
@@ -60,6 +79,8 @@ mod inspect;
 mod job;
 mod ledger;
 mod notify;
+mod rows;
+mod rules;
 mod scope;
 mod source;
 mod spill;

@@ -25,7 +25,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
 use crate::error::{Error, Result};
-use crate::transform::encode_rows;
+use crate::rows::encode_rows;
 
 /// The memory a run may use for rows unless told otherwise.
 pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;

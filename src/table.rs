@@ -40,9 +40,9 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::features::{Access, TableFeatures};
 use crate::ledger::{CommitAttempt, Ledger, RunIdentity};
+use crate::rules::RowRules;
 use crate::scope::PartitionScope;
 use crate::storage::{StorageOptions, table_url};
-use crate::transform::RowRules;
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;

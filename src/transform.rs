@@ -10,46 +10,16 @@ use arrow::compute::SortOptions;
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, take_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
-use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::NaiveDate;
 
 use crate::constraints::RowChecks;
 use crate::error::{Error, InputLocation, Result};
+use crate::rows::encode_rows;
+use crate::rules::RowRules;
 use crate::scope::PartitionScope;
 use crate::source::{BatchSink, delta_type};
 use crate::spill::RowStore;
-
-/// How rows map onto the table: the partition column, where it comes from, and the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowRules {
-    /// The DATE column the table is partitioned by.
-    pub(crate) partition_column: String,
-    /// A date or timestamp column to derive the partition column from, when the input lacks it.
-    pub(crate) partition_from: Option<String>,
-    /// Columns that identify a row; empty means no deduplication.
-    pub(crate) key: Vec<String>,
-    /// Among rows with the same key, the one with the largest value here wins.
-    pub(crate) order_by: Option<String>,
-}
-
-impl Default for RowRules {
-    fn default() -> Self {
-        Self {
-            partition_column: "date".into(),
-            partition_from: None,
-            key: Vec::new(),
-            order_by: None,
-        }
-    }
-}
-
-impl RowRules {
-    /// Whether the partition column is computed rather than read.
-    fn derives_partition(&self, input: &Schema) -> bool {
-        input.field_with_name(&self.partition_column).is_err() && self.partition_from.is_some()
-    }
-}
 
 /// A decoded batch and where it came from, for error messages.
 struct InputBatch<'a> {
@@ -539,18 +509,6 @@ fn conformed_column(batch: &RecordBatch, name: &str) -> ArrayRef {
         .column_by_name(name)
         .expect("conformed column")
         .clone()
-}
-
-pub(crate) fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {
-    let fields = columns
-        .iter()
-        .map(|(c, options)| SortField::new_with_options(c.data_type().clone(), *options))
-        .collect();
-    let converter = RowConverter::new(fields).map_err(|e| Error::internal("sorting rows", e))?;
-    let arrays: Vec<ArrayRef> = columns.iter().map(|(c, _)| c.clone()).collect();
-    converter
-        .convert_columns(&arrays)
-        .map_err(|e| Error::internal("sorting rows", e))
 }
 
 /// Row indices in the total order the columns define (row encodings compare bytewise).

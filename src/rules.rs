@@ -1,0 +1,35 @@
+//! Rules: how a run's rows map onto the table (the partition column and where it comes
+//! from, the key, the order that picks the winning row). Plain data, read by every stage.
+
+use arrow::datatypes::Schema;
+
+/// How rows map onto the table: the partition column, where it comes from, and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowRules {
+    /// The DATE column the table is partitioned by.
+    pub(crate) partition_column: String,
+    /// A date or timestamp column to derive the partition column from, when the input lacks it.
+    pub(crate) partition_from: Option<String>,
+    /// Columns that identify a row; empty means no deduplication.
+    pub(crate) key: Vec<String>,
+    /// Among rows with the same key, the one with the largest value here wins.
+    pub(crate) order_by: Option<String>,
+}
+
+impl Default for RowRules {
+    fn default() -> Self {
+        Self {
+            partition_column: "date".into(),
+            partition_from: None,
+            key: Vec::new(),
+            order_by: None,
+        }
+    }
+}
+
+impl RowRules {
+    /// Whether the partition column is computed rather than read.
+    pub(crate) fn derives_partition(&self, input: &Schema) -> bool {
+        input.field_with_name(&self.partition_column).is_err() && self.partition_from.is_some()
+    }
+}
