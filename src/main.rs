@@ -10,13 +10,45 @@ use lakewriter::{
     RunStatus, StorageOptions, WriteJob, WriteMode, WriteReport,
 };
 
-/// Exit codes, documented in the README and in `--help`.
-const EXIT_OTHER: u8 = 1;
-const EXIT_BAD_INPUT: u8 = 2;
-const EXIT_RERUN_REFUSED: u8 = 3;
-const EXIT_CONFLICT: u8 = 4;
-const EXIT_DAYS_FAILED: u8 = 5;
-const EXIT_NOTIFICATION_PENDING: u8 = 6;
+/// The exit codes, documented in the README and in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// Committed, skipped or planned.
+    Done = 0,
+    /// Storage, a damaged table, anything else.
+    Other = 1,
+    /// Bad input or usage, or a table feature lakewriter does not write.
+    BadInput = 2,
+    /// `--on-rerun fail` refused.
+    RerunRefused = 3,
+    /// Other writers kept winning, or changed the table meanwhile.
+    Conflict = 4,
+    /// Some days of a backfill failed.
+    DaysFailed = 5,
+    /// The commit stands; its notification is pending.
+    NotificationPending = 6,
+}
+
+impl Exit {
+    /// The exit code of an error: every kind is mapped here, so a new kind cannot silently
+    /// exit 1.
+    fn of(error: &lakewriter::Error) -> Self {
+        match error.kind() {
+            // A table feature lakewriter does not write is, like bad input, fixed by a person
+            // (the table or the call), never by a retry.
+            ErrorKind::BadInput | ErrorKind::UnsupportedTable => Exit::BadInput,
+            ErrorKind::RerunRefused => Exit::RerunRefused,
+            ErrorKind::Conflict => Exit::Conflict,
+            ErrorKind::Other => Exit::Other,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -302,26 +334,15 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_OTHER);
+            return Exit::Other.into();
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(exit_code(&error))
+            Exit::of(&error).into()
         }
-    }
-}
-
-fn exit_code(error: &lakewriter::Error) -> u8 {
-    match error.kind() {
-        // A table feature lakewriter does not write is, like bad input, fixed by a person
-        // (the table or the call), never by a retry.
-        ErrorKind::BadInput | ErrorKind::UnsupportedTable => EXIT_BAD_INPUT,
-        ErrorKind::RerunRefused => EXIT_RERUN_REFUSED,
-        ErrorKind::Conflict => EXIT_CONFLICT,
-        _ => EXIT_OTHER,
     }
 }
 
@@ -341,7 +362,7 @@ fn init_logging(verbose: u8) {
 
 /// Runs a command and returns its exit code: 0, or one that says part of the work is left
 /// (failed backfill days, a pending notification).
-async fn run(command: Command) -> lakewriter::Result<u8> {
+async fn run(command: Command) -> lakewriter::Result<Exit> {
     match command {
         Command::Write(args) => write(args).await,
         Command::Backfill(args) => backfill(args).await,
@@ -370,7 +391,7 @@ async fn run(command: Command) -> lakewriter::Result<u8> {
                 }
                 text
             });
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::Vacuum(args) => {
             let report = lakewriter::vacuum(
@@ -393,7 +414,7 @@ async fn run(command: Command) -> lakewriter::Result<u8> {
                 }
                 text
             });
-            Ok(0)
+            Ok(Exit::Done)
         }
         Command::History(args) => {
             let commits =
@@ -413,13 +434,13 @@ async fn run(command: Command) -> lakewriter::Result<u8> {
                 }
                 text
             });
-            Ok(0)
+            Ok(Exit::Done)
         }
     }
 }
 
 /// Runs one write and prints its report. Returns the exit code.
-async fn write(args: WriteArgs) -> lakewriter::Result<u8> {
+async fn write(args: WriteArgs) -> lakewriter::Result<Exit> {
     let scope = match (&args.date, &args.from, &args.to) {
         (Some(day), _, _) => PartitionScope::parse(day, day)?,
         (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
@@ -443,15 +464,15 @@ async fn write(args: WriteArgs) -> lakewriter::Result<u8> {
     print(output, &report, describe);
     Ok(
         if report.notification == Some(NotificationStatus::Pending) {
-            EXIT_NOTIFICATION_PENDING
+            Exit::NotificationPending
         } else {
-            0
+            Exit::Done
         },
     )
 }
 
 /// Runs a backfill and prints one line (or JSON object) per day. Returns the exit code.
-async fn backfill(args: BackfillArgs) -> lakewriter::Result<u8> {
+async fn backfill(args: BackfillArgs) -> lakewriter::Result<Exit> {
     let scope = PartitionScope::parse(&args.from, &args.to)?;
     let output = args.job.table.output;
     let progress = progress_bar(
@@ -508,9 +529,9 @@ async fn backfill(args: BackfillArgs) -> lakewriter::Result<u8> {
             .is_ok_and(|report| report.notification == Some(NotificationStatus::Pending))
     });
     Ok(match (tally.failed, pending) {
-        (0, false) => 0,
-        (0, true) => EXIT_NOTIFICATION_PENDING,
-        _ => EXIT_DAYS_FAILED,
+        (0, false) => Exit::Done,
+        (0, true) => Exit::NotificationPending,
+        _ => Exit::DaysFailed,
     })
 }
 
@@ -562,7 +583,7 @@ fn day_summary(day: &DayOutcome) -> serde_json::Value {
             "date": day.date.to_string(),
             "status": "failed",
             "error": error.to_string(),
-            "exit_code": exit_code(error),
+            "exit_code": Exit::of(error) as u8,
         }),
     }
 }
