@@ -45,7 +45,7 @@ async fn main() -> lakewriter::Result<()> {
         correction.status, correction.version, correction.files_removed, correction.files_added
     );
 
-    for run in lakewriter::runs(&table, "date", &Default::default()).await? {
+    for run in lakewriter::Runs::new(&table).run().await? {
         println!(
             "  {}  run {:<40} rows {}",
             run.date,

@@ -28,32 +28,67 @@ pub struct PartitionRun {
 }
 
 /// Lists, per partition, the run that last wrote it. Reads only the latest snapshot.
-pub async fn runs(
-    table: &str,
-    partition_column: &str,
-    options: &StorageOptions,
-) -> Result<Vec<PartitionRun>> {
-    let table = Table::open(table, options).await?;
-    table.check_partitioning(partition_column)?;
-    let ledger = table.ledger(partition_column)?;
-    Ok(ledger
-        .partitions()
-        .map(|(date, owner)| {
-            let record = match owner {
-                PartitionOwner::Run(record) => Some(record),
-                PartitionOwner::Unknown => None,
-            };
-            PartitionRun {
-                date: date.to_string(),
-                run_id: record.map(|r| r.run_id.clone()),
-                fingerprint: record.map(|r| r.fingerprint.clone()),
-                version: record.map(|r| r.version),
-                committed_at: record.map(|r| r.committed_at.clone()),
-                rows: record.map(|r| r.rows),
-                files: ledger.file_count(date),
-            }
-        })
-        .collect())
+///
+/// ```no_run
+/// # async fn example() -> lakewriter::Result<()> {
+/// for run in lakewriter::Runs::new("./lake/sales").run().await? {
+///     println!("{} {:?}", run.date, run.run_id);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runs {
+    table: String,
+    partition_column: String,
+    storage_options: StorageOptions,
+}
+
+impl Runs {
+    /// The runs of the table at `table` (a folder, `file://` or `s3://` URI).
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            partition_column: "date".into(),
+            storage_options: StorageOptions::new(),
+        }
+    }
+
+    /// Names the table's DATE partition column (default `date`).
+    pub fn partition_column(mut self, column: impl Into<String>) -> Self {
+        self.partition_column = column.into();
+        self
+    }
+
+    /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
+    pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Reads the table and lists its partitions in date order.
+    pub async fn run(&self) -> Result<Vec<PartitionRun>> {
+        let table = Table::open(&self.table, &self.storage_options).await?;
+        table.check_partitioning(&self.partition_column)?;
+        let ledger = table.ledger(&self.partition_column)?;
+        Ok(ledger
+            .partitions()
+            .map(|(date, owner)| {
+                let record = match owner {
+                    PartitionOwner::Run(record) => Some(record),
+                    PartitionOwner::Unknown => None,
+                };
+                PartitionRun {
+                    date: date.to_string(),
+                    run_id: record.map(|r| r.run_id.clone()),
+                    fingerprint: record.map(|r| r.fingerprint.clone()),
+                    version: record.map(|r| r.version),
+                    committed_at: record.map(|r| r.committed_at.clone()),
+                    rows: record.map(|r| r.rows),
+                    files: ledger.file_count(date),
+                }
+            })
+            .collect())
+    }
 }
 
 /// One commit of the table's log.
@@ -72,32 +107,59 @@ pub struct CommitSummary {
 }
 
 /// The commits the log still holds, newest first (log retention removes old ones).
-pub async fn history(
-    table: &str,
+#[derive(Debug, Clone)]
+pub struct History {
+    table: String,
     limit: Option<usize>,
-    options: &StorageOptions,
-) -> Result<Vec<CommitSummary>> {
-    let table = Table::open(table, options).await?;
-    Ok(table
-        .commits(limit)
-        .await?
-        .into_iter()
-        .map(|info| {
-            let lakewriter = info.info.get("lakewriter").cloned();
-            let version = lakewriter
-                .as_ref()
-                .and_then(|l| l.get("version"))
-                .and_then(|v| v.as_u64())
-                .or(info.read_version.map(|v| v as u64 + 1));
-            CommitSummary {
-                version,
-                timestamp: info.timestamp,
-                operation: info.operation,
-                user_metadata: info.user_metadata,
-                lakewriter,
-            }
-        })
-        .collect())
+    storage_options: StorageOptions,
+}
+
+impl History {
+    /// The history of the table at `table` (a folder, `file://` or `s3://` URI).
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            limit: None,
+            storage_options: StorageOptions::new(),
+        }
+    }
+
+    /// Only the newest `limit` commits (default: all the log holds).
+    pub fn limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
+    pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Reads the commits.
+    pub async fn run(&self) -> Result<Vec<CommitSummary>> {
+        let table = Table::open(&self.table, &self.storage_options).await?;
+        Ok(table
+            .commits(self.limit)
+            .await?
+            .into_iter()
+            .map(|info| {
+                let lakewriter = info.info.get("lakewriter").cloned();
+                let version = lakewriter
+                    .as_ref()
+                    .and_then(|l| l.get("version"))
+                    .and_then(|v| v.as_u64())
+                    .or(info.read_version.map(|v| v as u64 + 1));
+                CommitSummary {
+                    version,
+                    timestamp: info.timestamp,
+                    operation: info.operation,
+                    user_metadata: info.user_metadata,
+                    lakewriter,
+                }
+            })
+            .collect())
+    }
 }
 
 /// What `vacuum` deleted, or would delete on a dry run.
@@ -109,21 +171,67 @@ pub struct VacuumReport {
     pub files: Vec<String>,
 }
 
-/// Deletes the data files that no version within `retain_hours` references: files removed
+/// Deletes the data files that no version within the retention references: files removed
 /// longer ago than that, and files no commit ever referenced (left by a crashed run or one that
 /// lost a race) that are older than that. A file the current version references is never
 /// deleted. Retentions below the table's `delta.deletedFileRetentionDuration` (a week unless
-/// set) need `force`: they break time travel and can delete a running writer's files.
-pub async fn vacuum(
-    table: &str,
+/// set) need [`Vacuum::force`]: they break time travel and can delete a running writer's files.
+#[derive(Debug, Clone)]
+pub struct Vacuum {
+    table: String,
     retain_hours: u64,
     force: bool,
     dry_run: bool,
-    options: &StorageOptions,
-) -> Result<VacuumReport> {
-    let table = Table::open(table, options).await?;
-    table.check_access(Access::Vacuum)?;
-    let retain = chrono::Duration::hours(retain_hours.try_into().unwrap_or(i64::MAX / 3_600_000));
-    let files = table.vacuum(retain, force, dry_run).await?;
-    Ok(VacuumReport { dry_run, files })
+    storage_options: StorageOptions,
+}
+
+impl Vacuum {
+    /// A vacuum of the table at `table` (a folder, `file://` or `s3://` URI), keeping a week.
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            retain_hours: 168,
+            force: false,
+            dry_run: false,
+            storage_options: StorageOptions::new(),
+        }
+    }
+
+    /// Keeps the files versions of the last `hours` reference (default 168, a week).
+    pub fn retain_hours(mut self, hours: u64) -> Self {
+        self.retain_hours = hours;
+        self
+    }
+
+    /// Allows a retention below the table's `delta.deletedFileRetentionDuration`.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Lists what would be deleted, deletes nothing.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Adds an object-store option (e.g. `aws_endpoint`, `allow_http`).
+    pub fn storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Vacuums (or, for a dry run, lists).
+    pub async fn run(&self) -> Result<VacuumReport> {
+        let table = Table::open(&self.table, &self.storage_options).await?;
+        table.check_access(Access::Vacuum)?;
+        let hours = self.retain_hours.try_into().unwrap_or(i64::MAX / 3_600_000);
+        let files = table
+            .vacuum(chrono::Duration::hours(hours), self.force, self.dry_run)
+            .await?;
+        Ok(VacuumReport {
+            dry_run: self.dry_run,
+            files,
+        })
+    }
 }

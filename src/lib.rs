@@ -90,7 +90,7 @@ mod transform;
 
 pub use backfill::{Backfill, DayOutcome};
 pub use error::{Error, ErrorKind, InputLocation, Result};
-pub use inspect::{CommitSummary, PartitionRun, VacuumReport, history, runs, vacuum};
+pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumReport};
 pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;
 pub use notify::NotificationStatus;

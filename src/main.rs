@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
-    Backfill, DayOutcome, ErrorKind, InputFormat, NotificationStatus, PartitionScope, RerunPolicy,
-    RunStatus, StorageOptions, WriteJob, WriteMode, WriteReport,
+    Backfill, DayOutcome, ErrorKind, History, InputFormat, NotificationStatus, PartitionScope,
+    RerunPolicy, RunStatus, Runs, Vacuum, WriteJob, WriteMode, WriteReport,
 };
 
 /// The exit codes, documented in the README and in `--help`.
@@ -100,8 +100,12 @@ struct TableArgs {
 }
 
 impl TableArgs {
-    fn storage_options(&self) -> StorageOptions {
-        self.storage_options.iter().cloned().collect()
+    /// Gives `builder` every `--storage-option`, through its `add` (`storage_option`).
+    fn with_storage_options<B>(&self, builder: B, add: impl Fn(B, String, String) -> B) -> B {
+        self.storage_options
+            .iter()
+            .cloned()
+            .fold(builder, |builder, (key, value)| add(builder, key, value))
     }
 }
 
@@ -205,9 +209,9 @@ impl JobArgs {
         for input in &self.inputs {
             job = job.input(input);
         }
-        for (key, value) in self.table.storage_options() {
-            job = job.storage_option(key, value);
-        }
+        job = self
+            .table
+            .with_storage_options(job, WriteJob::storage_option);
         if let Some(format) = self.format {
             job = job.format(format);
         }
@@ -367,12 +371,12 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
         Command::Write(args) => write(args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Runs(args) => {
-            let runs = lakewriter::runs(
-                &args.table.table,
-                &args.partition_column,
-                &args.table.storage_options(),
-            )
-            .await?;
+            let runs = Runs::new(&args.table.table).partition_column(&args.partition_column);
+            let runs = args
+                .table
+                .with_storage_options(runs, Runs::storage_option)
+                .run()
+                .await?;
             print(args.table.output, &runs, |runs| {
                 let mut text = String::from(
                     "date        run id                              version  rows  committed at\n",
@@ -394,14 +398,15 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
             Ok(Exit::Done)
         }
         Command::Vacuum(args) => {
-            let report = lakewriter::vacuum(
-                &args.table.table,
-                args.retain_hours,
-                args.force,
-                args.dry_run,
-                &args.table.storage_options(),
-            )
-            .await?;
+            let vacuum = Vacuum::new(&args.table.table)
+                .retain_hours(args.retain_hours)
+                .force(args.force)
+                .dry_run(args.dry_run);
+            let report = args
+                .table
+                .with_storage_options(vacuum, Vacuum::storage_option)
+                .run()
+                .await?;
             print(args.table.output, &report, |report| {
                 let verb = if report.dry_run {
                     "would delete"
@@ -417,9 +422,12 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
             Ok(Exit::Done)
         }
         Command::History(args) => {
-            let commits =
-                lakewriter::history(&args.table.table, args.limit, &args.table.storage_options())
-                    .await?;
+            let history = History::new(&args.table.table).limit(args.limit);
+            let commits = args
+                .table
+                .with_storage_options(history, History::storage_option)
+                .run()
+                .await?;
             print(args.table.output, &commits, |commits| {
                 let mut text = String::new();
                 for c in commits {
