@@ -42,7 +42,7 @@
 //! | `job.rs` | one write run, end to end, and its commit retries |
 //! | `backfill.rs` | a range of days as one run each |
 //! | `inspect.rs` | `runs`, `history`, `vacuum` |
-//! | `main.rs` (binary) | parse arguments, print reports, map errors to exit codes |
+//! | `cli/` (the binary) | `main.rs` parses and starts, `args.rs` the options, `render.rs` the reports, `exit.rs` the exit codes |
 //!
 //! Around that: [`Backfill`] runs a range of days as one run per day, resumably;
 //! [`WriteMode::Merge`] upserts by key instead of replacing days; [`WriteJob::notify_url`]

@@ -1,0 +1,172 @@
+//! The `lakewriter` command: parse the arguments (`args`), call the library, print the
+//! result (`render`), and map errors to exit codes (`exit`).
+
+mod args;
+mod exit;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicatif::ProgressBar;
+use lakewriter::{Backfill, History, NotificationStatus, PartitionScope, Runs, Vacuum};
+
+use args::{BackfillArgs, Cli, Command, WriteArgs};
+use exit::Exit;
+use render::{Tally, day_summary, print, progress_bar};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Other.into();
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Exit::of(&error).into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,deltalake_core::operations::merge=error",
+        1 => "lakewriter=info,warn",
+        _ => "lakewriter=debug,deltalake=info,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs a command and returns its exit code: 0, or one that says part of the work is left
+/// (failed backfill days, a pending notification).
+async fn run(command: Command) -> lakewriter::Result<Exit> {
+    match command {
+        Command::Write(args) => write(args).await,
+        Command::Backfill(args) => backfill(args).await,
+        Command::Runs(args) => {
+            let runs = Runs::new(&args.table.table).partition_column(&args.partition_column);
+            let runs = args
+                .table
+                .with_storage_options(runs, Runs::storage_option)
+                .run()
+                .await?;
+            print(args.table.output, &runs, |runs| render::runs(runs));
+            Ok(Exit::Done)
+        }
+        Command::Vacuum(args) => {
+            let vacuum = Vacuum::new(&args.table.table)
+                .retain_hours(args.retain_hours)
+                .force(args.force)
+                .dry_run(args.dry_run);
+            let report = args
+                .table
+                .with_storage_options(vacuum, Vacuum::storage_option)
+                .run()
+                .await?;
+            print(args.table.output, &report, render::vacuum);
+            Ok(Exit::Done)
+        }
+        Command::History(args) => {
+            let history = History::new(&args.table.table).limit(args.limit);
+            let commits = args
+                .table
+                .with_storage_options(history, History::storage_option)
+                .run()
+                .await?;
+            print(args.table.output, &commits, |commits| {
+                render::history(commits)
+            });
+            Ok(Exit::Done)
+        }
+    }
+}
+
+/// Runs one write and prints its report. Returns the exit code.
+async fn write(args: WriteArgs) -> lakewriter::Result<Exit> {
+    let scope = match (&args.date, &args.from, &args.to) {
+        (Some(day), _, _) => PartitionScope::parse(day, day)?,
+        (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
+        _ => unreachable!("clap requires --date or --from with --to"),
+    };
+    let job = args.job.job(scope);
+    let output = args.job.table.output;
+    let progress = progress_bar(
+        output,
+        ProgressBar::new_spinner(),
+        "{spinner} {pos} input files read {wide_msg}",
+    );
+    let result = job
+        .run_with_progress(|file| {
+            progress.inc(1);
+            progress.set_message(file.to_string());
+        })
+        .await;
+    progress.finish_and_clear();
+    let report = result?;
+    print(output, &report, render::describe);
+    Ok(
+        if report.notification == Some(NotificationStatus::Pending) {
+            Exit::NotificationPending
+        } else {
+            Exit::Done
+        },
+    )
+}
+
+/// Runs a backfill and prints one line (or JSON object) per day. Returns the exit code.
+async fn backfill(args: BackfillArgs) -> lakewriter::Result<Exit> {
+    let scope = PartitionScope::parse(&args.from, &args.to)?;
+    let output = args.job.table.output;
+    let progress = progress_bar(
+        output,
+        ProgressBar::new(scope.days().count() as u64),
+        "{bar:30} {pos}/{len} days  {msg}  ({elapsed})",
+    );
+    let mut tally = Tally::default();
+    let days = Backfill::new(args.job.job(scope))
+        .parallel(args.parallel.into())
+        .run(|day| {
+            tally.add(day);
+            progress.inc(1);
+            progress.set_message(tally.to_string());
+        })
+        .await;
+    progress.finish_and_clear();
+    let days = days?;
+    let summary: Vec<serde_json::Value> = days.iter().map(day_summary).collect();
+    let document = serde_json::json!({
+        "table": args.job.table.table,
+        "from": args.from,
+        "to": args.to,
+        "committed": tally.committed,
+        "skipped": tally.skipped,
+        "planned": tally.planned,
+        "failed": tally.failed,
+        "days": summary,
+    });
+    print(output, &document, |_| render::backfill(&days, &tally));
+    let pending = days.iter().any(|day| {
+        day.outcome
+            .as_ref()
+            .is_ok_and(|report| report.notification == Some(NotificationStatus::Pending))
+    });
+    Ok(match (tally.failed, pending) {
+        (0, false) => Exit::Done,
+        (0, true) => Exit::NotificationPending,
+        _ => Exit::DaysFailed,
+    })
+}
