@@ -37,7 +37,7 @@
 //! | `spill.rs` | hold rows in memory or in key-hash buckets on disk |
 //! | `transform.rs` | shape rows like the table, check them, deduplicate and order |
 //! | `ledger.rs` | who wrote each day; skip, replace or refuse |
-//! | `table.rs` | the Delta table: snapshot, data files, commits, merge, vacuum, checkpoints |
+//! | `table/` | the Delta table: `mod.rs` opens it, `snapshot.rs` reads files and ledger, `files.rs` writes Parquet, `commit.rs` commits, `merge.rs` upserts, `maintenance.rs` vacuums and checkpoints |
 //! | `notify.rs` | announce each commit exactly once |
 //! | `job.rs` | one write run, end to end, and its commit retries |
 //! | `backfill.rs` | a range of days as one run each |

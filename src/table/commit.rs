@@ -1,0 +1,158 @@
+//! Commits: the scope's removes and the run's adds in one Delta commit, tagged with the run,
+//! creating the table in the same commit when there is none.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+use deltalake::DeltaTableError;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, Add, Protocol, Remove, StructType, new_metadata};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+
+use super::{CHECKPOINT_INTERVAL, Table};
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::ledger::{CommitAttempt, RunIdentity};
+
+/// What became of a commit.
+pub(crate) enum CommitOutcome {
+    /// Landed at the attempt's version.
+    Committed,
+    /// Another writer took the version: reload and decide again.
+    LostRace,
+    /// The request failed in a way that does not say whether the log entry was written (a
+    /// lost response, a timeout): read the log to find out.
+    Unknown(Error),
+}
+
+/// The properties of every lakewriter commit: the run in the commit's metadata (Spark's
+/// `DESCRIBE HISTORY` shows `userMetadata`), no retries inside delta-rs (see the module docs)
+/// and no post-commit hook: the checkpoint runs in `checkpoint_if_due`, so that its failure
+/// cannot make a landed commit look failed.
+pub(super) fn commit_properties(
+    run: &RunIdentity,
+    attempt: &CommitAttempt,
+    rows: u64,
+) -> CommitProperties {
+    let metadata = [
+        ("userMetadata".to_string(), serde_json::json!(run.run_id)),
+        (
+            "lakewriter".to_string(),
+            serde_json::json!({
+                "runId": run.run_id,
+                "version": attempt.version,
+                "committedAt": attempt.committed_at,
+                "fingerprint": run.fingerprint,
+                "scope": run.scope.to_string(),
+                "rows": rows,
+            }),
+        ),
+    ];
+    CommitProperties::default()
+        .with_max_retries(0)
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
+        .with_metadata(metadata)
+}
+
+impl Table {
+    /// The next commit's version and time. Retries inside delta-rs are off (see the module
+    /// docs), so a commit lands at exactly this version or not at all.
+    pub(crate) fn next_attempt(&self) -> CommitAttempt {
+        CommitAttempt {
+            version: self.version().map_or(0, |v| v + 1),
+            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+
+    /// Commits `removes` and `adds` as `attempt`, each add tagged with the run's record for its
+    /// partition. Creates the table in the same commit when there is none yet.
+    pub(crate) async fn commit(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        run: &RunIdentity,
+        attempt: &CommitAttempt,
+        removes: Vec<Remove>,
+        adds: &[Add],
+        rows_per_day: &HashMap<NaiveDate, u64>,
+    ) -> Result<CommitOutcome> {
+        let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
+        if !self.exists {
+            actions.extend(self.create_actions(schema, column)?);
+        }
+        actions.extend(removes.into_iter().map(Action::Remove));
+        let key = self.partition_key(column);
+        actions.extend(adds.iter().map(|add| {
+            let day = add.partition_values.get(&key).cloned().flatten();
+            let rows = day
+                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+                .and_then(|d| rows_per_day.get(&d).copied())
+                .unwrap_or(0);
+            Action::Add(Add {
+                tags: Some(run.record(rows, attempt).to_tags()),
+                ..add.clone()
+            })
+        }));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(vec![column.to_string()]),
+            predicate: Some(format!(
+                "`{column}` >= '{}' AND `{column}` <= '{}'",
+                run.scope.from(),
+                run.scope.to()
+            )),
+        };
+        let properties = commit_properties(run, attempt, rows_per_day.values().sum::<u64>());
+        failpoint::hit("before-commit");
+        let snapshot = if self.exists {
+            Some(self.snapshot()?)
+        } else {
+            None
+        };
+        let result = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                snapshot.map(|s| s as &dyn TableReference),
+                self.delta.log_store(),
+                operation,
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            Err(DeltaTableError::VersionAlreadyExists(_))
+            | Err(DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
+            }) => Ok(CommitOutcome::LostRace),
+            Err(e) => Ok(CommitOutcome::Unknown(Error::internal(
+                format!("committing to {}", self.uri),
+                e,
+            ))),
+        }
+    }
+
+    fn create_actions(&self, schema: &SchemaRef, column: &str) -> Result<[Action; 2]> {
+        let delta_schema: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| Error::internal("converting the schema to Delta", e))?;
+        let metadata = new_metadata(
+            &delta_schema,
+            [column],
+            [("delta.checkpointInterval", CHECKPOINT_INTERVAL.to_string())],
+        )
+        .map_err(|e| Error::internal("creating table metadata", e))?;
+        // Reader 1 / writer 2: the lowest protocol that holds everything lakewriter writes, so
+        // every Delta reader can open the table.
+        let protocol: Protocol = serde_json::from_value(
+            serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+        )
+        .map_err(|e| Error::internal("creating the table protocol", e))?;
+        Ok([Action::Protocol(protocol), Action::Metadata(metadata)])
+    }
+}

@@ -1,0 +1,269 @@
+//! Data files: Parquet files per day, named as the table's column mapping asks, written
+//! before the commit that adds them (and deleted again when the commit does not happen).
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use delta_kernel::expressions::Scalar;
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::ObjectStore;
+use deltalake::kernel::Add;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::Table;
+use crate::error::{Error, Result};
+
+/// Files are rolled over at about this size; one day of data usually fits one file.
+pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// A day of at least this many rows, written with fewer days than cores, is cut into one file
+/// per core; smaller days stay one file (splitting them gains little and makes small files).
+pub(super) const MIN_ROWS_TO_SPLIT: usize = 2 * 1024 * 1024;
+
+/// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
+/// write by default. Public (but hidden) so that the benchmark's encoding limit,
+/// `src/bin/parquet_limit.rs`, encodes exactly the same files.
+#[doc(hidden)]
+pub fn parquet_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build()
+}
+
+/// How the data files of a table name its columns; see [`Table::file_columns`].
+pub(super) struct FileColumns {
+    /// The columns as files name them (with Parquet field ids under column mapping).
+    schema: SchemaRef,
+    /// The partition column as files and partition values name it.
+    partition: String,
+}
+
+/// The files to write: one per day; with fewer days than `cores`, a day of at least
+/// `min_rows` rows is cut into `cores` files of consecutive rows, so that it is encoded on
+/// every core.
+pub(super) fn file_pieces(
+    days: Vec<(NaiveDate, RecordBatch)>,
+    cores: usize,
+    min_rows: usize,
+) -> Vec<(NaiveDate, RecordBatch)> {
+    if days.len() >= cores {
+        return days;
+    }
+    days.into_iter()
+        .flat_map(|(day, batch)| {
+            let total = batch.num_rows();
+            let files = if total >= min_rows { cores } else { 1 };
+            let rows = total.div_ceil(files).max(1);
+            (0..total)
+                .step_by(rows)
+                .map(move |start| (day, batch.slice(start, rows.min(total - start))))
+        })
+        .collect()
+}
+
+/// How delta-rs writes the data files of a table partitioned by `column`.
+pub(super) fn writer_config(schema: &SchemaRef, column: &str) -> WriterConfig {
+    WriterConfig::new(
+        schema.clone(),
+        vec![column.to_string()],
+        Some(parquet_writer_properties()),
+        NonZeroU64::new(TARGET_FILE_SIZE),
+        None,
+        DataSkippingNumIndexedCols::NumColumns(32),
+        None,
+    )
+}
+
+/// Days since 1970-01-01, the physical value of a Delta DATE.
+pub(super) fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+pub(super) async fn write_empty_file(
+    store: &dyn ObjectStore,
+    file_schema: &SchemaRef,
+    column: &str,
+    day: NaiveDate,
+) -> Result<Add> {
+    let encode_error =
+        |e: parquet::errors::ParquetError| Error::internal("writing an empty day", e);
+    let mut buffer = Vec::new();
+    let writer = ArrowWriter::try_new(
+        &mut buffer,
+        file_schema.clone(),
+        Some(parquet_writer_properties()),
+    )
+    .map_err(encode_error)?;
+    writer.close().map_err(encode_error)?;
+    let path = format!(
+        "{column}={day}/part-00000-{}-c000.snappy.parquet",
+        uuid::Uuid::new_v4()
+    );
+    let size = buffer.len() as i64;
+    let location = Path::parse(&path).map_err(|e| Error::internal(format!("writing {path}"), e))?;
+    store
+        .put(&location, PutPayload::from(buffer))
+        .await
+        .map_err(|e| Error::internal(format!("writing {path}"), e))?;
+    Ok(Add {
+        path,
+        partition_values: HashMap::from([(column.to_string(), Some(day.to_string()))]),
+        size,
+        modification_time: chrono::Utc::now().timestamp_millis(),
+        data_change: true,
+        stats: Some(r#"{"numRecords":0,"minValues":{},"maxValues":{},"nullCount":{}}"#.into()),
+        ..Default::default()
+    })
+}
+
+impl Table {
+    /// How data files name the columns of `schema` (the table's, by column name) and the
+    /// partition `column`: the same names, or with column mapping each column's physical name
+    /// and Parquet field id, as the protocol asks of files and of partition values.
+    fn file_columns(&self, schema: &SchemaRef, column: &str) -> FileColumns {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let (name, id) = self.features.name_in_files(field.name());
+                let metadata = id
+                    .map(|id| {
+                        HashMap::from([(
+                            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+                            id.to_string(),
+                        )])
+                    })
+                    .unwrap_or_default();
+                field
+                    .as_ref()
+                    .clone()
+                    .with_name(name)
+                    .with_metadata(metadata)
+            })
+            .collect();
+        FileColumns {
+            schema: Arc::new(Schema::new(fields)),
+            partition: self.partition_key(column),
+        }
+    }
+
+    /// The name partition values of `column` go by in the log (its physical name under
+    /// column mapping).
+    pub(super) fn partition_key(&self, column: &str) -> String {
+        self.features.name_in_files(column).0.to_string()
+    }
+
+    /// Writes one or more Parquet files per day, days in parallel. Returns the files as `add`
+    /// actions without tags (those depend on the version the commit lands at).
+    pub(crate) async fn write_days(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        days: Vec<(NaiveDate, RecordBatch)>,
+    ) -> Result<Vec<Add>> {
+        let store = self.delta.object_store();
+        let files = self.file_columns(schema, column);
+        let config = writer_config(&files.schema, &files.partition);
+        // One writer per file, as many at once as there are cores: encoding is the CPU-bound
+        // part and files are independent. `buffered` keeps the files in day order.
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pieces = file_pieces(days, parallelism, MIN_ROWS_TO_SPLIT);
+        let written: Vec<Vec<Add>> = futures::stream::iter(pieces)
+            .map(|(day, batch)| {
+                let (store, config) = (store.clone(), config.clone());
+                let values = IndexMap::from([(
+                    files.partition.clone(),
+                    Scalar::Date(days_since_epoch(day)),
+                )]);
+                // Column mapping renames columns only: the arrays stay as they are.
+                let batch = RecordBatch::try_new(files.schema.clone(), batch.columns().to_vec());
+                tokio::spawn(async move {
+                    let batch = batch?;
+                    let mut writer = DeltaWriter::new(store, config);
+                    writer.write_partition(batch, &values).await?;
+                    writer.close().await
+                })
+            })
+            .buffered(parallelism)
+            .map(|joined| match joined {
+                Ok(result) => result.map_err(|e| Error::internal("writing data files", e)),
+                Err(e) => Err(Error::internal("writing data files", e)),
+            })
+            .try_collect()
+            .await?;
+        Ok(written.into_iter().flatten().collect())
+    }
+
+    /// Writes one empty Parquet file per day, so that a day of the scope without rows still
+    /// carries the run's record.
+    pub(crate) async fn write_empty_days(
+        &self,
+        schema: &SchemaRef,
+        column: &str,
+        days: impl IntoIterator<Item = NaiveDate>,
+    ) -> Result<Vec<Add>> {
+        let store = self.delta.object_store();
+        let files = self.file_columns(schema, column);
+        let file_schema = writer_config(&files.schema, &files.partition).file_schema();
+        let mut adds = Vec::new();
+        for day in days {
+            adds.push(write_empty_file(store.as_ref(), &file_schema, &files.partition, day).await?);
+        }
+        Ok(adds)
+    }
+
+    /// Deletes files this run wrote but will not commit (best effort: vacuum removes leftovers).
+    pub(crate) async fn discard(&self, files: &[Add]) {
+        let store = self.delta.object_store();
+        for add in files {
+            if let Err(e) = store.delete(&Path::from(add.path.as_str())).await {
+                tracing::warn!(path = %add.path, error = %e, "could not delete an uncommitted file");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_day_is_cut_into_one_file_per_core_and_nothing_else_is() {
+        let day = |d: u32, rows: i64| {
+            let batch = RecordBatch::try_from_iter([(
+                "id",
+                Arc::new(arrow::array::Int64Array::from_iter_values(0..rows)) as _,
+            )])
+            .unwrap();
+            (NaiveDate::from_ymd_opt(2024, 1, d).unwrap(), batch)
+        };
+        let pieces = file_pieces(vec![day(1, 10)], 3, 5);
+        let sizes: Vec<usize> = pieces.iter().map(|(_, b)| b.num_rows()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let rejoined =
+            arrow::compute::concat_batches(&pieces[0].1.schema(), pieces.iter().map(|(_, b)| b))
+                .unwrap();
+        assert_eq!(rejoined, day(1, 10).1, "every row once, in order");
+        assert_eq!(
+            file_pieces(vec![day(1, 4)], 3, 5).len(),
+            1,
+            "a small day stays whole"
+        );
+        assert_eq!(
+            file_pieces(vec![day(1, 10), day(2, 10), day(3, 10)], 3, 5).len(),
+            3,
+            "as many days as cores: one file each"
+        );
+    }
+}

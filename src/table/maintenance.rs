@@ -1,0 +1,101 @@
+//! Maintenance: vacuum, and the checkpoints that keep loading the snapshot cheap.
+
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::{DeltaTableError, checkpoints};
+
+use super::{CHECKPOINT_INTERVAL, Table};
+use crate::error::{Error, Result};
+use crate::failpoint;
+
+impl Table {
+    /// Deletes data files that no version within `retain` references: files removed longer ago
+    /// than that, and files no commit ever referenced (left by a crashed or losing run) that
+    /// are older than that. Returns the deleted (or, for a dry run, deletable) files.
+    pub(crate) async fn vacuum(
+        &self,
+        retain: chrono::Duration,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        if !self.exists {
+            return Err(Error::BadTable {
+                table: self.uri.clone(),
+                message: "there is no Delta table here to vacuum".into(),
+            });
+        }
+        let minimum = self
+            .snapshot()?
+            .table_config()
+            .deleted_file_retention_duration();
+        if !force && retain.to_std().is_ok_and(|retain| retain < minimum) {
+            return Err(Error::InvalidOption(format!(
+                "a retention of {} hours is shorter than the table's {} hours \
+                 (delta.deletedFileRetentionDuration); it breaks time travel to older versions \
+                 and may delete the files of a run still writing: pass --force if you mean it",
+                retain.num_hours(),
+                minimum.as_secs() / 3600
+            )));
+        }
+        let (_, metrics) = self
+            .delta
+            .clone()
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_mode(self.vacuum_mode())
+            .with_dry_run(dry_run)
+            .await
+            .map_err(|e| Error::internal(format!("vacuuming {}", self.uri), e))?;
+        Ok(metrics.files_deleted)
+    }
+
+    /// How vacuum finds files to delete. Full mode also deletes files no commit references
+    /// (left by crashed runs); but delta-rs's full mode protects only the deletion vectors of
+    /// live files, and would delete an older vector that time travel to a version within the
+    /// retention still reads. On tables with deletion vectors, vacuum therefore deletes only
+    /// files removed longer ago than the retention, and leaves the rest to Spark's VACUUM.
+    fn vacuum_mode(&self) -> VacuumMode {
+        if self.features.deletion_vectors() {
+            VacuumMode::Lite
+        } else {
+            VacuumMode::Full
+        }
+    }
+
+    /// Writes a checkpoint when `version` completes an interval, then drops log files past the
+    /// table's log retention (if the table allows it). The commit stands whatever happens here,
+    /// so a failure is logged, not returned: the next interval tries again.
+    pub(crate) async fn checkpoint_if_due(&self, version: u64) {
+        if !self.features.classic_checkpoints() {
+            return;
+        }
+        let interval = match self.snapshot() {
+            Ok(state) => state.table_config().checkpoint_interval().get(),
+            Err(_) => CHECKPOINT_INTERVAL,
+        };
+        if (version + 1) % interval != 0 {
+            return;
+        }
+        let mut table = self.delta.clone();
+        let result = async {
+            table.load_version(version).await?;
+            checkpoints::create_checkpoint(&table, None).await?;
+            failpoint::hit("during-checkpoint");
+            let cleanup = table
+                .snapshot()?
+                .table_config()
+                .enable_expired_log_cleanup()
+                && self.features.log_clean_up();
+            if cleanup {
+                checkpoints::cleanup_metadata(&table, None).await?;
+            }
+            Ok::<_, DeltaTableError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::info!(version, "checkpoint written"),
+            Err(e) => tracing::warn!(version, error = %e, "checkpoint failed; the commit stands"),
+        }
+    }
+}
