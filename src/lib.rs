@@ -39,7 +39,7 @@
 //! | `ledger.rs` | who wrote each day; skip, replace or refuse |
 //! | `table/` | the Delta table: `mod.rs` opens it, `snapshot.rs` reads files and ledger, `files.rs` writes Parquet, `commit.rs` commits, `merge.rs` upserts, `maintenance.rs` vacuums and checkpoints |
 //! | `notify.rs` | announce each commit exactly once |
-//! | `job.rs` | one write run, end to end, and its commit retries |
+//! | `job/` | one write run: `mod.rs` builds it and prepares the input, `driver.rs` owns the commit attempts (retries, backoff, lost answers, clean-up), `replace.rs` and `merge.rs` are the write modes |
 //! | `backfill.rs` | a range of days as one run each |
 //! | `inspect.rs` | `runs`, `history`, `vacuum` |
 //! | `cli/` (the binary) | `main.rs` parses and starts, `args.rs` the options, `render.rs` the reports, `exit.rs` the exit codes |

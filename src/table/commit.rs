@@ -18,15 +18,50 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ledger::{CommitAttempt, RunIdentity};
 
-/// What became of a commit.
-pub(crate) enum CommitOutcome {
+/// What became of a commit attempt; `T` is what a landed commit reports.
+pub(crate) enum CommitOutcome<T = ()> {
     /// Landed at the attempt's version.
-    Committed,
+    Committed(T),
     /// Another writer took the version: reload and decide again.
     LostRace,
     /// The request failed in a way that does not say whether the log entry was written (a
     /// lost response, a timeout): read the log to find out.
     Unknown(Error),
+}
+
+impl<T> CommitOutcome<T> {
+    /// Classifies what delta-rs answered to a commit (with its retries off): taking a version
+    /// another writer took first, in any of the ways delta-rs reports it, is a lost race;
+    /// any other failure leaves the commit's fate unknown.
+    pub(super) fn of(result: Result<T, DeltaTableError>, context: impl FnOnce() -> String) -> Self {
+        match result {
+            Ok(landed) => CommitOutcome::Committed(landed),
+            Err(DeltaTableError::VersionAlreadyExists(_))
+            | Err(DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_),
+            }) => CommitOutcome::LostRace,
+            Err(e) => CommitOutcome::Unknown(Error::internal(context(), e)),
+        }
+    }
+}
+
+/// What a replacing commit changes: the scope's old files out, the run's new files in.
+pub(crate) struct Replacement<'a> {
+    /// The table's columns (for a commit that creates the table).
+    pub(crate) schema: &'a SchemaRef,
+    /// The partition column.
+    pub(crate) column: &'a str,
+    /// The run, whose record tags every added file.
+    pub(crate) run: &'a RunIdentity,
+    /// Removes for the scope's files.
+    pub(crate) removes: Vec<Remove>,
+    /// The run's data files, untagged.
+    pub(crate) adds: &'a [Add],
+    /// The rows each day holds, for the record.
+    pub(crate) rows_per_day: &'a HashMap<NaiveDate, u64>,
 }
 
 /// The properties of every lakewriter commit: the run in the commit's metadata (Spark's
@@ -69,18 +104,21 @@ impl Table {
         }
     }
 
-    /// Commits `removes` and `adds` as `attempt`, each add tagged with the run's record for its
+    /// Commits `change` as `attempt`, each add tagged with the run's record for its
     /// partition. Creates the table in the same commit when there is none yet.
     pub(crate) async fn commit(
         &self,
-        schema: &SchemaRef,
-        column: &str,
-        run: &RunIdentity,
         attempt: &CommitAttempt,
-        removes: Vec<Remove>,
-        adds: &[Add],
-        rows_per_day: &HashMap<NaiveDate, u64>,
+        change: Replacement<'_>,
     ) -> Result<CommitOutcome> {
+        let Replacement {
+            schema,
+            column,
+            run,
+            removes,
+            adds,
+            rows_per_day,
+        } = change;
         let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
         if !self.exists {
             actions.extend(self.create_actions(schema, column)?);
@@ -122,18 +160,9 @@ impl Table {
                 operation,
             )
             .await;
-        match result {
-            Ok(_) => Ok(CommitOutcome::Committed),
-            Err(DeltaTableError::VersionAlreadyExists(_))
-            | Err(DeltaTableError::Transaction {
-                source:
-                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
-            }) => Ok(CommitOutcome::LostRace),
-            Err(e) => Ok(CommitOutcome::Unknown(Error::internal(
-                format!("committing to {}", self.uri),
-                e,
-            ))),
-        }
+        Ok(CommitOutcome::of(result.map(|_| ()), || {
+            format!("committing to {}", self.uri)
+        }))
     }
 
     fn create_actions(&self, schema: &SchemaRef, column: &str) -> Result<[Action; 2]> {

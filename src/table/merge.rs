@@ -2,14 +2,12 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use deltalake::DeltaTableError;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::prelude::{Expr, SessionContext};
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::TransactionError;
 
 use super::Table;
-use super::commit::commit_properties;
+use super::commit::{CommitOutcome, commit_properties};
 use super::files::parquet_writer_properties;
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -20,15 +18,26 @@ use crate::rules::RowRules;
 /// announce it again; each is one log read.
 pub(super) const MERGE_LOOKBACK: usize = 100;
 
-/// What became of a merge.
-pub(crate) enum MergeOutcome {
-    Committed {
-        version: u64,
-        files_added: u64,
-        files_removed: u64,
-    },
-    /// Another writer committed first: reload and decide again.
-    LostRace,
+/// What a merge upserts.
+pub(crate) struct Upsert<'a> {
+    /// The rows, deduplicated: one per key.
+    pub(crate) rows: Vec<RecordBatch>,
+    /// Their (the table's) columns.
+    pub(crate) schema: &'a SchemaRef,
+    /// The key, the partition column and the order that decides which row wins.
+    pub(crate) rules: &'a RowRules,
+    /// The run, recorded in the commit.
+    pub(crate) run: &'a RunIdentity,
+    /// How many rows, for the commit's record.
+    pub(crate) rows_total: u64,
+}
+
+/// What a landed merge changed.
+pub(crate) struct Merged {
+    /// Data files the merge added.
+    pub(crate) files_added: u64,
+    /// Data files it removed (rewritten).
+    pub(crate) files_removed: u64,
 }
 
 /// The `txn` action a merge run leaves: the app id names the run, the version carries the
@@ -91,13 +100,16 @@ impl Table {
     /// records the run as a `txn` action.
     pub(crate) async fn merge(
         &self,
-        rows: Vec<RecordBatch>,
-        schema: &SchemaRef,
-        rules: &RowRules,
-        run: &RunIdentity,
         attempt: &CommitAttempt,
-        rows_total: u64,
-    ) -> Result<MergeOutcome> {
+        upsert: Upsert<'_>,
+    ) -> Result<CommitOutcome<Merged>> {
+        let Upsert {
+            rows,
+            schema,
+            rules,
+            run,
+            rows_total,
+        } = upsert;
         let target = |name: &str| Expr::Column(Column::new(Some("target"), name));
         let source = |name: &str| Expr::Column(Column::new(Some("source"), name));
         let predicate = rules
@@ -143,20 +155,12 @@ impl Table {
             })
             .map_err(|e| Error::internal("preparing the merge", e))?;
         failpoint::hit("before-commit");
-        match merge.await {
-            Ok((_, metrics)) => Ok(MergeOutcome::Committed {
-                version: attempt.version,
-                files_added: metrics.num_target_files_added as u64,
-                files_removed: metrics.num_target_files_removed as u64,
-            }),
-            Err(DeltaTableError::VersionAlreadyExists(_))
-            | Err(DeltaTableError::Transaction {
-                source:
-                    TransactionError::MaxCommitAttempts(_)
-                    | TransactionError::VersionAlreadyExists(_)
-                    | TransactionError::CommitConflict(_),
-            }) => Ok(MergeOutcome::LostRace),
-            Err(e) => Err(Error::internal(format!("merging into {}", self.uri), e)),
-        }
+        let result = merge.await.map(|(_, metrics)| Merged {
+            files_added: metrics.num_target_files_added as u64,
+            files_removed: metrics.num_target_files_removed as u64,
+        });
+        Ok(CommitOutcome::of(result, || {
+            format!("merging into {}", self.uri)
+        }))
     }
 }

@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::features::{Access, TableFeatures};
 use crate::storage::{StorageOptions, table_url};
 
-pub(crate) use commit::CommitOutcome;
+pub(crate) use commit::{CommitOutcome, Replacement};
 pub use files::parquet_writer_properties;
-pub(crate) use merge::{MergeOutcome, fingerprint_as_version};
+pub(crate) use merge::{Merged, Upsert, fingerprint_as_version};
 
 /// Checkpoint every this many commits (Spark's default), so loading the snapshot stays cheap
 /// however many runs the table has seen.

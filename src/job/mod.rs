@@ -1,7 +1,12 @@
 //! The write job: the whole run, from input files to one commit, as the crate docs draw it.
+//! This file builds the job and prepares its input; `driver` runs the commit attempts of a
+//! write mode, `replace` and `merge` are the write modes.
+
+mod driver;
+mod merge;
+mod replace;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
@@ -13,18 +18,18 @@ use crate::constraints::RowChecks;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::features::{Access, TableFeatures};
-use crate::ledger::{Decision, RerunPolicy, RunIdentity, decide, decide_merge};
+use crate::ledger::{Decision, RerunPolicy, RunIdentity};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::PartitionScope;
 use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
-use crate::table::{CommitOutcome, MergeOutcome, Table, fingerprint_as_version};
+use crate::table::Table;
 use crate::transform::{Intake, dedup_and_order, split_by_day};
-
-/// How many times a run reloads the table and tries again after losing a commit race.
-const MAX_COMMIT_ATTEMPTS: usize = 20;
+use driver::drive;
+use merge::Merge;
+use replace::Replace;
 
 /// One idempotent write of a date scope into a table. Build it, then [`WriteJob::run`] it.
 ///
@@ -288,11 +293,33 @@ impl WriteJob {
         // for its missing partitions.
         table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let mut input = self.prepare(&table, on_file_read).await?;
+        let (input, rows) = self.prepare(&table, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = match self.mode {
-            WriteMode::Replace => self.replace_scope(&mut table, &mut input).await?,
-            WriteMode::Merge => self.merge_rows(&mut table, &mut input).await?,
+            WriteMode::Replace => {
+                let mut replace = Replace::new(self, &input, rows);
+                drive(self, &mut table, &input, &mut replace).await?
+            }
+            // Nothing to upsert: no commit (and no table created for it), whatever the policy.
+            WriteMode::Merge if input.rows_read == 0 => {
+                tracing::info!("the input holds no rows: nothing to merge");
+                match self.dry_run {
+                    true => Outcome::Planned {
+                        decision: Decision::Skip,
+                        version: table.version(),
+                        files_to_remove: 0,
+                        rows: 0,
+                    },
+                    false => Outcome::Skipped {
+                        version: table.version(),
+                        events: Vec::new(),
+                    },
+                }
+            }
+            WriteMode::Merge => {
+                let mut merge = Merge::new(self, &mut table, &input, rows).await?;
+                drive(self, &mut table, &input, &mut merge).await?
+            }
         };
         let notification = match &outcome {
             Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
@@ -311,7 +338,7 @@ impl WriteJob {
         &self,
         table: &Table,
         mut on_file_read: impl FnMut(&str),
-    ) -> Result<PreparedInput> {
+    ) -> Result<(PreparedInput, RowStore)> {
         let started = std::time::Instant::now();
         let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
         let table_schema = table.schema()?;
@@ -373,7 +400,7 @@ impl WriteJob {
             Some(id) => id.clone(),
             None => format!("{}-{}", self.scope, &fingerprint[..16]),
         };
-        Ok(PreparedInput {
+        let input = PreparedInput {
             checked_against: table.features().clone(),
             run: RunIdentity {
                 run_id,
@@ -381,304 +408,9 @@ impl WriteJob {
                 scope: self.scope,
             },
             schema: rows.schema().clone(),
-            rows: Some(rows),
             rows_read,
-        })
-    }
-
-    /// Decides from the ledger and, unless the run is skipped, replaces the scope in one
-    /// commit. A lost race reloads the table and decides again: the winner may have written
-    /// this very run. Data files are written once and reused across attempts.
-    async fn replace_scope(&self, table: &mut Table, input: &mut PreparedInput) -> Result<Outcome> {
-        let column = &self.rules.partition_column;
-        let mut written: Option<Written> = None;
-        for try_number in 1..=MAX_COMMIT_ATTEMPTS {
-            let files = written.as_ref().map_or(&[][..], |w| &w.adds[..]);
-            self.check_still_fits(table, input, files).await?;
-            let (ledger, removes) = table.ledger_and_removals(column, &self.scope)?;
-            let decision = decide(self.policy, &ledger, &input.run)?;
-            let refusal = match decision {
-                Decision::Replace => table.features().removal_refusal(removes.len()),
-                Decision::Skip => None,
-            };
-            if let Some((feature, message)) = refusal {
-                table.discard(files).await;
-                return Err(Error::UnsupportedTableFeature {
-                    table: self.table.clone(),
-                    feature,
-                    message,
-                });
-            }
-            if self.dry_run {
-                let rows = match decision {
-                    Decision::Replace => self.write_rows(input.take_rows(), None).await?.rows(),
-                    Decision::Skip => 0,
-                };
-                return Ok(Outcome::Planned {
-                    decision,
-                    version: table.version(),
-                    files_to_remove: removes.len() as u64,
-                    rows,
-                });
-            }
-            if decision == Decision::Skip {
-                if let Some(files) = &written {
-                    table.discard(&files.adds).await;
-                }
-                tracing::info!(run_id = %input.run.run_id, "the table already holds this run: skipped");
-                let events = if self.notify.is_empty() {
-                    Vec::new()
-                } else {
-                    CommitEvent::from_ledger(
-                        table.url(),
-                        &ledger,
-                        &input.run.run_id,
-                        self.scope.days(),
-                    )
-                };
-                return Ok(Outcome::Skipped {
-                    version: table.version(),
-                    events,
-                });
-            }
-            let files = match &written {
-                Some(files) => files,
-                None => {
-                    let started = std::time::Instant::now();
-                    let files = self.write_rows(input.take_rows(), Some(table)).await?;
-                    tracing::debug!(elapsed = ?started.elapsed(), files = files.adds.len(), "rows deduplicated, ordered and written");
-                    failpoint::hit("after-upload");
-                    written.insert(files)
-                }
-            };
-            let files_removed = removes.len() as u64;
-            let attempt = table.next_attempt();
-            let outcome = table
-                .commit(
-                    &input.schema,
-                    column,
-                    &input.run,
-                    &attempt,
-                    removes,
-                    &files.adds,
-                    &files.rows_per_day,
-                )
-                .await?;
-            // A lost race and a failed request both may hide a commit of ours (a retried PUT
-            // whose first try landed, a lost response): the log says which.
-            let landed = match outcome {
-                CommitOutcome::Committed => true,
-                CommitOutcome::LostRace | CommitOutcome::Unknown(_) => {
-                    // Backing off first spreads racing writers out and lets a late write land.
-                    tokio::time::sleep(backoff(try_number)).await;
-                    table.reload().await?;
-                    let ours = table.references(&files.adds)?;
-                    if ours {
-                        tracing::warn!(
-                            version = attempt.version,
-                            "the commit landed although its response was lost"
-                        );
-                    } else if let CommitOutcome::Unknown(error) = outcome {
-                        return Err(error);
-                    }
-                    ours
-                }
-            };
-            if landed {
-                tracing::info!(run_id = %input.run.run_id, version = attempt.version, "committed");
-                failpoint::hit("after-commit");
-                table.checkpoint_if_due(attempt.version).await;
-                let rows_per_day = self
-                    .scope
-                    .days()
-                    .map(|day| (day, files.rows_per_day.get(&day).copied().unwrap_or(0)));
-                let event = CommitEvent::of_commit(
-                    table.url(),
-                    &input.run,
-                    attempt.version,
-                    &attempt.committed_at,
-                    rows_per_day,
-                );
-                return Ok(Outcome::Committed {
-                    version: attempt.version,
-                    files_added: files.adds.len() as u64,
-                    files_removed,
-                    rows: files.rows(),
-                    events: vec![event],
-                });
-            }
-            tracing::info!(
-                attempt = try_number,
-                "another writer committed first; deciding again"
-            );
-        }
-        if let Some(files) = &written {
-            table.discard(&files.adds).await;
-        }
-        Err(Error::CommitConflict {
-            attempts: MAX_COMMIT_ATTEMPTS,
-        })
-    }
-
-    /// Merges the input into the table in one commit, unless the table records that this run
-    /// merged this very input before (see `Table::merge`). Creates the table first if needed.
-    /// A lost race reloads the table and decides again.
-    async fn merge_rows(&self, table: &mut Table, input: &mut PreparedInput) -> Result<Outcome> {
-        if input.rows_read == 0 {
-            // Nothing to upsert: no commit (and no table created for it), whatever the policy.
-            tracing::info!("the input holds no rows: nothing to merge");
-            return Ok(match self.dry_run {
-                true => Outcome::Planned {
-                    decision: Decision::Skip,
-                    version: table.version(),
-                    files_to_remove: 0,
-                    rows: 0,
-                },
-                false => Outcome::Skipped {
-                    version: table.version(),
-                    events: Vec::new(),
-                },
-            });
-        }
-        if table.version().is_none() && !self.dry_run {
-            self.create_table(table, input).await?;
-        }
-        let input_version = fingerprint_as_version(&input.run.fingerprint);
-        // Deduplicated once, reused across attempts. A merge's rows are held in memory.
-        let mut rows: Option<(Vec<arrow::array::RecordBatch>, HashMap<NaiveDate, u64>)> = None;
-        for try_number in 1..=MAX_COMMIT_ATTEMPTS {
-            self.check_still_fits(table, input, &[]).await?;
-            let recorded = table.merged_input(&input.run.run_id).await?;
-            let decision = decide_merge(self.policy, recorded, input_version);
-            if decision == Decision::Skip && !self.dry_run {
-                tracing::info!(run_id = %input.run.run_id, "the table already holds this merge: skipped");
-                // The commit this rerun matches, to announce if it never was.
-                let matched = if self.notify.is_empty() {
-                    None
-                } else {
-                    table.merge_commit(&input.run).await?
-                };
-                let events = match matched {
-                    Some((version, committed_at)) => {
-                        let rows_per_day = match &rows {
-                            Some((_, rows_per_day)) => rows_per_day.clone(),
-                            None => self.ordered_rows(input.take_rows())?.1,
-                        };
-                        vec![CommitEvent::of_commit(
-                            table.url(),
-                            &input.run,
-                            version,
-                            &committed_at,
-                            rows_per_day.into_iter(),
-                        )]
-                    }
-                    None => Vec::new(),
-                };
-                return Ok(Outcome::Skipped {
-                    version: table.version(),
-                    events,
-                });
-            }
-            let (batches, rows_per_day) = match &rows {
-                Some(rows) => rows,
-                None => rows.insert(self.ordered_rows(input.take_rows())?),
-            };
-            let total = rows_per_day.values().sum();
-            if self.dry_run {
-                return Ok(Outcome::Planned {
-                    decision,
-                    version: table.version(),
-                    files_to_remove: 0,
-                    rows: if decision == Decision::Replace {
-                        total
-                    } else {
-                        0
-                    },
-                });
-            }
-            let attempt = table.next_attempt();
-            match table
-                .merge(
-                    batches.clone(),
-                    &input.schema,
-                    &self.rules,
-                    &input.run,
-                    &attempt,
-                    total,
-                )
-                .await?
-            {
-                MergeOutcome::Committed {
-                    version,
-                    files_added,
-                    files_removed,
-                } => {
-                    tracing::info!(run_id = %input.run.run_id, version, "merged");
-                    failpoint::hit("after-commit");
-                    table.checkpoint_if_due(version).await;
-                    let event = CommitEvent::of_commit(
-                        table.url(),
-                        &input.run,
-                        version,
-                        &attempt.committed_at,
-                        rows_per_day.iter().map(|(day, rows)| (*day, *rows)),
-                    );
-                    return Ok(Outcome::Committed {
-                        version,
-                        files_added,
-                        files_removed,
-                        rows: total,
-                        events: vec![event],
-                    });
-                }
-                MergeOutcome::LostRace => {
-                    tracing::info!(
-                        attempt = try_number,
-                        "another writer committed first; deciding again"
-                    );
-                    tokio::time::sleep(backoff(try_number)).await;
-                    table.reload().await?;
-                }
-            }
-        }
-        Err(Error::CommitConflict {
-            attempts: MAX_COMMIT_ATTEMPTS,
-        })
-    }
-
-    /// Checks, before each commit attempt, that the (possibly reloaded) table still takes
-    /// what the run prepared: its column types, its features, and the rules the rows were
-    /// checked against. Another writer may have changed any of them since the run began;
-    /// then the run deletes `written` and fails.
-    async fn check_still_fits(
-        &self,
-        table: &Table,
-        input: &PreparedInput,
-        written: &[Add],
-    ) -> Result<()> {
-        // Only a table created by another writer since this run began can have other column
-        // types: a run on an existing table reads its input with the table's types.
-        let failure = if !table.has_columns(&input.schema)? {
-            Some(Error::TableCreatedMeanwhile {
-                table: self.table.clone(),
-            })
-        } else if let Err(refused) = table.check_access(self.access()) {
-            Some(refused)
-        } else if !table.features().same_rules(&input.checked_against) {
-            Some(Error::TableChangedMeanwhile {
-                table: self.table.clone(),
-                what: "constraints, column mapping or append-only setting".into(),
-            })
-        } else {
-            None
         };
-        match failure {
-            Some(error) => {
-                table.discard(written).await;
-                Err(error)
-            }
-            None => Ok(()),
-        }
+        Ok((input, rows))
     }
 
     /// What this job does to a table, for the feature check.
@@ -686,34 +418,6 @@ impl WriteJob {
         match self.mode {
             WriteMode::Replace => Access::Replace,
             WriteMode::Merge => Access::Merge,
-        }
-    }
-
-    /// Creates the table (schema and partitioning, no rows) for a first merge. Losing the race
-    /// to another writer's creation is fine: the table exists either way.
-    async fn create_table(&self, table: &mut Table, input: &PreparedInput) -> Result<()> {
-        let attempt = table.next_attempt();
-        let outcome = table
-            .commit(
-                &input.schema,
-                &self.rules.partition_column,
-                &input.run,
-                &attempt,
-                Vec::new(),
-                &[],
-                &HashMap::new(),
-            )
-            .await?;
-        if let CommitOutcome::Unknown(error) = outcome {
-            tracing::warn!(%error, "creating the table: reading the log to see whether it exists");
-        }
-        table.reload().await?;
-        match table.version() {
-            Some(_) => Ok(()),
-            None => Err(Error::BadTable {
-                table: self.table.clone(),
-                message: "could not create the table; check the location and rerun".into(),
-            }),
         }
     }
 
@@ -851,8 +555,6 @@ struct PreparedInput {
     checked_against: TableFeatures,
     run: RunIdentity,
     schema: SchemaRef,
-    /// The rows, until they are written.
-    rows: Option<RowStore>,
     rows_read: u64,
 }
 
@@ -892,13 +594,6 @@ enum Outcome {
 }
 
 impl PreparedInput {
-    /// The rows, to be written (once: the files are reused across commit attempts).
-    fn take_rows(&mut self) -> RowStore {
-        self.rows
-            .take()
-            .expect("rows are written once; later attempts reuse the files")
-    }
-
     fn report(&self, outcome: Outcome) -> WriteReport {
         let (status, version, rows_written, files_added, files_removed, planned_action) =
             match outcome {
@@ -950,12 +645,4 @@ impl PreparedInput {
             notification: None,
         }
     }
-}
-
-/// Exponential backoff with jitter, so racing writers spread out instead of colliding again.
-fn backoff(attempt: usize) -> Duration {
-    let ceiling_ms = 25u64 << attempt.min(7);
-    // A UUID's random bits serve as jitter without adding a random-number crate.
-    let jitter = (uuid::Uuid::new_v4().as_u128() % ceiling_ms as u128) as u64;
-    Duration::from_millis(ceiling_ms / 2 + jitter / 2)
 }

@@ -1,0 +1,140 @@
+//! The commit driver: every write mode's commit attempts, the backoff and reload after a lost
+//! race, "did my commit land although its answer was lost?", and the clean-up of files no
+//! commit will reference. A write mode (a [`Strategy`]) only decides and makes one attempt.
+
+use std::time::Duration;
+
+use deltalake::kernel::Add;
+
+use super::{Outcome, PreparedInput, WriteJob};
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::ledger::CommitAttempt;
+use crate::table::{CommitOutcome, Table};
+
+/// How many times a run reloads the table and tries again after losing a commit race.
+const MAX_COMMIT_ATTEMPTS: usize = 20;
+
+/// What a strategy makes of the table as it is now.
+pub(super) enum Decided {
+    /// The run ends without a commit: skipped, or planned (a dry run).
+    Done(Outcome),
+    /// Commit.
+    Commit,
+}
+
+/// A write mode. The driver calls [`Strategy::decide`] on the table as (re)loaded, then
+/// [`Strategy::commit`] for one attempt, and after a lost race reloads and asks again.
+pub(super) trait Strategy {
+    /// Decides against the table as loaded now.
+    async fn decide(&mut self, table: &Table) -> Result<Decided>;
+
+    /// Makes one commit attempt at `attempt`'s version; a landed one gives the run's outcome.
+    async fn commit(
+        &mut self,
+        table: &Table,
+        attempt: &CommitAttempt,
+    ) -> Result<CommitOutcome<Outcome>>;
+
+    /// After a lost race or an unanswered request: the run's outcome if the reloaded `table`
+    /// holds this attempt's commit, `None` if it does not (or the strategy cannot tell, and
+    /// its next decision will see it).
+    fn landed(&self, table: &Table, attempt: &CommitAttempt) -> Result<Option<Outcome>>;
+
+    /// Data files written and not committed: deleted when the run ends without them.
+    fn uncommitted(&self) -> &[Add];
+}
+
+/// Runs `strategy` until its commit lands, it decides there is nothing to commit, or other
+/// writers have won [`MAX_COMMIT_ATTEMPTS`] races.
+pub(super) async fn drive(
+    job: &WriteJob,
+    table: &mut Table,
+    input: &PreparedInput,
+    strategy: &mut impl Strategy,
+) -> Result<Outcome> {
+    for try_number in 1..=MAX_COMMIT_ATTEMPTS {
+        let decided = match still_fits(job, table, input) {
+            Ok(()) => strategy.decide(table).await,
+            Err(error) => Err(error),
+        };
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                table.discard(strategy.uncommitted()).await;
+                return Err(error);
+            }
+        };
+        if let Decided::Done(outcome) = decided {
+            table.discard(strategy.uncommitted()).await;
+            return Ok(outcome);
+        }
+        let attempt = table.next_attempt();
+        let landed = match strategy.commit(table, &attempt).await? {
+            CommitOutcome::Committed(outcome) => Some(outcome),
+            // A lost race and a failed request both may hide a commit of ours (a retried PUT
+            // whose first try landed, a lost response): the log says which.
+            lost_or_unknown => {
+                // Backing off first spreads racing writers out and lets a late write land.
+                tokio::time::sleep(backoff(try_number)).await;
+                table.reload().await?;
+                let ours = strategy.landed(table, &attempt)?;
+                match (ours, lost_or_unknown) {
+                    (Some(outcome), _) => {
+                        tracing::warn!(
+                            version = attempt.version,
+                            "the commit landed although its response was lost"
+                        );
+                        Some(outcome)
+                    }
+                    // Not visible yet, but it may still land: the files stay.
+                    (None, CommitOutcome::Unknown(error)) => return Err(error),
+                    (None, _) => None,
+                }
+            }
+        };
+        if let Some(outcome) = landed {
+            tracing::info!(run_id = %input.run.run_id, version = attempt.version, "committed");
+            failpoint::hit("after-commit");
+            table.checkpoint_if_due(attempt.version).await;
+            return Ok(outcome);
+        }
+        tracing::info!(
+            attempt = try_number,
+            "another writer committed first; deciding again"
+        );
+    }
+    table.discard(strategy.uncommitted()).await;
+    Err(Error::CommitConflict {
+        attempts: MAX_COMMIT_ATTEMPTS,
+    })
+}
+
+/// Whether the (possibly reloaded) table still takes what the run prepared: its column types,
+/// its features, and the rules the rows were checked against. Another writer may have
+/// changed any of them since the run began.
+fn still_fits(job: &WriteJob, table: &Table, input: &PreparedInput) -> Result<()> {
+    // Only a table created by another writer since this run began can have other column
+    // types: a run on an existing table reads its input with the table's types.
+    if !table.has_columns(&input.schema)? {
+        return Err(Error::TableCreatedMeanwhile {
+            table: job.table.clone(),
+        });
+    }
+    table.check_access(job.access())?;
+    if !table.features().same_rules(&input.checked_against) {
+        return Err(Error::TableChangedMeanwhile {
+            table: job.table.clone(),
+            what: "constraints, column mapping or append-only setting".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Exponential backoff with jitter, so racing writers spread out instead of colliding again.
+fn backoff(attempt: usize) -> Duration {
+    let ceiling_ms = 25u64 << attempt.min(7);
+    // A UUID's random bits serve as jitter without adding a random-number crate.
+    let jitter = (uuid::Uuid::new_v4().as_u128() % ceiling_ms as u128) as u64;
+    Duration::from_millis(ceiling_ms / 2 + jitter / 2)
+}

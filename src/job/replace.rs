@@ -1,0 +1,164 @@
+//! `--mode replace`: the scope's days become exactly the input's rows. Decides from the
+//! ledger (skip, replace or refuse), writes the data files once, and commits the scope's
+//! removes with the new files.
+
+use deltalake::kernel::{Add, Remove};
+
+use super::driver::{Decided, Strategy};
+use super::{Outcome, PreparedInput, WriteJob, Written};
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::ledger::{CommitAttempt, Decision, decide};
+use crate::notify::CommitEvent;
+use crate::spill::RowStore;
+use crate::table::{CommitOutcome, Replacement, Table};
+
+/// A replace run between its decision and its commit.
+pub(super) struct Replace<'a> {
+    job: &'a WriteJob,
+    input: &'a PreparedInput,
+    /// The rows, until they are written (once: later attempts reuse the files).
+    rows: Option<RowStore>,
+    written: Option<Written>,
+    /// The removes the latest decision found for the scope's days.
+    removes: Vec<Remove>,
+    /// How many files the latest commit attempt removed.
+    attempted_removes: u64,
+}
+
+impl<'a> Replace<'a> {
+    pub(super) fn new(job: &'a WriteJob, input: &'a PreparedInput, rows: RowStore) -> Self {
+        Self {
+            job,
+            input,
+            rows: Some(rows),
+            written: None,
+            removes: Vec::new(),
+            attempted_removes: 0,
+        }
+    }
+
+    fn take_rows(&mut self) -> RowStore {
+        self.rows
+            .take()
+            .expect("rows are written once; later attempts reuse the files")
+    }
+
+    /// The outcome of this run's commit at `attempt`.
+    fn committed(&self, table: &Table, attempt: &CommitAttempt) -> Outcome {
+        let files = self.written.as_ref().expect("committed files were written");
+        let rows_per_day = self
+            .job
+            .scope
+            .days()
+            .map(|day| (day, files.rows_per_day.get(&day).copied().unwrap_or(0)));
+        let event = CommitEvent::of_commit(
+            table.url(),
+            &self.input.run,
+            attempt.version,
+            &attempt.committed_at,
+            rows_per_day,
+        );
+        Outcome::Committed {
+            version: attempt.version,
+            files_added: files.adds.len() as u64,
+            files_removed: self.attempted_removes,
+            rows: files.rows(),
+            events: vec![event],
+        }
+    }
+}
+
+impl Strategy for Replace<'_> {
+    async fn decide(&mut self, table: &Table) -> Result<Decided> {
+        let job = self.job;
+        let (ledger, removes) =
+            table.ledger_and_removals(&job.rules.partition_column, &job.scope)?;
+        let decision = decide(job.policy, &ledger, &self.input.run)?;
+        let refusal = match decision {
+            Decision::Replace => table.features().removal_refusal(removes.len()),
+            Decision::Skip => None,
+        };
+        if let Some((feature, message)) = refusal {
+            return Err(Error::UnsupportedTableFeature {
+                table: job.table.clone(),
+                feature,
+                message,
+            });
+        }
+        if job.dry_run {
+            let rows = match decision {
+                Decision::Replace => job.write_rows(self.take_rows(), None).await?.rows(),
+                Decision::Skip => 0,
+            };
+            return Ok(Decided::Done(Outcome::Planned {
+                decision,
+                version: table.version(),
+                files_to_remove: removes.len() as u64,
+                rows,
+            }));
+        }
+        if decision == Decision::Skip {
+            tracing::info!(run_id = %self.input.run.run_id, "the table already holds this run: skipped");
+            let events = if job.notify.is_empty() {
+                Vec::new()
+            } else {
+                CommitEvent::from_ledger(
+                    table.url(),
+                    &ledger,
+                    &self.input.run.run_id,
+                    job.scope.days(),
+                )
+            };
+            return Ok(Decided::Done(Outcome::Skipped {
+                version: table.version(),
+                events,
+            }));
+        }
+        self.removes = removes;
+        Ok(Decided::Commit)
+    }
+
+    async fn commit(
+        &mut self,
+        table: &Table,
+        attempt: &CommitAttempt,
+    ) -> Result<CommitOutcome<Outcome>> {
+        if self.written.is_none() {
+            let started = std::time::Instant::now();
+            let rows = self.take_rows();
+            let files = self.job.write_rows(rows, Some(table)).await?;
+            tracing::debug!(elapsed = ?started.elapsed(), files = files.adds.len(), "rows deduplicated, ordered and written");
+            failpoint::hit("after-upload");
+            self.written = Some(files);
+        }
+        let files = self.written.as_ref().expect("written above");
+        let removes = std::mem::take(&mut self.removes);
+        self.attempted_removes = removes.len() as u64;
+        let change = Replacement {
+            schema: &self.input.schema,
+            column: &self.job.rules.partition_column,
+            run: &self.input.run,
+            removes,
+            adds: &files.adds,
+            rows_per_day: &files.rows_per_day,
+        };
+        Ok(match table.commit(attempt, change).await? {
+            CommitOutcome::Committed(()) => {
+                CommitOutcome::Committed(self.committed(table, attempt))
+            }
+            CommitOutcome::LostRace => CommitOutcome::LostRace,
+            CommitOutcome::Unknown(error) => CommitOutcome::Unknown(error),
+        })
+    }
+
+    fn landed(&self, table: &Table, attempt: &CommitAttempt) -> Result<Option<Outcome>> {
+        // Data file names carry a random UUID: finding ours means our commit landed.
+        let ours = table.references(self.uncommitted())?;
+        Ok(ours.then(|| self.committed(table, attempt)))
+    }
+
+    fn uncommitted(&self) -> &[Add] {
+        self.written.as_ref().map_or(&[], |files| &files.adds)
+    }
+}
