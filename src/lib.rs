@@ -33,7 +33,7 @@
 //! | `storage.rs` | table URLs, object stores, input globs |
 //! | `features.rs` | what the table's protocol asks of writers: honour or refuse |
 //! | `constraints.rs` | the table's constraints compiled and checked per row |
-//! | `source.rs` | find, decode and fingerprint the input files |
+//! | `source/` | find, decode and fingerprint the input files: `mod.rs` finds and hashes, `text.rs` drives the text formats, `csv.rs`, `json.rs` and `parquet.rs` decode one format each |
 //! | `spill.rs` | hold rows in memory or in key-hash buckets on disk |
 //! | `transform.rs` | shape rows like the table, check them, deduplicate and order |
 //! | `ledger.rs` | who wrote each day; skip, replace or refuse |

@@ -1,9 +1,9 @@
 //! Source: find the input files, read them, decode them into Arrow batch by batch, and hash
 //! their bytes.
 //!
-//! Each file is decoded on its own so that an error can name the file and the row. When the
-//! table already exists its column types are used to parse CSV, so a value such as `007` in a
-//! string column is never turned into the number 7 by type inference.
+//! Each file is decoded on its own so that an error can name the file and the row. Each input
+//! format is a file of its own (`csv`, `json`, `parquet`); `decode` picks one by the file's
+//! format. A new format is one more file and one more arm there.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -11,15 +11,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::error::{Error, Result};
 use crate::storage::{InputObject, StorageOptions, expand_input};
+
+mod csv;
+mod json;
+mod parquet;
+mod text;
 
 /// The format of input files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +137,9 @@ pub(crate) async fn decode<S: BatchSink>(
     sink: S,
 ) -> Result<(S, [u8; 32])> {
     match file.format {
-        InputFormat::Parquet => decode_parquet(&file.object, sink).await,
-        InputFormat::Csv | InputFormat::Json => {
-            decode_text(&file.object, file.format, column_types.cloned(), sink).await
-        }
+        InputFormat::Csv => text::decode(&file.object, csv::batches, column_types, sink).await,
+        InputFormat::Json => text::decode(&file.object, json::batches, column_types, sink).await,
+        InputFormat::Parquet => self::parquet::decode(&file.object, sink).await,
     }
 }
 
@@ -169,111 +172,6 @@ async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
 }
 
 const READ_BUFFER: usize = 1 << 20;
-
-/// Decodes a CSV or JSON-lines file in two streamed passes: one to infer the columns (for CSV
-/// with a known table, just the header), one to decode while hashing the bytes.
-async fn decode_text<S: BatchSink>(
-    object: &InputObject,
-    format: InputFormat,
-    column_types: Option<Schema>,
-    mut sink: S,
-) -> Result<(S, [u8; 32])> {
-    let name = object.display.clone();
-    let infer_from = open_reader(object).await?;
-    let decode_from = open_reader(object).await?;
-    tokio::task::spawn_blocking(move || {
-        let bad = |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
-        let mut hashed = HashingReader::new(decode_from);
-        let (schema, batches): (SchemaRef, Box<dyn Iterator<Item = _>>) = match format {
-            InputFormat::Csv => {
-                let csv_format = arrow::csv::reader::Format::default().with_header(true);
-                // With a table, every column's type is known: the header is all we need.
-                let max_records = column_types.as_ref().map(|_| 1);
-                let (inferred, _) = csv_format
-                    .infer_schema(infer_from, max_records)
-                    .map_err(bad)?;
-                let schema = with_known_types(inferred, column_types.as_ref());
-                let reader = arrow::csv::ReaderBuilder::new(schema.clone())
-                    .with_format(csv_format)
-                    .with_batch_size(BATCH_ROWS)
-                    .build(&mut hashed)
-                    .map_err(bad)?;
-                (schema, Box::new(reader))
-            }
-            InputFormat::Json | InputFormat::Parquet => {
-                // JSON values carry their own types; the table's types are applied later by a
-                // cast that refuses to lose information (the JSON decoder would cut 2.5 to 2).
-                let (inferred, _) =
-                    arrow::json::reader::infer_json_schema(infer_from, None).map_err(bad)?;
-                let schema = Arc::new(inferred);
-                let reader = arrow::json::ReaderBuilder::new(schema.clone())
-                    .with_batch_size(BATCH_ROWS)
-                    .build(&mut hashed)
-                    .map_err(bad)?;
-                (schema, Box::new(reader))
-            }
-        };
-        if schema.fields().is_empty() {
-            drop(batches);
-            let hash = hashed
-                .finish()
-                .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
-            let message = if hash == EMPTY_SHA256 {
-                "the file is empty; remove it from the input or give it at least a header row"
-            } else {
-                "the file holds no columns"
-            };
-            return Err(Error::bad_input(&name, None, message));
-        }
-        feed(&name, &schema, batches, &mut sink, bad)?;
-        let hash = hashed
-            .finish()
-            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
-        Ok((sink, hash))
-    })
-    .await
-    .map_err(|e| Error::internal("decoding input", e))?
-}
-
-/// Decodes a Parquet file. Parquet needs random access: a local file is read where it is
-/// (hashed in one pass first); anything else is copied to a temporary file by one streamed GET
-/// that hashes the bytes on the way. Memory stays flat however large the file is.
-async fn decode_parquet<S: BatchSink>(object: &InputObject, mut sink: S) -> Result<(S, [u8; 32])> {
-    let name = object.display.clone();
-    let local_file = object.local_file.clone();
-    let mut hashed = HashingReader::new(open_reader(object).await?);
-    tokio::task::spawn_blocking(move || {
-        let read_error =
-            |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
-        let file = match local_file {
-            Some(path) => std::fs::File::open(path).map_err(read_error)?,
-            None => {
-                let mut file = tempfile::tempfile().map_err(read_error)?;
-                std::io::copy(&mut hashed, &mut file).map_err(read_error)?;
-                file
-            }
-        };
-        let hash = hashed.finish().map_err(read_error)?;
-        let parquet_error = |e: parquet::errors::ParquetError| {
-            Error::bad_input(&name, None, format!("not a readable Parquet file: {e}"))
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
-        let schema = builder.schema().clone();
-        if schema.fields().is_empty() {
-            return Err(Error::bad_input(&name, None, "the file holds no columns"));
-        }
-        let reader = builder
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(parquet_error)?;
-        feed(&name, &schema, reader, &mut sink, |e| {
-            Error::bad_input(&name, None, e.to_string())
-        })?;
-        Ok((sink, hash))
-    })
-    .await
-    .map_err(|e| Error::internal("decoding input", e))?
-}
 
 /// Hands every decoded batch to the sink with the data row it starts at. The sink (shaping,
 /// checks, spilling) runs on a thread of its own, so that a single large file is decoded on
@@ -375,26 +273,6 @@ impl<R: BufRead> BufRead for HashingReader<R> {
     }
 }
 
-/// The inferred schema with each column the table already has parsed as the table's type.
-fn with_known_types(inferred: Schema, known: Option<&Schema>) -> SchemaRef {
-    let Some(known) = known else {
-        return Arc::new(inferred);
-    };
-    let fields: Vec<Field> = inferred
-        .fields()
-        .iter()
-        .map(|field| match known.field_with_name(field.name()) {
-            Ok(table_field) => field
-                .as_ref()
-                .clone()
-                .with_data_type(table_field.data_type().clone()),
-            Err(_) => field.as_ref().clone(),
-        })
-        .map(|field| field.with_nullable(true))
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
 /// The type a decoded column gets in the table: Delta has no unsigned integers, no
 /// timezone-less timestamps (without an extra table feature) and no large or view strings.
 pub(crate) fn delta_type(data_type: &DataType) -> DataType {
@@ -475,6 +353,7 @@ pub(crate) fn fingerprint(file_hashes: &[[u8; 32]], shaping: &[(&str, String)]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::Field;
 
     #[test]
     fn format_follows_the_extension() {
@@ -519,7 +398,7 @@ mod tests {
             }
         }
         let (Keep(batches), hash) =
-            decode_text(&object, InputFormat::Csv, Some(known), Keep(Vec::new()))
+            text::decode(&object, csv::batches, Some(&known), Keep(Vec::new()))
                 .await
                 .unwrap();
         let code = batches[0]
@@ -544,7 +423,7 @@ mod tests {
             .unwrap();
             let mut bytes = Vec::new();
             let mut writer =
-                parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+                ::parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
             writer.write(&batch).unwrap();
             writer.close().unwrap();
             bytes
