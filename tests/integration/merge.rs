@@ -1,6 +1,6 @@
 //! `--mode merge`: upserts by key with the same ledger and rerun policies as the partition mode.
 
-use crate::support::{Backend, Lake, repo_path};
+use crate::support::{Lake, repo_path};
 
 const MERGE: [&str; 6] = [
     "--key",
@@ -142,25 +142,13 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
     assert_eq!(lake.rows().await, reversed.rows().await);
 }
 
-#[tokio::test]
-async fn local_merge_updates_and_inserts_by_key_within_the_inputs_days() {
-    merge_updates_and_inserts_by_key_within_the_inputs_days(Lake::local()).await;
-}
-
-#[tokio::test]
-async fn s3_merge_updates_and_inserts_by_key_within_the_inputs_days() {
-    merge_updates_and_inserts_by_key_within_the_inputs_days(Lake::new(Backend::S3)).await;
-}
-
-#[tokio::test]
-async fn local_merges_are_idempotent_and_order_free() {
-    merges_are_idempotent_and_order_free(Lake::local()).await;
-}
-
-#[tokio::test]
-async fn s3_merges_are_idempotent_and_order_free() {
-    merges_are_idempotent_and_order_free(Lake::new(Backend::S3)).await;
-}
+crate::support::on_backends!(
+    [local: Local, s3: S3],
+    [
+        merge_updates_and_inserts_by_key_within_the_inputs_days,
+        merges_are_idempotent_and_order_free,
+    ]
+);
 
 #[test]
 fn a_merge_needs_a_key_and_refuses_the_fail_policy() {

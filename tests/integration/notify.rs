@@ -10,7 +10,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 
 use crate::scenarios::csv;
-use crate::support::{Backend, Lake, Run, serve_http};
+use crate::support::{Lake, Run, serve_http};
 
 /// A webhook receiver on a loopback port that records every request and can refuse some.
 struct Receiver {
@@ -128,17 +128,10 @@ fn write(lake: &Lake, input: &str, receiver: &Receiver, env: &[(&str, &str)]) ->
     write_in("replace", lake, input, receiver, env)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_commit_is_announced_once_and_a_rerun_sends_nothing() {
-    announced_once_and_not_again(Lake::local()).await;
-}
+// On S3 the delivery markers live in the bucket, next to the table.
+crate::support::on_backends!([local: Local, s3: S3], [announced_once_and_not_again]);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_commit_to_s3_is_announced_once_and_a_rerun_sends_nothing() {
-    // The delivery markers live in the bucket, next to the table.
-    announced_once_and_not_again(Lake::new(Backend::S3)).await;
-}
-
+/// Each commit is announced once, and a rerun sends nothing.
 async fn announced_once_and_not_again(lake: Lake) {
     let receiver = Receiver::start().await;
     let input = lake.input("day.csv", &day_rows(1));

@@ -893,49 +893,27 @@ pub async fn dry_run_reports_and_changes_nothing(lake: Lake) {
     assert_eq!(skip["planned_action"], "skip");
 }
 
-/// Runs every scenario against one backend.
-macro_rules! scenario_suite {
-    ($backend:ident, $lake:expr) => {
-        mod $backend {
-            scenario_suite!(@tests $lake, [
-                first_write_creates_the_table_in_one_commit,
-                identical_rerun_makes_no_commit,
-                corrected_day_is_replaced_in_one_commit,
-                a_backfill_of_earlier_days_leaves_later_days_alone,
-                shuffled_and_split_input_gives_identical_content,
-                rerun_policies_behave_as_documented,
-                out_of_scope_rows_are_rejected_with_nothing_written,
-                dedup_ties_are_broken_by_the_whole_row,
-                a_day_without_rows_ends_up_empty_and_recorded,
-                runs_lists_the_last_run_of_each_partition,
-                rerun_detection_survives_checkpoints_and_log_cleanup,
-                partition_date_is_derived_from_a_timestamp,
-                parquet_and_json_inputs_match_csv,
-                concurrent_writers_on_different_days_all_commit,
-                concurrent_identical_runs_commit_once,
-                concurrent_different_inputs_for_one_day_leave_exactly_one,
-                dry_run_reports_and_changes_nothing,
-                concurrent_first_writes_with_other_column_types_never_mix_them,
-                input_beyond_the_memory_limit_spills_and_writes_the_same_rows,
-            ]);
-        }
-    };
-    (@tests $lake:expr, [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $scenario() {
-                super::$scenario($lake).await;
-            }
-        )*
-    };
-}
-
-scenario_suite!(
-    local,
-    crate::support::Lake::new(crate::support::Backend::Local)
-);
-scenario_suite!(s3, crate::support::Lake::new(crate::support::Backend::S3));
-scenario_suite!(
-    s3_inputs,
-    crate::support::Lake::new(crate::support::Backend::S3Inputs)
+crate::support::on_backends!(
+    [local: Local, s3: S3, s3_inputs: S3Inputs],
+    [
+        first_write_creates_the_table_in_one_commit,
+        identical_rerun_makes_no_commit,
+        corrected_day_is_replaced_in_one_commit,
+        a_backfill_of_earlier_days_leaves_later_days_alone,
+        shuffled_and_split_input_gives_identical_content,
+        rerun_policies_behave_as_documented,
+        out_of_scope_rows_are_rejected_with_nothing_written,
+        dedup_ties_are_broken_by_the_whole_row,
+        a_day_without_rows_ends_up_empty_and_recorded,
+        runs_lists_the_last_run_of_each_partition,
+        rerun_detection_survives_checkpoints_and_log_cleanup,
+        partition_date_is_derived_from_a_timestamp,
+        parquet_and_json_inputs_match_csv,
+        concurrent_writers_on_different_days_all_commit,
+        concurrent_identical_runs_commit_once,
+        concurrent_different_inputs_for_one_day_leave_exactly_one,
+        dry_run_reports_and_changes_nothing,
+        concurrent_first_writes_with_other_column_types_never_mix_them,
+        input_beyond_the_memory_limit_spills_and_writes_the_same_rows,
+    ]
 );
