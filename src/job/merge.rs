@@ -142,29 +142,23 @@ impl Strategy for Merge<'_> {
             run: &input.run,
             rows_total: total,
         };
-        Ok(match table.merge(attempt, upsert).await? {
-            CommitOutcome::Committed(Merged {
-                files_added,
-                files_removed,
-            }) => {
-                let event = CommitEvent::of_commit(
-                    table.url(),
-                    &input.run,
-                    attempt.version,
-                    &attempt.committed_at,
-                    rows_per_day.iter().map(|(day, rows)| (*day, *rows)),
-                );
-                CommitOutcome::Committed(Outcome::Committed {
-                    version: attempt.version,
-                    files_added,
-                    files_removed,
-                    rows: total,
-                    events: vec![event],
-                })
+        let outcome = table.merge(attempt, upsert).await?;
+        Ok(outcome.map(|merged: Merged| {
+            let event = CommitEvent::of_commit(
+                table.url(),
+                &input.run,
+                attempt.version,
+                &attempt.committed_at,
+                rows_per_day.iter().map(|(day, rows)| (*day, *rows)),
+            );
+            Outcome::Committed {
+                version: attempt.version,
+                files_added: merged.files_added,
+                files_removed: merged.files_removed,
+                rows: total,
+                events: vec![event],
             }
-            CommitOutcome::LostRace => CommitOutcome::LostRace,
-            CommitOutcome::Unknown(error) => CommitOutcome::Unknown(error),
-        })
+        }))
     }
 
     /// A merge that landed unseen is found by the next decision instead: its `txn` action

@@ -143,13 +143,8 @@ impl Strategy for Replace<'_> {
             adds: &files.adds,
             rows_per_day: &files.rows_per_day,
         };
-        Ok(match table.commit(attempt, change).await? {
-            CommitOutcome::Committed(()) => {
-                CommitOutcome::Committed(self.committed(table, attempt))
-            }
-            CommitOutcome::LostRace => CommitOutcome::LostRace,
-            CommitOutcome::Unknown(error) => CommitOutcome::Unknown(error),
-        })
+        let outcome = table.commit(attempt, change).await?;
+        Ok(outcome.map(|()| self.committed(table, attempt)))
     }
 
     fn landed(&self, table: &Table, attempt: &CommitAttempt) -> Result<Option<Outcome>> {

@@ -30,6 +30,15 @@ pub(crate) enum CommitOutcome<T = ()> {
 }
 
 impl<T> CommitOutcome<T> {
+    /// The same outcome, with what a landed commit reports turned by `report`.
+    pub(crate) fn map<U>(self, report: impl FnOnce(T) -> U) -> CommitOutcome<U> {
+        match self {
+            CommitOutcome::Committed(landed) => CommitOutcome::Committed(report(landed)),
+            CommitOutcome::LostRace => CommitOutcome::LostRace,
+            CommitOutcome::Unknown(error) => CommitOutcome::Unknown(error),
+        }
+    }
+
     /// Classifies what delta-rs answered to a commit (with its retries off): taking a version
     /// another writer took first, in any of the ways delta-rs reports it, is a lost race;
     /// any other failure leaves the commit's fate unknown.
