@@ -160,7 +160,11 @@ pub enum ErrorKind {
     /// The table needs a Delta feature lakewriter does not write: change the table or use
     /// another writer.
     UnsupportedTable,
-    /// Anything else (storage, I/O, a damaged table).
+    /// The storage did not answer or failed on its side (network, timeouts, throttling,
+    /// server errors): nothing half-done is left (the table holds the run's whole commit or
+    /// none of it), so the same run can simply be tried again later.
+    Storage,
+    /// Anything else (a damaged table, refused credentials, local I/O).
     Other,
 }
 
@@ -178,6 +182,7 @@ impl Error {
             Error::CommitConflict { .. }
             | Error::TableCreatedMeanwhile { .. }
             | Error::TableChangedMeanwhile { .. } => ErrorKind::Conflict,
+            Error::Internal { source, .. } if is_transient(source.as_ref()) => ErrorKind::Storage,
             Error::BadTable { .. } | Error::Internal { .. } => ErrorKind::Other,
         }
     }
@@ -203,5 +208,80 @@ impl Error {
     }
 }
 
+/// Whether `error` (or an error it was caused by) is a storage failure that may pass: an
+/// object store's catch-all error (network, timeouts, HTTP 5xx and throttling once its own
+/// retries are spent; not-found, permission, precondition and configuration errors have kinds
+/// of their own) or a dropped connection.
+fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(store) = error.downcast_ref::<object_store::Error>() {
+            return matches!(store, object_store::Error::Generic { .. });
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                Io::TimedOut
+                    | Io::ConnectionReset
+                    | Io::ConnectionRefused
+                    | Io::ConnectionAborted
+                    | Io::NotConnected
+                    | Io::BrokenPipe
+                    | Io::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_error(error: object_store::Error) -> Error {
+        // As delta-rs hands storage failures on: wrapped in its own error type.
+        Error::internal(
+            "writing data files",
+            deltalake::DeltaTableError::from(error),
+        )
+    }
+
+    #[test]
+    fn storage_failures_that_may_pass_are_told_from_fatal_ones() {
+        let network = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let transient = [
+            store_error(object_store::Error::Generic {
+                store: "S3",
+                source: "HTTP 503 Slow Down after 10 retries".into(),
+            }),
+            Error::internal("reading input", network),
+        ];
+        for error in transient {
+            assert_eq!(error.kind(), ErrorKind::Storage, "{error}");
+        }
+        let fatal = [
+            store_error(object_store::Error::PermissionDenied {
+                path: "t/_delta_log".into(),
+                source: "403".into(),
+            }),
+            store_error(object_store::Error::NotFound {
+                path: "t/x.parquet".into(),
+                source: "404".into(),
+            }),
+            Error::internal(
+                "reading input",
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+            ),
+        ];
+        for error in fatal {
+            assert_eq!(error.kind(), ErrorKind::Other, "{error}");
+        }
+    }
+}

@@ -9,12 +9,13 @@ use lakewriter::{InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode};
     name = "lakewriter",
     version,
     about = "Idempotent, date-partitioned writes into Delta Lake tables",
-    after_help = "Exit codes: 0 committed, skipped or planned; 1 other error (storage, damaged \
-                  table); 2 bad input or usage (a row breaking a table constraint too), or a \
+    after_help = "Exit codes: 0 committed, skipped or planned; 1 other error (a damaged table, \
+                  refused credentials); 2 bad input or usage (a row breaking a table constraint too), or a \
                   table feature lakewriter does not write; 3 rerun refused by --on-rerun fail; \
                   4 commit conflict that retries could not resolve; 5 some days of a backfill failed \
                   (the others ran; rerun the backfill); 6 the commit stands but its notification \
-                  is pending (the next run sends it)."
+                  is pending (the next run sends it); 7 the storage failed or did not answer \
+                  (network, throttling): nothing is half-done, rerun later."
 )]
 pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.

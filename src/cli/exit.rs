@@ -21,6 +21,8 @@ pub(crate) enum Exit {
     DaysFailed = 5,
     /// The commit stands; its notification is pending.
     NotificationPending = 6,
+    /// The storage failed in a way that may pass: rerun later.
+    Storage = 7,
 }
 
 impl Exit {
@@ -33,6 +35,7 @@ impl Exit {
             ErrorKind::BadInput | ErrorKind::UnsupportedTable => Exit::BadInput,
             ErrorKind::RerunRefused => Exit::RerunRefused,
             ErrorKind::Conflict => Exit::Conflict,
+            ErrorKind::Storage => Exit::Storage,
             ErrorKind::Other => Exit::Other,
         }
     }

@@ -126,3 +126,39 @@ async fn text_output_and_history_name_the_run() {
     assert_eq!(commits[0]["user_metadata"], "nightly-1");
     assert_eq!(commits[0]["operation"], "WRITE");
 }
+
+/// A storage that does not answer (here: nothing listens on the endpoint) ends the run with
+/// exit 7, "rerun later", not with the exit 1 of a damaged table; the message names the table.
+#[test]
+fn unreachable_storage_exits_7() {
+    let lake = Lake::local();
+    let input = lake.input("day.csv", "id,date\n1,2024-01-01\n");
+    // Port 9 (discard) has no listener here: every request is refused at once.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lakewriter"))
+        .args([
+            "write",
+            "--table",
+            "s3://lakewriter-unreachable/sales",
+            "--input",
+            &input,
+            "--date",
+            "2024-01-01",
+            "--storage-option",
+            "aws_endpoint=http://127.0.0.1:9",
+            "--storage-option",
+            "allow_http=true",
+        ])
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("s3://lakewriter-unreachable/sales"),
+        "{stderr}"
+    );
+}
