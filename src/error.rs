@@ -208,7 +208,7 @@ impl Error {
     }
 }
 
-/// Whether `error` (or an error it was caused by) is a storage failure that may pass: an
+/// Whether `error` (or an error it was caused by) is a storage failure that may pass: a remote
 /// object store's catch-all error (network, timeouts, HTTP 5xx and throttling once its own
 /// retries are spent; not-found, permission, precondition and configuration errors have kinds
 /// of their own) or a dropped connection.
@@ -216,8 +216,15 @@ fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as Io;
     let mut cause = Some(error);
     while let Some(error) = cause {
-        if let Some(store) = error.downcast_ref::<object_store::Error>() {
-            return matches!(store, object_store::Error::Generic { .. });
+        match error.downcast_ref::<object_store::Error>() {
+            // A local folder's catch-all covers full disks and denied permissions too: its
+            // I/O error, further down, decides.
+            Some(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                ..
+            }) => {}
+            Some(store) => return matches!(store, object_store::Error::Generic { .. }),
+            None => {}
         }
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             if matches!(
@@ -279,6 +286,13 @@ mod tests {
                 "reading input",
                 std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
             ),
+            store_error(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "read-only folder",
+                )),
+            }),
         ];
         for error in fatal {
             assert_eq!(error.kind(), ErrorKind::Other, "{error}");
