@@ -58,6 +58,7 @@ pub(super) async fn drive(
             Ok(()) => strategy.decide(table).await,
             Err(error) => Err(error),
         };
+        // Whatever ends the run here, the files written for it go.
         let decided = match decided {
             Ok(decided) => decided,
             Err(error) => {
