@@ -15,7 +15,7 @@ mod snapshot;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 
@@ -173,11 +173,23 @@ impl Table {
         }
         // The table's own types, as the Delta kernel maps them to Arrow: TIMESTAMP is UTC,
         // TIMESTAMP_NTZ has no time zone (its files must say so: isAdjustedToUTC = false).
-        let schema = self.snapshot()?.snapshot().arrow_schema();
+        let snapshot = self.snapshot()?;
+        let schema = snapshot.snapshot().arrow_schema();
+        let partitions = snapshot.metadata().partition_columns();
         let fields: Vec<Field> = schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .map(|f| {
+                // Spark tables are often partitioned by a STRING day. Partition values are
+                // text in the log either way and never stored in data files, so lakewriter
+                // handles such a column as the DATE it holds ('YYYY-MM-DD').
+                let day_as_text = partitions.contains(f.name()) && *f.data_type() == DataType::Utf8;
+                let data_type = match day_as_text {
+                    true => DataType::Date32,
+                    false => f.data_type().clone(),
+                };
+                Field::new(f.name(), data_type, true)
+            })
             .collect();
         Ok(Some(Arc::new(Schema::new(fields))))
     }

@@ -346,6 +346,44 @@ async fn rows_breaking_constraints_are_refused_with_nothing_written() {
     assert_eq!(table_state(&lake).await, before);
 }
 
+/// Spark tables are often partitioned by a STRING day: lakewriter replaces and merges such
+/// days as the dates they hold, and Spark and DuckDB read the model's rows (days as text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_day_partitions_take_replacements_and_merges() {
+    let lake = Lake::local();
+    spark_creates_with(
+        &lake,
+        "id BIGINT, qty INT, date STRING",
+        "'delta.enableDeletionVectors' = 'true'",
+        &[
+            "INSERT INTO {t} VALUES (1, 1, '2025-10-01'), (2, 2, '2025-10-01'), \
+             (11, 3, '2025-10-02')",
+            "DELETE FROM {t} WHERE id = 2",
+        ],
+    );
+    let input = lake.input("day1.csv", &csv(&[(100, 7), (101, 8)], DAY1, "qty"));
+    lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
+        .expect("committed");
+    merge_into_day2(&lake, "qty").expect("committed");
+    let model = Rows::from_values([
+        row(100, 7, DAY1, "qty"),
+        row(101, 8, DAY1, "qty"),
+        row(11, 42, DAY2, "qty"),
+        row(300, 5, DAY2, "qty"),
+    ]);
+    assert_reads(&lake, &model, true, "lakewriter on STRING days").await;
+    let written = lake.commit(*lake.versions().await.last().unwrap()).await;
+    let days: Vec<Value> = written
+        .actions
+        .iter()
+        .filter_map(|a| a.pointer("/add/partitionValues/date").cloned())
+        .collect();
+    assert!(
+        !days.is_empty() && days.iter().all(|d| d == DAY2),
+        "{days:?}"
+    );
+}
+
 /// Spark's CHAR(n) and VARCHAR(n) columns: a longer value is refused as Spark refuses it,
 /// naming the column, the file and the row; values that fit are written and Spark reads them
 /// (CHAR padded to its length, as Spark pads on read).
