@@ -363,10 +363,9 @@ impl TableFeatures {
 
     /// The top-level columns the schema declares NOT NULL.
     pub(crate) fn not_null_columns(&self) -> Vec<String> {
-        self.fields
-            .iter()
-            .filter(|f| f.get("nullable").and_then(Value::as_bool) == Some(false))
-            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+        self.columns_where(|f| f.get("nullable").and_then(Value::as_bool) == Some(false))
+            .into_iter()
+            .map(str::to_string)
             .collect()
     }
 
@@ -389,13 +388,19 @@ impl TableFeatures {
         }
     }
 
-    /// The columns with a given metadata key, e.g. generated or identity columns.
-    fn columns_with(&self, metadata_key: &str) -> Vec<String> {
+    /// The names of the top-level columns whose schema field (as the log spells it) passes
+    /// `keep`.
+    fn columns_where(&self, keep: impl Fn(&Value) -> bool) -> Vec<&str> {
         self.fields
             .iter()
-            .filter(|f| f.pointer(&format!("/metadata/{metadata_key}")).is_some())
-            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+            .filter(|field| keep(field))
+            .filter_map(|field| field.get("name").and_then(Value::as_str))
             .collect()
+    }
+
+    /// The top-level columns whose type (a nested struct, array or map) holds `text`.
+    fn columns_whose_type_holds(&self, text: &str) -> Vec<&str> {
+        self.columns_where(|f| f.get("type").is_some_and(|t| t.to_string().contains(text)))
     }
 
     /// Why lakewriter must not do `access` on this table, as (feature, message), or `None`
@@ -436,18 +441,7 @@ impl TableFeatures {
             // Nested fields have physical names of their own; lakewriter maps top-level
             // columns only, so it refuses rather than write nested fields under names Spark
             // would not read. A column without a physical name is a damaged schema.
-            fn named(field: &Value) -> Option<&str> {
-                field.get("name").and_then(Value::as_str)
-            }
-            let nested: Vec<&str> = self
-                .fields
-                .iter()
-                .filter(|f| {
-                    f.get("type")
-                        .is_some_and(|t| t.to_string().contains("\"fields\""))
-                })
-                .filter_map(named)
-                .collect();
+            let nested = self.columns_whose_type_holds("\"fields\"");
             if !nested.is_empty() {
                 return Some((
                     "columnMapping".into(),
@@ -457,12 +451,10 @@ impl TableFeatures {
                     ),
                 ));
             }
-            let unnamed: Vec<&str> = self
-                .fields
-                .iter()
-                .filter_map(named)
-                .filter(|name| self.physical_name(name).is_none())
-                .collect();
+            let unnamed = self.columns_where(|f| {
+                let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                self.physical_name(name).is_none()
+            });
             if !unnamed.is_empty() {
                 return Some((
                     "columnMapping".into(),
@@ -476,15 +468,7 @@ impl TableFeatures {
         }
         // Invariants on nested fields (legacy) are not read by `constraints`: refuse rather
         // than write rows unchecked.
-        let nested_invariants: Vec<&str> = self
-            .fields
-            .iter()
-            .filter(|f| {
-                f.get("type")
-                    .is_some_and(|t| t.to_string().contains("delta.invariants"))
-            })
-            .filter_map(|f| f.get("name").and_then(Value::as_str))
-            .collect();
+        let nested_invariants = self.columns_whose_type_holds("delta.invariants");
         if self.features.contains("invariants") && !nested_invariants.is_empty() {
             return Some((
                 "invariants".into(),
@@ -494,7 +478,8 @@ impl TableFeatures {
                 ),
             ));
         }
-        let generated = self.columns_with("delta.generationExpression");
+        let generated =
+            self.columns_where(|f| f.pointer("/metadata/delta.generationExpression").is_some());
         if self.features.contains("generatedColumns") && !generated.is_empty() {
             return Some((
                 "generatedColumns".into(),
