@@ -119,10 +119,8 @@ impl Backfill {
 
 /// Runs one day's job in its own task, so that days decode and encode on all cores.
 async fn run_day(date: NaiveDate, job: WriteJob) -> DayOutcome {
-    let outcome = match tokio::spawn(async move { job.run().await }).await {
-        Ok(outcome) => outcome,
-        Err(e) => Err(Error::internal(format!("the run of {date}"), e)),
-    };
+    let joined = tokio::spawn(async move { job.run().await }).await;
+    let outcome = Error::rejoin(joined, format!("the run of {date}")).and_then(|outcome| outcome);
     DayOutcome { date, outcome }
 }
 

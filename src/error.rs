@@ -197,6 +197,20 @@ impl Error {
         }
     }
 
+    /// The result of a task that was joined. A panic in the task is raised again here: a
+    /// panic is a bug, never an answer to input, and must not pass as an error a caller
+    /// handles (a test, the fuzzer, a backfill counting failed days). A cancelled task is an
+    /// internal error.
+    pub(crate) fn rejoin<T>(
+        joined: std::result::Result<T, tokio::task::JoinError>,
+        context: impl Into<String>,
+    ) -> Result<T> {
+        joined.map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(cancelled) => Error::internal(context, cancelled),
+        })
+    }
+
     pub(crate) fn bad_input(file: &str, row: Option<usize>, message: impl Into<String>) -> Self {
         Error::BadInput {
             at: InputLocation {

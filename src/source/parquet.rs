@@ -1,6 +1,6 @@
 //! Apache Parquet.
 
-use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use ::parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use super::{BATCH_ROWS, BatchSink, HashingReader, feed, open_reader};
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ pub(super) async fn decode<S: BatchSink>(
     let name = object.display.clone();
     let local_file = object.local_file.clone();
     let mut hashed = HashingReader::new(open_reader(object).await?);
-    tokio::task::spawn_blocking(move || {
+    let decoding = tokio::task::spawn_blocking(move || {
         let read_error =
             |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
         let file = match local_file {
@@ -31,7 +31,15 @@ pub(super) async fn decode<S: BatchSink>(
         let parquet_error = |e: ::parquet::errors::ParquetError| {
             Error::bad_input(&name, None, format!("not a readable Parquet file: {e}"))
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
+        // The Arrow schema a writer may embed (`ARROW:schema`) is only a hint: the types it
+        // restores (large strings, time zones, Date64) become the same Delta types as the plain
+        // Parquet ones (`delta_type`), and without it a dictionary column reads as its values.
+        // It is not read: arrow-ipc 59, the version deltalake pins, panics on a damaged one
+        // instead of returning an error (apache/arrow-rs#10437, fixed after 59 by #10647); the
+        // mutation test found such a file.
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+            .map_err(parquet_error)?;
         let schema = builder.schema().clone();
         if schema.fields().is_empty() {
             return Err(Error::bad_input(&name, None, "the file holds no columns"));
@@ -44,7 +52,6 @@ pub(super) async fn decode<S: BatchSink>(
             Error::bad_input(&name, None, e.to_string())
         })?;
         Ok((sink, hash))
-    })
-    .await
-    .map_err(|e| Error::internal("decoding input", e))?
+    });
+    Error::rejoin(decoding.await, "decoding input")?
 }

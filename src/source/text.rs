@@ -40,7 +40,7 @@ pub(super) async fn decode<S: BatchSink>(
     let column_types = column_types.cloned();
     let infer_from = open_reader(object).await?;
     let decode_from = open_reader(object).await?;
-    tokio::task::spawn_blocking(move || {
+    let decoding = tokio::task::spawn_blocking(move || {
         let bad = |e: ArrowError| Error::bad_input(&name, None, e.to_string());
         let mut hashed = HashingReader::new(decode_from);
         let (schema, batches) =
@@ -62,7 +62,6 @@ pub(super) async fn decode<S: BatchSink>(
             .finish()
             .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
         Ok((sink, hash))
-    })
-    .await
-    .map_err(|e| Error::internal("decoding input", e))?
+    });
+    Error::rejoin(decoding.await, "decoding input")?
 }

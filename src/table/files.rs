@@ -196,9 +196,9 @@ impl Table {
                 })
             })
             .buffered(parallelism)
-            .map(|joined| match joined {
-                Ok(result) => result.map_err(|e| Error::internal("writing data files", e)),
-                Err(e) => Err(Error::internal("writing data files", e)),
+            .map(|joined| {
+                Error::rejoin(joined, "writing data files")?
+                    .map_err(|e| Error::internal("writing data files", e))
             })
             .try_collect()
             .await?;
