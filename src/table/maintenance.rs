@@ -3,6 +3,8 @@
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::{DeltaTableError, checkpoints};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
 
 use super::{CHECKPOINT_INTERVAL, Table};
 use crate::error::{Error, Result};
@@ -80,7 +82,11 @@ impl Table {
         let mut table = self.delta.clone();
         let result = async {
             table.load_version(version).await?;
+            let hint = crash_between_checkpoint_writes(self.object_store()).await;
             checkpoints::create_checkpoint(&table, None).await?;
+            if let Some(previous) = hint {
+                previous.restore().await;
+            }
             failpoint::hit("during-checkpoint");
             let cleanup = table
                 .snapshot()?
@@ -97,5 +103,44 @@ impl Table {
             Ok(()) => tracing::info!(version, "checkpoint written"),
             Err(e) => tracing::warn!(version, error = %e, "checkpoint failed; the commit stands"),
         }
+    }
+}
+
+/// For the crash suite: a checkpoint is two writes, the checkpoint file and then the
+/// `_last_checkpoint` hint. With the fail point `between-checkpoint-writes` armed, the hint as
+/// it was before is kept, to be put back after the checkpoint and before the abort: the state
+/// a crash between the two writes leaves.
+async fn crash_between_checkpoint_writes(
+    store: deltalake::logstore::ObjectStoreRef,
+) -> Option<PreviousHint> {
+    if !failpoint::armed("between-checkpoint-writes") {
+        return None;
+    }
+    let path = Path::from("_delta_log/_last_checkpoint");
+    let bytes = match store.get(&path).await {
+        Ok(found) => found.bytes().await.ok().map(PutPayload::from),
+        Err(_) => None,
+    };
+    Some(PreviousHint { store, path, bytes })
+}
+
+/// The `_last_checkpoint` hint before a checkpoint (`None`: there was none).
+struct PreviousHint {
+    store: deltalake::logstore::ObjectStoreRef,
+    path: Path,
+    bytes: Option<PutPayload>,
+}
+
+impl PreviousHint {
+    /// Puts the hint back as it was, then aborts at `between-checkpoint-writes`.
+    async fn restore(self) {
+        let restored = match self.bytes {
+            Some(bytes) => self.store.put(&self.path, bytes).await.map(drop),
+            None => self.store.delete(&self.path).await,
+        };
+        if let Err(e) = restored {
+            tracing::warn!(error = %e, "could not put back the checkpoint hint");
+        }
+        failpoint::hit("between-checkpoint-writes");
     }
 }
