@@ -1,10 +1,8 @@
 //! `lakewriter backfill`: each day its own run, a failing day leaves the others alone, and a
 //! backfill started again (after a failure or a crash) finishes the job without redoing it.
 
-use serde_json::Value;
-
 use crate::scenarios::csv;
-use crate::support::Lake;
+use crate::support::{BackfillReport, Lake, Run};
 
 const DAYS: [&str; 4] = ["2024-02-01", "2024-02-02", "2024-02-03", "2024-02-04"];
 
@@ -21,18 +19,17 @@ fn template(lake: &Lake) -> String {
     format!("{}/raw/{{date}}/*.csv", lake.inputs_prefix())
 }
 
-fn statuses(report: &Value) -> Vec<String> {
-    report["days"]
-        .as_array()
-        .expect("days")
+/// The summary a backfill printed, whatever its exit code.
+fn summary(run: &Run) -> BackfillReport {
+    run.printed()
+        .unwrap_or_else(|| panic!("no summary: {}", run.stderr))
+}
+
+fn statuses(report: &BackfillReport) -> Vec<String> {
+    report
+        .days
         .iter()
-        .map(|day| {
-            format!(
-                "{} {}",
-                day["date"].as_str().unwrap(),
-                day["status"].as_str().unwrap()
-            )
-        })
+        .map(|day| format!("{} {:?}", day.date, day.status).to_lowercase())
         .collect()
 }
 
@@ -59,8 +56,17 @@ async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
 
     let first = lake.backfill(&args);
     assert_eq!(first.code, 5, "some days failed: {}", first.stderr);
+    let first = summary(&first);
     assert_eq!(
-        statuses(&first.json),
+        (first.table.as_str(), first.from.as_str(), first.to.as_str()),
+        (lake.table.as_str(), DAYS[0], DAYS[3])
+    );
+    assert_eq!(
+        (first.committed, first.skipped, first.planned, first.failed),
+        (3, 0, 0, 1)
+    );
+    assert_eq!(
+        statuses(&first),
         [
             "2024-02-01 committed",
             "2024-02-02 committed",
@@ -68,13 +74,13 @@ async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
             "2024-02-04 committed"
         ]
     );
-    let failed = &first.json["days"][2];
-    let error = failed["error"].as_str().unwrap();
+    let failed = &first.days[2];
+    let error = failed.error.as_deref().unwrap();
     assert!(
         error.contains("2024-02-03/orders.csv") && error.contains("many"),
         "the error names the file and the value: {error}"
     );
-    assert_eq!(failed["exit_code"], 2);
+    assert_eq!(failed.exit_code, Some(2));
     let per_date = lake.rows().await.per_date();
     assert_eq!(
         per_date.keys().collect::<Vec<_>>(),
@@ -82,10 +88,9 @@ async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
     );
 
     day_file(&lake, "2024-02-03", 20, "2");
-    let second = lake.backfill(&args);
-    assert_eq!(second.code, 0, "{}", second.stderr);
+    let second: BackfillReport = lake.backfill(&args).parse();
     assert_eq!(
-        statuses(&second.json),
+        statuses(&second),
         [
             "2024-02-01 skipped",
             "2024-02-02 skipped",
@@ -93,13 +98,7 @@ async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
             "2024-02-04 skipped"
         ]
     );
-    assert_eq!(
-        (
-            second.json["committed"].as_u64(),
-            second.json["skipped"].as_u64()
-        ),
-        (Some(1), Some(3))
-    );
+    assert_eq!((second.committed, second.skipped), (1, 3));
     let rows = lake.rows_agreed_by_readers().await;
     assert_eq!(
         rows.per_date().values().copied().collect::<Vec<_>>(),
@@ -107,8 +106,8 @@ async fn a_failed_day_leaves_the_others_and_a_rerun_finishes_it() {
     );
 
     let versions = lake.versions().await;
-    let third = lake.backfill(&args);
-    assert_eq!(third.json["skipped"], 4, "{}", third.json);
+    let third: BackfillReport = lake.backfill(&args).parse();
+    assert_eq!(third.skipped, 4, "{third:?}");
     assert_eq!(
         lake.versions().await,
         versions,
@@ -134,17 +133,16 @@ async fn a_backfill_killed_midway_finishes_on_the_next_start() {
         .env("LAKEWRITER_FAIL_AT", "after-commit")
         .output()
         .unwrap();
-    assert!(!crashed.status.success());
+    Run::of(crashed).assert_aborted_at("after-commit");
     assert_eq!(
         lake.rows().await.per_date().len(),
         1,
         "one day committed before the crash"
     );
 
-    let resumed = lake.backfill(&args);
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let resumed = lake.backfill(&args).parse();
     assert_eq!(
-        statuses(&resumed.json),
+        statuses(&resumed),
         [
             "2024-02-01 skipped",
             "2024-02-02 committed",
@@ -179,11 +177,10 @@ async fn days_in_parallel_each_commit_once_with_the_first_day_creating_the_table
         "--run-id",
         "fill-{date}",
     ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json["committed"], 8);
+    assert_eq!(run.parse::<BackfillReport>().committed, 8);
     assert_eq!(lake.versions().await.len(), 8);
     let runs = lake.runs();
-    let ids: Vec<&str> = runs.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = runs.iter().filter_map(|r| r.run_id.as_deref()).collect();
     let expected: Vec<String> = days.iter().map(|d| format!("fill-{d}")).collect();
     assert_eq!(ids, expected);
 }

@@ -2,7 +2,7 @@
 //! table exactly as it was.
 
 use crate::scenarios::csv;
-use crate::support::Lake;
+use crate::support::{Lake, Status};
 
 const GOOD_ROW: &str = "1,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01";
 
@@ -18,28 +18,35 @@ fn lake_with_a_table() -> Lake {
         "--key",
         "order_id",
     ])
-    .expect("committed");
+    .expect(Status::Committed);
     lake
 }
 
 /// Runs a write of `content` (as file `name`) for 2024-01-01 and checks the failure.
 async fn rejected(name: &str, content: &[u8], extra: &[&str], code: i32, expected: &[&str]) {
     let lake = lake_with_a_table();
-    let files = lake.data_files().await;
-    let rows = lake.rows().await;
     let input = lake.input_bytes(name, content);
     let mut args = vec!["--input", input.as_str(), "--date", "2024-01-01"];
     args.extend_from_slice(extra);
-    let run = lake.write(&args);
-    assert_eq!(run.code, code, "exit code for {name}: {}", run.stderr);
+    refused(&lake, &args, code, expected).await;
+}
+
+/// Runs `lakewriter write ARGS` on `lake` (which holds a table) and asserts the exit code,
+/// every fragment of `expected` in the message, and a table exactly as it was.
+async fn refused(lake: &Lake, args: &[&str], code: i32, expected: &[&str]) {
+    let versions = lake.versions().await;
+    let files = lake.data_files().await;
+    let rows = lake.rows().await;
+    let run = lake.write(args);
+    assert_eq!(run.code, code, "exit code for {args:?}: {}", run.stderr);
     for fragment in expected {
         assert!(
             run.stderr.contains(fragment),
-            "error for {name} lacks '{fragment}': {}",
+            "error for {args:?} lacks '{fragment}': {}",
             run.stderr
         );
     }
-    assert_eq!(lake.versions().await, vec![0], "no commit");
+    assert_eq!(lake.versions().await, versions, "no commit");
     assert_eq!(lake.data_files().await, files, "no file written");
     assert_eq!(lake.rows().await, rows, "rows unchanged");
 }
@@ -154,23 +161,16 @@ async fn non_utf8_bytes() {
 async fn no_file_matches_the_glob() {
     let lake = lake_with_a_table();
     let glob = format!("{}/nothing-*.csv", lake.inputs_prefix());
-    let run = lake.write(&["--input", &glob, "--date", "2024-01-01"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("no input file matches"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(lake.versions().await, vec![0]);
+    let args = ["--input", &glob, "--date", "2024-01-01"];
+    refused(&lake, &args, 2, &["no input file matches", "nothing-*.csv"]).await;
 }
 
 #[tokio::test]
 async fn an_input_that_is_a_directory() {
     let lake = lake_with_a_table();
     let dir = lake.inputs_prefix();
-    let run = lake.write(&["--input", &dir, "--date", "2024-01-01"]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("is a directory"), "{}", run.stderr);
+    let args = ["--input", &dir, "--date", "2024-01-01"];
+    refused(&lake, &args, 2, &["is a directory"]).await;
 }
 
 #[tokio::test]
@@ -211,18 +211,10 @@ async fn a_corrupted_log_entry_is_reported_not_overwritten() {
 
 #[tokio::test]
 async fn a_run_id_with_control_characters_is_refused() {
-    let lake = Lake::local();
-    let input = lake.input("good.csv", &csv(&[GOOD_ROW]));
-    let run = lake.write(&[
-        "--input",
-        &input,
-        "--date",
-        "2024-01-01",
-        "--run-id",
-        "a\nb",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(lake.versions().await.is_empty());
+    let lake = lake_with_a_table();
+    let input = lake.input("other.csv", &csv(&[GOOD_ROW]));
+    let args = ["--input", &input, "--date", "2024-01-01", "--run-id", "a\nb"];
+    refused(&lake, &args, 2, &["run id \"a\\nb\"", "control characters"]).await;
 }
 
 #[tokio::test]
@@ -238,13 +230,13 @@ async fn hostile_run_ids_stay_data() {
         "--run-id",
         hostile,
     ])
-    .expect("committed");
+    .expect(Status::Committed);
     let commit = lake.commit(0).await;
     assert_eq!(commit.info()["userMetadata"], hostile);
     let added = commit.added();
     assert_eq!(added.len(), 1);
     assert!(added[0].starts_with("date=2024-01-01/"), "{added:?}");
-    assert_eq!(lake.runs()[0]["run_id"], hostile);
+    assert_eq!(lake.runs()[0].run_id.as_deref(), Some(hostile));
     lake.write(&[
         "--input",
         &input,
@@ -253,7 +245,7 @@ async fn hostile_run_ids_stay_data() {
         "--run-id",
         hostile,
     ])
-    .expect("skipped");
+    .expect(Status::Skipped);
 }
 
 /// A Parquet file with the given `amount` column, for a table with `id, amount, date`.
@@ -289,7 +281,7 @@ async fn a_value_that_would_lose_information_is_refused_not_truncated() {
     let lake = Lake::local();
     let first = lake.input("first.csv", "id,amount,date\n1,10,2024-01-01\n");
     lake.write(&["--input", &first, "--date", "2024-01-01"])
-        .expect("committed");
+        .expect(Status::Committed);
     let rows = lake.rows().await;
 
     let json = lake.input(
@@ -317,7 +309,7 @@ async fn a_value_that_would_lose_information_is_refused_not_truncated() {
         &amount_parquet(Arc::new(Int32Array::from(vec![7]))),
     );
     lake.write(&["--input", &widening, "--date", "2024-01-01"])
-        .expect("committed");
+        .expect(Status::Committed);
     assert_eq!(lake.rows().await.parsed()[0]["amount"], 7);
 }
 
@@ -328,7 +320,7 @@ async fn a_missing_checkpoint_file_is_reported_not_papered_over() {
         let date = format!("2024-03-{day:02}");
         let input = lake.input(&format!("{date}.csv"), &format!("id,date\n{day},{date}\n"));
         lake.write(&["--input", &input, "--date", &date])
-            .expect("committed");
+            .expect(Status::Committed);
     }
     let checkpoint = lake
         .log_files()
@@ -355,7 +347,7 @@ async fn huge_fields_round_trip() {
         &format!("id,note,date\n1,{huge},2024-01-01\n2,small,2024-01-01\n"),
     );
     lake.write(&["--input", &input, "--date", "2024-01-01", "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let rows = lake.rows().await.parsed();
     let note = rows.iter().find(|r| r["id"] == 1).unwrap()["note"]
         .as_str()

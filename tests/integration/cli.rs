@@ -1,7 +1,7 @@
 //! The command-line contract: options documented, text output, history, exit codes.
 
 use crate::scenarios::csv;
-use crate::support::{Lake, lakewriter};
+use crate::support::{HistoryCommit, Lake, lakewriter};
 
 #[test]
 fn write_help_documents_every_option() {
@@ -120,11 +120,13 @@ async fn text_output_and_history_name_the_run() {
     );
     assert!(text.contains("nightly-1"), "{text}");
 
-    let history = lakewriter(&["history", "--table", &lake.table, "--output", "json"]);
-    let commits: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
-    assert_eq!(commits[0]["version"], 0);
-    assert_eq!(commits[0]["user_metadata"], "nightly-1");
-    assert_eq!(commits[0]["operation"], "WRITE");
+    let commits: Vec<HistoryCommit> = lake.run("history", &[]).parse();
+    assert_eq!(commits[0].version, Some(0));
+    assert_eq!(commits[0].user_metadata.as_deref(), Some("nightly-1"));
+    assert_eq!(commits[0].operation.as_deref(), Some("WRITE"));
+    assert!(commits[0].timestamp.is_some_and(|ms| ms > 0));
+    let record = commits[0].lakewriter.as_ref().expect("lakewriter's record");
+    assert_eq!(record["runId"], "nightly-1");
 }
 
 /// A storage that does not answer (here: nothing listens on the endpoint) ends the run with

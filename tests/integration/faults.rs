@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::scenarios::day_input;
-use crate::support::{Backend, Lake, env_number, s3_endpoint, serve_http};
+use crate::support::{Backend, Lake, Run, Status, env_number, s3_endpoint, serve_http};
 
 /// What the proxy does to one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,24 +166,19 @@ async fn handle(
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 
-/// Writes day `day` of July 2024 through the proxy; returns (exit code, JSON report).
-fn write_through(
-    lake: &Lake,
-    proxy: &FaultProxy,
-    day: u32,
-    variant: u32,
-) -> (i32, serde_json::Value) {
+/// Writes day `day` of July 2024 through the proxy.
+fn write_through(lake: &Lake, proxy: &FaultProxy, day: u32, variant: u32) -> Run {
     write_day_through(lake, proxy, &format!("2024-07-{day:02}"), day * 10, variant)
 }
 
-/// Writes `date`'s input (see `day_input`) through the proxy; returns (exit code, JSON report).
+/// Writes `date`'s input (see `day_input`) through the proxy.
 fn write_day_through(
     lake: &Lake,
     proxy: &FaultProxy,
     date: &str,
     first_id: u32,
     variant: u32,
-) -> (i32, serde_json::Value) {
+) -> Run {
     let input = day_input(lake, date, first_id, variant);
     let output = lake
         .command(&[
@@ -209,8 +204,7 @@ fn write_day_through(
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    (output.status.code().unwrap_or(-1), report)
+    Run::of(output)
 }
 
 fn quantities(rows: &crate::support::Rows, date: &str) -> Vec<i64> {
@@ -224,10 +218,10 @@ fn quantities(rows: &crate::support::Rows, date: &str) -> Vec<i64> {
 async fn a_commit_whose_response_is_lost_is_not_committed_twice() {
     let proxy = FaultProxy::start().await;
     let lake = Lake::new(Backend::S3);
-    assert_eq!(write_through(&lake, &proxy, 1, 0).0, 0);
+    write_through(&lake, &proxy, 1, 0).expect(Status::Committed);
 
     proxy.set(|plan| plan.lose_next_commit_response = true);
-    let (code, report) = write_through(&lake, &proxy, 1, 1);
+    let run = write_through(&lake, &proxy, 1, 1);
     assert!(
         proxy
             .faults()
@@ -237,17 +231,23 @@ async fn a_commit_whose_response_is_lost_is_not_committed_twice() {
         proxy.faults()
     );
     assert_eq!(
-        code, 0,
-        "lakewriter reads the log back and finds its commit"
+        run.code, 0,
+        "lakewriter reads the log back and finds its commit: {}",
+        run.stderr
     );
-    assert_eq!(report["status"], "committed");
-    assert_eq!(report["version"], 1);
+    assert_eq!(run.expect(Status::Committed).version, Some(1));
+    // Not a retried PUT that simply went through: lakewriter read the log back and found it.
+    assert!(
+        run.stderr
+            .contains("the commit landed although its response was lost"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(lake.versions().await, vec![0, 1], "exactly one commit");
     assert_eq!(quantities(&lake.rows().await, "2024-07-01"), vec![1, 1, 1]);
 
     // The rerun recognises its own commit.
-    let (code, report) = write_through(&lake, &proxy, 1, 1);
-    assert_eq!((code, report["status"].as_str()), (0, Some("skipped")));
+    write_through(&lake, &proxy, 1, 1).expect(Status::Skipped);
     assert_eq!(lake.versions().await, vec![0, 1]);
 }
 
@@ -269,9 +269,10 @@ async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
             plan.rng = seed.wrapping_add(u64::from(i)) | 1;
         });
         let before = lake.versions().await;
-        let (code, report) = write_through(&lake, &proxy, day, variant);
-        if code == 0 {
-            assert_eq!(report["status"], "committed", "{context}");
+        let run = write_through(&lake, &proxy, day, variant);
+        if run.code == 0 {
+            let status = run.report().map(|r| r.status);
+            assert_eq!(status, Some(Status::Committed), "{context}");
             commits += 1;
             expected.insert(date.clone(), vec![i64::from(variant); 3]);
         } else {
@@ -284,19 +285,19 @@ async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
             );
         }
         if !lake.versions().await.is_empty() {
-            let rows = lake.rows().await;
-            let held = quantities(&rows, &date);
+            // The day holds what it held before (nothing, if the model says so) or the new
+            // rows: never a mix, and never emptied by a commit of the removes alone.
+            let held = quantities(&lake.rows().await, &date);
+            let old = expected.get(&date).cloned().unwrap_or_default();
             assert!(
-                held.is_empty()
-                    || held == vec![i64::from(variant); 3]
-                    || expected.get(&date) == Some(&held),
-                "{context}: {date} holds a mix: {held:?}"
+                held == old || held == vec![i64::from(variant); 3],
+                "{context}: {date} holds {held:?}, neither the old {old:?} nor the new rows"
             );
         }
         // The faults stop; the rerun converges.
         proxy.set(|plan| plan.rate = 0);
-        let (code, report) = write_through(&lake, &proxy, day, variant);
-        assert_eq!(code, 0, "{context}: rerun without faults failed: {report}");
+        let rerun = write_through(&lake, &proxy, day, variant);
+        assert_eq!(rerun.code, 0, "{context}: rerun without faults failed: {}", rerun.stderr);
         expected.insert(date.clone(), vec![i64::from(variant); 3]);
         assert_eq!(
             quantities(&lake.rows().await, &date),
@@ -308,9 +309,9 @@ async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
     let versions = lake.versions().await;
     let rows = lake.rows().await;
     proxy.set(|plan| plan.rate = 1000);
-    let (code, _) = write_through(&lake, &proxy, 1, 9);
     assert_ne!(
-        code, 0,
+        write_through(&lake, &proxy, 1, 9).code,
+        0,
         "seed {seed}: a run against a store that always fails must fail"
     );
     assert_eq!(lake.versions().await, versions, "seed {seed}: no commit");
@@ -389,18 +390,15 @@ async fn s3_requests_follow_the_scope_not_the_table() {
     let large = table_of(20, 10);
     // Day 1 of both tables with new content (a replacement), then the same again (a skip).
     for (what, status) in [
-        ("replacing a day", "committed"),
-        ("an identical rerun", "skipped"),
+        ("replacing a day", Status::Committed),
+        ("an identical rerun", Status::Skipped),
     ] {
         let mut seen = Vec::new();
         for lake in [&small, &large] {
             requests_by_kind(&proxy);
-            let (code, report) = write_day_through(lake, &proxy, "2020-01-01", 0, 7);
-            assert_eq!(
-                (code, report["status"].as_str()),
-                (0, Some(status)),
-                "{what}"
-            );
+            let run = write_day_through(lake, &proxy, "2020-01-01", 0, 7);
+            let report = run.report().map(|r| r.status);
+            assert_eq!((run.code, report), (0, Some(status)), "{what}: {}", run.stderr);
             seen.push(requests_by_kind(&proxy));
         }
         println!("{what}: 20 days {:?}; 200 days {:?}", seen[0], seen[1]);

@@ -1,6 +1,6 @@
 //! `--mode merge`: upserts by key with the same ledger and rerun policies as the partition mode.
 
-use crate::support::{Lake, repo_path};
+use crate::support::{Lake, Report, Status, repo_path};
 
 const MERGE: [&str; 6] = [
     "--key",
@@ -19,25 +19,23 @@ fn correction() -> String {
     repo_path("examples/data/corrections/2024-01-02.csv")
 }
 
-fn merge(lake: &Lake, input: &str, from: &str, to: &str, extra: &[&str], status: &str) -> u64 {
+fn merge(lake: &Lake, input: &str, from: &str, to: &str, extra: &[&str], status: Status) -> u64 {
     let mut args = vec!["--input", input, "--from", from, "--to", to];
     args.extend(MERGE);
     args.extend_from_slice(extra);
-    lake.write(&args).expect(status)["version"]
-        .as_u64()
-        .unwrap()
+    lake.write(&args).expect(status).version.unwrap()
 }
 
 /// Merging the sales and then the late correction gives the rows a replace of both inputs
 /// together gives; the correction's commit rewrites only its own day; Spark and DuckDB agree.
-async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: Lake) {
+async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: &Lake) {
     merge(
         &lake,
         &sales(),
         "2024-01-01",
         "2024-01-03",
         &[],
-        "committed",
+        Status::Committed,
     );
     let before: Vec<String> = lake.active_files().await;
     let version = merge(
@@ -46,7 +44,7 @@ async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: Lake) {
         "2024-01-02",
         "2024-01-02",
         &[],
-        "committed",
+        Status::Committed,
     );
     let commit = lake.commit(version).await;
     assert!(
@@ -79,20 +77,20 @@ async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: Lake) {
             "--order-by",
             "updated_at",
         ])
-        .expect("committed");
+        .expect(Status::Committed);
     assert_eq!(lake.rows_agreed_by_readers().await, replaced.rows().await);
 }
 
 /// An identical rerun makes no commit; the inputs applied in the other order, or one of them
 /// twice, leave the same rows.
-async fn merges_are_idempotent_and_order_free(lake: Lake) {
+async fn merges_are_idempotent_and_order_free(lake: &Lake) {
     let first = merge(
         &lake,
         &sales(),
         "2024-01-01",
         "2024-01-03",
         &[],
-        "committed",
+        Status::Committed,
     );
     let second = merge(
         &lake,
@@ -100,7 +98,7 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
         "2024-01-02",
         "2024-01-02",
         &[],
-        "committed",
+        Status::Committed,
     );
     let skipped = merge(
         &lake,
@@ -108,7 +106,7 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
         "2024-01-02",
         "2024-01-02",
         &[],
-        "skipped",
+        Status::Skipped,
     );
     assert_eq!(skipped, second, "no new commit");
     assert!(second > first);
@@ -120,7 +118,7 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
         "2024-01-02",
         "2024-01-02",
         &[],
-        "committed",
+        Status::Committed,
     );
     merge(
         &reversed,
@@ -128,7 +126,7 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
         "2024-01-01",
         "2024-01-03",
         &[],
-        "committed",
+        Status::Committed,
     );
     // The older sales merged once more, forced: the correction's later rows stay.
     merge(
@@ -137,7 +135,7 @@ async fn merges_are_idempotent_and_order_free(lake: Lake) {
         "2024-01-01",
         "2024-01-03",
         &["--on-rerun", "replace"],
-        "committed",
+        Status::Committed,
     );
     assert_eq!(lake.rows().await, reversed.rows().await);
 }
@@ -184,22 +182,19 @@ async fn racing_merges_commit_each_input_once() {
         "2024-01-01",
         "2024-01-03",
         &[],
-        "committed",
+        Status::Committed,
     );
     let input = correction();
     let mut args = vec!["--input", input.as_str(), "--date", "2024-01-02"];
     args.extend(MERGE);
     let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let statuses: Vec<String> = lake
+    let statuses: Vec<Status> = lake
         .race_writes(&vec![args; 4])
-        .into_iter()
-        .map(|run| {
-            assert_eq!(run.code, 0, "{}", run.stderr);
-            run.json["status"].as_str().unwrap().to_string()
-        })
+        .iter()
+        .map(|run| run.parse::<Report>().status)
         .collect();
     assert_eq!(
-        statuses.iter().filter(|s| *s == "committed").count(),
+        statuses.iter().filter(|s| **s == Status::Committed).count(),
         1,
         "{statuses:?}"
     );

@@ -10,7 +10,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 
 use crate::scenarios::csv;
-use crate::support::{Lake, Run, serve_http};
+use crate::support::{Lake, Notification, Report, Run, Status, serve_http};
 
 /// A webhook receiver on a loopback port that records every request and can refuse some.
 struct Receiver {
@@ -117,11 +117,21 @@ fn write_in(
         mode,
     ];
     let mut command = lake.command(&args);
-    command.env("LAKEWRITER_NOTIFY_URL", &receiver.url);
+    // Debug logging, so that every delivery, failed or not, would show a leaked URL.
+    command
+        .env("LAKEWRITER_NOTIFY_URL", &receiver.url)
+        .env("RUST_LOG", "debug");
     for (name, value) in env {
         command.env(name, value);
     }
-    Run::of(command.output().unwrap())
+    let run = Run::of(command.output().unwrap());
+    for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains("secret-token"),
+            "the webhook URL's token leaked into {what}: {text}"
+        );
+    }
+    run
 }
 
 fn write(lake: &Lake, input: &str, receiver: &Receiver, env: &[(&str, &str)]) -> Run {
@@ -132,26 +142,22 @@ fn write(lake: &Lake, input: &str, receiver: &Receiver, env: &[(&str, &str)]) ->
 crate::support::on_backends!([local: Local, s3: S3], [announced_once_and_not_again]);
 
 /// Each commit is announced once, and a rerun sends nothing.
-async fn announced_once_and_not_again(lake: Lake) {
+async fn announced_once_and_not_again(lake: &Lake) {
     let receiver = Receiver::start().await;
     let input = lake.input("day.csv", &day_rows(1));
     let first = write(&lake, &input, &receiver, &[]);
-    assert_eq!(first.expect("committed")["notification"], "delivered");
+    let report = first.expect(Status::Committed);
+    assert_eq!(report.notification, Some(Notification::Delivered));
     let acted = receiver.acted_on();
     assert_eq!(acted.len(), 1);
     let event = acted.values().next().unwrap();
     assert_eq!(event["version"], 0);
     assert_eq!(event["run_id"], "daily");
     assert_eq!(event["rows"], serde_json::json!({"2024-01-01": 3}));
-    assert_eq!(event["fingerprint"], first.json["fingerprint"]);
-    assert!(
-        !first.stderr.contains("secret-token"),
-        "the webhook URL is never logged: {}",
-        first.stderr
-    );
+    assert_eq!(event["fingerprint"], report.fingerprint);
 
     let again = write(&lake, &input, &receiver, &[]);
-    assert_eq!(again.expect("skipped")["notification"], "already_delivered");
+    assert_eq!(again.expect(Status::Skipped).notification, Some(Notification::AlreadyDelivered));
     assert_eq!(
         receiver.requests().len(),
         1,
@@ -159,7 +165,7 @@ async fn announced_once_and_not_again(lake: Lake) {
     );
 
     let corrected = lake.input("day.csv", &day_rows(2));
-    write(&lake, &corrected, &receiver, &[]).expect("committed");
+    write(&lake, &corrected, &receiver, &[]).expect(Status::Committed);
     let versions: Vec<Value> = receiver
         .acted_on()
         .values()
@@ -187,7 +193,7 @@ async fn crashed_before_delivery_then_rerun(mode: &str) {
     let input = lake.input("day.csv", &day_rows(1));
     let crash = [("LAKEWRITER_FAIL_AT", "after-commit")];
     let crashed = write_in(mode, &lake, &input, &receiver, &crash);
-    assert_ne!(crashed.code, 0);
+    crashed.assert_aborted_at("after-commit");
     let versions = lake.versions().await;
     assert!(!versions.is_empty(), "the commit landed");
     assert!(
@@ -196,7 +202,7 @@ async fn crashed_before_delivery_then_rerun(mode: &str) {
     );
 
     let rerun = write_in(mode, &lake, &input, &receiver, &[]);
-    assert_eq!(rerun.expect("skipped")["notification"], "delivered");
+    assert_eq!(rerun.expect(Status::Skipped).notification, Some(Notification::Delivered));
     let acted = receiver.acted_on();
     assert_eq!(acted.len(), 1);
     let event = acted.values().next().unwrap();
@@ -205,8 +211,8 @@ async fn crashed_before_delivery_then_rerun(mode: &str) {
 
     let once_more = write_in(mode, &lake, &input, &receiver, &[]);
     assert_eq!(
-        once_more.expect("skipped")["notification"],
-        "already_delivered"
+        once_more.expect(Status::Skipped).notification,
+        Some(Notification::AlreadyDelivered)
     );
     assert_eq!(receiver.requests().len(), 1);
 }
@@ -219,11 +225,12 @@ async fn a_failing_receiver_leaves_the_commit_standing_and_the_notification_pend
     let input = lake.input("day.csv", &day_rows(1));
     let first = write(&lake, &input, &receiver, &[]);
     assert_eq!(first.code, 6, "pending: {}", first.stderr);
-    assert_eq!(first.json["status"], "committed");
-    assert_eq!(first.json["notification"], "pending");
+    let report = first.report().expect("a committed run reports");
+    assert_eq!(report.status, Status::Committed);
+    assert_eq!(report.notification, Some(Notification::Pending));
     assert_eq!(lake.versions().await, vec![0], "the commit stands");
     let tries = receiver.requests();
-    assert!(tries.len() > 1, "retried: {tries:?}");
+    assert_eq!(tries.len(), 5, "5 tries, as documented: {tries:?}");
     assert_eq!(
         receiver.acted_on().len(),
         1,
@@ -232,7 +239,7 @@ async fn a_failing_receiver_leaves_the_commit_standing_and_the_notification_pend
 
     receiver.refuse(0);
     let rerun = write(&lake, &input, &receiver, &[]);
-    assert_eq!(rerun.expect("skipped")["notification"], "delivered");
+    assert_eq!(rerun.expect(Status::Skipped).notification, Some(Notification::Delivered));
     assert_eq!(receiver.acted_on().len(), 1);
     assert_eq!(receiver.requests().len(), tries.len() + 1);
 }
@@ -255,17 +262,17 @@ async fn racing_identical_writers_announce_one_commit() {
     .map(str::to_string)
     .to_vec();
     let runs = lake.race_writes(&vec![args; 4]);
-    let committed: Vec<&Run> = runs
+    let committed: Vec<Report> = runs
         .iter()
-        .filter(|r| r.json["status"] == "committed")
+        .map(Run::parse::<Report>)
+        .filter(|r| r.status == Status::Committed)
         .collect();
     assert_eq!(committed.len(), 1, "{runs:?}");
-    assert!(runs.iter().all(|r| r.code == 0), "{runs:?}");
     let acted = receiver.acted_on();
     assert_eq!(acted.len(), 1, "one commit, one event acted on: {acted:?}");
     assert_eq!(
-        acted.values().next().unwrap()["version"],
-        committed[0].json["version"]
+        acted.values().next().unwrap()["version"].as_u64(),
+        committed[0].version
     );
 }
 
@@ -287,12 +294,12 @@ async fn a_notify_command_gets_the_event_and_its_key() {
         &command,
     ];
     assert_eq!(
-        lake.write(&args).expect("committed")["notification"],
-        "delivered"
+        lake.write(&args).expect(Status::Committed).notification,
+        Some(Notification::Delivered)
     );
     assert_eq!(
-        lake.write(&args).expect("skipped")["notification"],
-        "already_delivered"
+        lake.write(&args).expect(Status::Skipped).notification,
+        Some(Notification::AlreadyDelivered)
     );
     let received: Vec<_> = std::fs::read_dir(inbox.path()).unwrap().collect();
     assert_eq!(received.len(), 1);

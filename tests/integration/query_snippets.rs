@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Backend, Lake, repo_path};
+use crate::support::{Backend, Lake, Status, repo_path};
 
 fn readers_bin() -> PathBuf {
     let python = std::env::var("LAKEWRITER_READERS_PYTHON")
@@ -75,7 +75,7 @@ async fn snippets_count_the_rows(backend: Backend, snippets: &[(&str, &str)]) {
         "--key",
         "order_id",
     ])
-    .expect("committed");
+    .expect(Status::Committed);
     let expected: Vec<String> = lake
         .rows()
         .await

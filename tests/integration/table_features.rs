@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Engine, Lake, Rows, Run};
+use crate::support::{Backend, Engine, Lake, Rows, Run, Status};
 
 const DAY1: &str = "2025-10-01";
 const DAY2: &str = "2025-10-02";
@@ -149,21 +149,22 @@ async fn supported_feature_round_trip(case: Supported) -> Lake {
     assert_eq!(lake.versions().await, before);
 
     let dry = write(&["--dry-run"]);
-    assert_eq!(dry.expect("planned")["planned_action"], "replace");
+    assert_eq!(dry.expect(Status::Planned).planned_action.as_deref(), Some("replace"));
     assert_eq!(lake.versions().await, before, "a dry run commits nothing");
 
-    let first = write(&[]).expect("committed")["version"].as_u64().unwrap();
+    let first = write(&[]).expect(Status::Committed).version.unwrap();
     model = replace_day(&model, DAY1, ours_rows());
     assert_reads(&lake, &model, case.duckdb, "lakewriter replaced DAY1").await;
-    let runs: Vec<(Value, bool)> = lake
+    let runs: Vec<(String, bool)> = lake
         .runs()
-        .iter()
-        .map(|r| (r["date"].clone(), r["run_id"].is_string()))
+        .into_iter()
+        .map(|r| (r.date, r.run_id.is_some()))
         .collect();
-    assert_eq!(runs, [(json!(DAY1), true), (json!(DAY2), false)], "runs");
+    let expected = [(DAY1.to_string(), true), (DAY2.to_string(), false)];
+    assert_eq!(runs, expected, "runs");
 
     let again = write(&[]);
-    assert_eq!(again.expect("skipped")["version"].as_u64(), Some(first));
+    assert_eq!(again.expect(Status::Skipped).version, Some(first));
     let other = write(&["--on-rerun", "fail", "--run-id", "someone-else"]);
     assert_eq!(other.code, 3, "{}", other.stderr);
 
@@ -173,13 +174,13 @@ async fn supported_feature_round_trip(case: Supported) -> Lake {
     model = replace_day(&model, DAY1, [row(200, 1, DAY1, case.qty)]);
     assert_reads(&lake, &model, case.duckdb, "Spark's replaceWhere").await;
 
-    write(&[]).expect("committed");
+    write(&[]).expect(Status::Committed);
     model = replace_day(&model, DAY1, ours_rows());
     assert_reads(&lake, &model, case.duckdb, "lakewriter took DAY1 back").await;
 
-    let merged = merge_into_day2(&lake, case.qty).expect("committed")["version"].as_u64();
+    let merged = merge_into_day2(&lake, case.qty).expect(Status::Committed).version;
     let again = merge_into_day2(&lake, case.qty);
-    assert_eq!(again.expect("skipped")["version"].as_u64(), merged);
+    assert_eq!(again.expect(Status::Skipped).version, merged);
     let day2 = model.filter("date", DAY2).into_iter().map(|mut r| {
         if r["id"] == 11 {
             r[case.qty] = json!(42);
@@ -363,8 +364,8 @@ async fn string_day_partitions_take_replacements_and_merges() {
     );
     let input = lake.input("day1.csv", &csv(&[(100, 7), (101, 8)], DAY1, "qty"));
     lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
-        .expect("committed");
-    merge_into_day2(&lake, "qty").expect("committed");
+        .expect(Status::Committed);
+    merge_into_day2(&lake, "qty").expect(Status::Committed);
     let model = Rows::from_values([
         row(100, 7, DAY1, "qty"),
         row(101, 8, DAY1, "qty"),
@@ -421,7 +422,7 @@ async fn char_and_varchar_lengths_are_enforced() {
 ",
     );
     lake.write(&["--input", &fits, "--date", DAY1, "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let spark = lake.seen_by(Engine::Spark, None).rows;
     let model = Rows::from_values([json!({"id": 1, "code": "ab ", "name": "abcde", "date": DAY1})]);
     assert_eq!(spark, model);
@@ -436,8 +437,8 @@ async fn change_data_feed_shows_replaced_days_and_merges() {
     let input = lake.input("day1.csv", &csv(&[(100, 7), (101, 8)], DAY1, "qty"));
     let version = lake
         .write(&["--input", &input, "--date", DAY1, "--key", "id"])
-        .expect("committed")["version"]
-        .as_u64()
+        .expect(Status::Committed)
+        .version
         .unwrap();
     let changes = |version: u64| -> Vec<(String, i64)> {
         let mut seen: Vec<(String, i64)> = lake
@@ -458,8 +459,9 @@ async fn change_data_feed_shows_replaced_days_and_merges() {
     expected.extend([("insert".to_string(), 100), ("insert".to_string(), 101)]);
     assert_eq!(changes(version), expected);
 
-    let version = merge_into_day2(&lake, "qty").expect("committed")["version"]
-        .as_u64()
+    let version = merge_into_day2(&lake, "qty")
+        .expect(Status::Committed)
+        .version
         .unwrap();
     let expected = [
         ("insert", 300),
@@ -489,31 +491,17 @@ async fn vacuum_keeps_the_deletion_vectors_live_files_use() {
     assert!(with_vectors >= 2, "Spark's DELETE left deletion vectors");
     let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
     lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let model = lake.seen_by(Engine::Spark, None).rows;
     assert_eq!(
         model.per_date()[DAY2],
         7,
         "DAY2 keeps its deletion vector: 12, 15, 18 gone"
     );
-    let mut vacuum = lake.command(&[
-        "vacuum",
-        "--table",
-        &lake.table,
-        "--retain-hours",
-        "0",
-        "--force",
-        "--output",
-        "json",
-    ]);
-    let run = Run::of(vacuum.output().unwrap());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let deleted = run.json["files"].as_array().unwrap();
+    let deleted = lake.vacuum(&["--retain-hours", "0", "--force"]).files;
     assert!(!deleted.is_empty(), "Spark's removed DAY1 files go");
     assert!(
-        deleted
-            .iter()
-            .all(|f| !f.as_str().unwrap().contains("deletion_vector")),
+        deleted.iter().all(|f| !f.contains("deletion_vector")),
         "{deleted:?}"
     );
     assert_reads(&lake, &model, true, "vacuum").await;
@@ -679,7 +667,7 @@ async fn append_only_tables_take_new_days_only() {
     assert_eq!(table_state(&lake).await, before);
     let day3 = lake.input("day3.csv", &csv(&[(100, 7)], "2025-10-03", "qty"));
     lake.write(&["--input", &day3, "--date", "2025-10-03", "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let model = lake.seen_by(Engine::Spark, None).rows;
     assert_eq!(model.per_date()["2025-10-03"], 1);
     assert_eq!(model.len(), 21);
@@ -701,7 +689,7 @@ async fn timestamp_ntz_columns_keep_their_wall_clock_values() {
         "id,seen_at,date\n7,2025-10-01 23:45:01.250,2025-10-01\n8,2025-10-01T00:00:00,2025-10-01\n",
     );
     lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let model = Rows::from_values([
         json!({"id": 7, "seen_at": "2025-10-01T23:45:01.250000Z", "date": DAY1}),
         json!({"id": 8, "seen_at": "2025-10-01T00:00:00.000000Z", "date": DAY1}),
@@ -737,13 +725,13 @@ async fn merging_no_rows_changes_nothing() {
     let lake = Lake::local();
     let day = lake.input("day1.csv", &csv(&[(1, 2)], DAY1, "qty"));
     lake.write(&["--input", &day, "--date", DAY1, "--key", "id"])
-        .expect("committed");
+        .expect(Status::Committed);
     let before = lake.versions().await;
     let empty = lake.input("empty.csv", "id,qty,date\n");
     let run = lake.write(&[
         "--input", &empty, "--date", DAY1, "--key", "id", "--mode", "merge",
     ]);
-    assert_eq!(run.expect("skipped")["rows_written"], 0);
+    assert_eq!(run.expect(Status::Skipped).rows_written, 0);
     assert_eq!(lake.versions().await, before);
 }
 
@@ -763,7 +751,7 @@ async fn a_day_spark_changed_after_lakewriter_wrote_it_is_replaced_by_the_rerun(
         args.extend_from_slice(extra);
         lake.write(&args)
     };
-    assert!(write(&[]).expect("committed")["files_added"].as_u64() > Some(1));
+    assert!(write(&[]).expect(Status::Committed).files_added > 1);
     let model = lake.seen_by(Engine::Spark, None).rows;
     for (change, operation) in [
         ("OPTIMIZE {t}", "OPTIMIZE"),
@@ -774,7 +762,7 @@ async fn a_day_spark_changed_after_lakewriter_wrote_it_is_replaced_by_the_rerun(
         assert_eq!(lake.commit(latest).await.info()["operation"], operation);
         let refused = write(&["--on-rerun", "fail"]);
         assert_eq!(refused.code, 3, "{change}: {}", refused.stderr);
-        write(&[]).expect("committed");
+        write(&[]).expect(Status::Committed);
         assert_reads(&lake, &model, true, change).await;
     }
 }
@@ -799,7 +787,7 @@ async fn an_unknown_feature_is_refused_by_name_by_every_command() {
         let lake = Lake::local();
         let input = lake.input("day1.csv", &csv(&[(1, 2)], DAY1, "qty"));
         lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
-            .expect("committed");
+            .expect(Status::Committed);
         let upgrade = json!({"protocol": protocol}).to_string();
         lake.put_log_file(&format!("{:020}.json", 1), upgrade.as_bytes())
             .await;
@@ -869,10 +857,8 @@ async fn vacuum_keeps_the_deletion_vectors_time_travel_needs() {
     }
     let input = lake.input("day1.csv", &csv(&[(100, 7)], DAY1, "qty"));
     lake.write(&["--input", &input, "--date", DAY1, "--key", "id"])
-        .expect("committed");
-    let mut vacuum = lake.command(&["vacuum", "--table", &lake.table, "--output", "json"]);
-    let run = Run::of(vacuum.output().unwrap());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+        .expect(Status::Committed);
+    lake.vacuum(&[]);
     for vector in &vectors {
         assert!(vector.exists(), "{} kept", vector.display());
     }

@@ -20,15 +20,15 @@ impl Lake {
         versions
     }
 
-    /// File names in `_delta_log`.
+    /// File names in `_delta_log`; none when the log does not exist. Any other listing error
+    /// fails the test, so that "nothing was written" is never read off a failed listing.
     pub async fn log_files(&self) -> Vec<String> {
         let log = self.root.clone().join("_delta_log");
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&log))
-            .try_collect()
-            .await
-            .unwrap_or_default();
+        let listed: Vec<_> = match self.store.list(Some(&log)).try_collect().await {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => panic!("cannot list {log}: {e}"),
+        };
         listed
             .into_iter()
             .filter_map(|meta| meta.location.filename().map(str::to_string))
@@ -79,6 +79,18 @@ impl Lake {
             .filter(|p| p.ends_with(".parquet") && !p.starts_with("_delta_log"))
             .collect();
         files.sort();
+        files
+    }
+
+    /// Data files on storage that no commit of the log ever added: what a run that crashed or
+    /// lost a race left behind (removed files of earlier versions are not among them).
+    pub async fn files_never_committed(&self) -> Vec<String> {
+        let mut added = std::collections::BTreeSet::new();
+        for version in self.versions().await {
+            added.extend(self.commit(version).await.added());
+        }
+        let mut files = self.data_files().await;
+        files.retain(|file| !added.contains(file));
         files
     }
 
@@ -142,6 +154,16 @@ impl Commit {
     /// Paths of the files this commit removes.
     pub fn removed(&self) -> Vec<String> {
         self.paths("remove")
+    }
+
+    /// The table schema of this commit's metaData action, parsed from its `schemaString`.
+    pub fn metadata_schema(&self) -> Value {
+        let metadata = self
+            .actions
+            .iter()
+            .find_map(|a| a.get("metaData"))
+            .expect("commit has metaData");
+        serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap()
     }
 
     /// The commitInfo action.

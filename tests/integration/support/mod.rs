@@ -11,7 +11,9 @@ mod rows;
 
 use std::path::PathBuf;
 
-pub use cli::{Run, lakewriter};
+pub use cli::{
+    BackfillReport, HistoryCommit, Notification, Report, Run, Status, lakewriter,
+};
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
 pub use readers::{ENGINES, Engine};
@@ -33,10 +35,11 @@ pub fn repo_path(relative: &str) -> String {
         .into_owned()
 }
 
-/// Runs each of `tests`, an `async fn(Lake)` of the calling module, on each backend given as
+/// Runs each of `tests`, an `async fn(&Lake)` of the calling module, on each backend given as
 /// `module: Variant`: one module per backend, one test per function, e.g.
 /// `on_backends!([local: Local, s3: S3], [a_scenario, another])` gives `local::a_scenario`,
-/// `s3::a_scenario`, ...
+/// `s3::a_scenario`, ... After each test, DuckDB and Spark read the table it left (if any)
+/// and must see exactly the rows lakewriter's reader sees.
 macro_rules! on_backends {
     ([$($module:ident: $backend:ident),+ $(,)?], $tests:tt) => {
         $( crate::support::on_backends!(@backend $module, $backend, $tests); )+
@@ -46,8 +49,9 @@ macro_rules! on_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test(crate::support::Lake::new(crate::support::Backend::$backend))
-                        .await;
+                    let lake = crate::support::Lake::new(crate::support::Backend::$backend);
+                    super::$test(&lake).await;
+                    lake.assert_readers_agree().await;
                 }
             )*
         }

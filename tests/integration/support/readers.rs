@@ -82,6 +82,14 @@ impl Lake {
         parse_rows(&answer)
     }
 
+    /// Asserts, when the lake holds a table, that every engine reads what lakewriter's reader
+    /// reads (see `rows_agreed_by_readers`).
+    pub async fn assert_readers_agree(&self) {
+        if !self.versions().await.is_empty() {
+            self.rows_agreed_by_readers().await;
+        }
+    }
+
     /// Asserts that every engine sees exactly the rows lakewriter's reader sees (same rows,
     /// same rows per date, same checksum), and returns them.
     pub async fn rows_agreed_by_readers(&self) -> Rows {
