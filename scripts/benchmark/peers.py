@@ -3,11 +3,18 @@ of that tool would write it: read the scope's raw CSV files, keep the latest row
 order_id, and write a date-partitioned table replacing the scope's days.
 
     python peers.py deltalake|polars|duckdb|spark INPUT_GLOB TABLE FROM TO
+
+Prints the job's own time as JSON (`job_seconds`): from after the peer's start-up (Python
+imports; for Spark also the JVM and its session) to the end of the write, so that the bench
+can show start-up beside the whole process's time.
 """
 
 import glob
+import importlib
+import json
 import os
 import sys
+import time
 
 
 def predicate(first: str, last: str) -> str:
@@ -67,9 +74,9 @@ def duckdb_copy(files: list[str], table: str, first: str, last: str) -> None:
     )
 
 
-def spark(files: list[str], table: str, first: str, last: str) -> None:
-    """Spark with Delta Lake: a window keeps the latest row, replaceWhere replaces the days."""
-    from pyspark.sql import SparkSession, Window, functions as F
+def spark_session():
+    """Spark's start-up: the JVM and a session with Delta Lake."""
+    from pyspark.sql import SparkSession
 
     session = (
         SparkSession.builder.master("local[2]")
@@ -82,6 +89,13 @@ def spark(files: list[str], table: str, first: str, last: str) -> None:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark(files: list[str], table: str, first: str, last: str, session) -> None:
+    """Spark with Delta Lake: a window keeps the latest row, replaceWhere replaces the days."""
+    from pyspark.sql import Window, functions as F
+
     data = session.read.csv(files, header=True, inferSchema=True)
     latest = Window.partitionBy("order_id").orderBy(F.col("updated_at").desc())
     (
@@ -95,7 +109,6 @@ def spark(files: list[str], table: str, first: str, last: str) -> None:
         .partitionBy("date")
         .save(table)
     )
-    session.stop()
 
 
 PEERS = {
@@ -104,7 +117,21 @@ PEERS = {
     "duckdb": duckdb_copy,
     "spark": spark,
 }
+# What each peer loads before its job starts: start-up, not the job.
+START_UP = {
+    "deltalake": ["pyarrow", "pyarrow.compute", "pyarrow.csv", "deltalake"],
+    "polars": ["polars"],
+    "duckdb": ["duckdb"],
+    "spark": ["pyspark.sql"],
+}
 
 if __name__ == "__main__":
     name, pattern, table, first, last = sys.argv[1:]
-    PEERS[name](sorted(glob.glob(pattern)), table, first, last)
+    for module in START_UP[name]:
+        importlib.import_module(module)
+    extra = [spark_session()] if name == "spark" else []
+    started = time.perf_counter()
+    PEERS[name](sorted(glob.glob(pattern)), table, first, last, *extra)
+    print(json.dumps({"job_seconds": round(time.perf_counter() - started, 3)}))
+    for session in extra:
+        session.stop()
