@@ -29,7 +29,7 @@
 //!
 //! | file | what it does |
 //! |---|---|
-//! | `error.rs`, `scope.rs`, `rules.rs`, `rows.rs`, `failpoint.rs` | leaves: typed errors, the date scope, the row rules (key, order, partition column), Arrow row encoding, crash-test fail points |
+//! | `error.rs`, `scope.rs`, `rules.rs`, `rows.rs`, `failpoint.rs` | leaves: typed errors, the date scope, the row rules (key, order, partition column), Arrow row encoding, the crash and race tests' fail and pause points |
 //! | `storage.rs` | table URLs, object stores, input globs |
 //! | `features.rs` | what the table's protocol asks of writers: honour or refuse |
 //! | `constraints.rs` | the table's constraints compiled and checked per row |
