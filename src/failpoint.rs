@@ -43,18 +43,25 @@ fn pause_at(name: &str, spec: &str) {
     let mut parts = spec.splitn(3, ':');
     let (Some(point), Some(count), Some(folder)) = (parts.next(), parts.next(), parts.next())
     else {
-        abort(&format!("LAKEWRITER_PAUSE_AT '{spec}' is not <point>:<count>:<folder>"));
+        abort(&format!(
+            "LAKEWRITER_PAUSE_AT '{spec}' is not <point>:<count>:<folder>"
+        ));
     };
     if point != name || PAUSED.swap(true, Ordering::SeqCst) {
         return;
     }
     let Ok(count) = count.parse::<usize>() else {
-        abort(&format!("LAKEWRITER_PAUSE_AT '{spec}': '{count}' is no count"));
+        abort(&format!(
+            "LAKEWRITER_PAUSE_AT '{spec}': '{count}' is no count"
+        ));
     };
     let folder = std::path::Path::new(folder);
     let arrival = folder.join(std::process::id().to_string());
     if let Err(e) = std::fs::write(&arrival, name) {
-        abort(&format!("cannot mark arrival at {}: {e}", arrival.display()));
+        abort(&format!(
+            "cannot mark arrival at {}: {e}",
+            arrival.display()
+        ));
     }
     let started = Instant::now();
     loop {

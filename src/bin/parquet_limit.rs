@@ -71,7 +71,10 @@ fn main() -> Result<(), Failure> {
         })
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    println!(r#"{{"rows": {rows}, "files": {}, "job_seconds": {seconds:.3}}}"#, files.len());
+    println!(
+        r#"{{"rows": {rows}, "files": {}, "job_seconds": {seconds:.3}}}"#,
+        files.len()
+    );
     Ok(())
 }
 

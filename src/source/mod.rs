@@ -340,7 +340,11 @@ fn fuzz_table() -> Schema {
         Field::new("qty", DataType::Int16, true),
         Field::new("price", DataType::Decimal128(10, 2), true),
         Field::new("ok", DataType::Boolean, true),
-        Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "local",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
     ])
 }
 
@@ -481,7 +485,10 @@ mod tests {
                     }
                 }
                 if let Err(e @ Error::Internal { .. }) = decode_for_fuzzing(format, &bytes, typed) {
-                    panic!("{path}: internal error {e} on {:?}", String::from_utf8_lossy(&bytes));
+                    panic!(
+                        "{path}: internal error {e} on {:?}",
+                        String::from_utf8_lossy(&bytes)
+                    );
                 }
             }
         }

@@ -213,7 +213,14 @@ async fn a_corrupted_log_entry_is_reported_not_overwritten() {
 async fn a_run_id_with_control_characters_is_refused() {
     let lake = lake_with_a_table();
     let input = lake.input("other.csv", &csv(&[GOOD_ROW]));
-    let args = ["--input", &input, "--date", "2024-01-01", "--run-id", "a\nb"];
+    let args = [
+        "--input",
+        &input,
+        "--date",
+        "2024-01-01",
+        "--run-id",
+        "a\nb",
+    ];
     refused(&lake, &args, 2, &["run id \"a\\nb\"", "control characters"]).await;
 }
 

@@ -70,7 +70,10 @@ async fn every_fail_point_leaves_the_old_or_the_new_table_and_the_rerun_converge
             status_of(&write_day(&reference, day, 0, None));
         }
         let before = lake.rows().await;
-        assert_eq!(status_of(&write_day(&reference, 5, 1, None)), Status::Committed);
+        assert_eq!(
+            status_of(&write_day(&reference, 5, 1, None)),
+            Status::Committed
+        );
         let after = reference.rows().await;
 
         let crashed = write_day(&lake, 5, 1, Some(point));
@@ -117,10 +120,17 @@ async fn every_fail_point_leaves_the_old_or_the_new_table_and_the_rerun_converge
 
         let planned = lake.vacuum(&["--retain-hours", "0", "--force", "--dry-run"]);
         assert!(planned.dry_run);
-        assert_eq!(unreferenced(&lake).await, leftovers, "{point}: a dry run deletes nothing");
+        assert_eq!(
+            unreferenced(&lake).await,
+            leftovers,
+            "{point}: a dry run deletes nothing"
+        );
         let report = lake.vacuum(&["--retain-hours", "0", "--force"]);
         assert!(!report.dry_run);
-        assert_eq!(report.files, planned.files, "{point}: it deletes what it planned");
+        assert_eq!(
+            report.files, planned.files,
+            "{point}: it deletes what it planned"
+        );
         let deleted: BTreeSet<String> = report
             .files
             .iter()
@@ -302,7 +312,10 @@ async fn killed_at_random_moments_the_table_is_always_whole() {
             } else {
                 expected_day(d, v)
             };
-            assert_eq!(holds, expected, "{context}: day {d} (committed: {committed})");
+            assert_eq!(
+                holds, expected,
+                "{context}: day {d} (committed: {committed})"
+            );
         }
         let rerun = Run::of(lake.command(&args).output().unwrap());
         assert_eq!(rerun.code, 0, "{context}: rerun failed: {}", rerun.stderr);
@@ -512,7 +525,11 @@ async fn random_runs_policies_and_crashes_match_the_model() {
         if step.run_id.is_none() {
             // The id lakewriter derives for this input, from its own report of a dry run
             // (which plans a replace whatever the policy), before any crash can commit it.
-            let plan = Step { policy: "replace", ..step }.args(&lake);
+            let plan = Step {
+                policy: "replace",
+                ..step
+            }
+            .args(&lake);
             let mut dry: Vec<&str> = plan.iter().map(String::as_str).collect();
             dry.push("--dry-run");
             let report: Report = Run::of(lake.command(&dry).output().unwrap()).parse();

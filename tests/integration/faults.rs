@@ -297,7 +297,11 @@ async fn under_random_faults_runs_commit_or_fail_cleanly_and_reruns_converge() {
         // The faults stop; the rerun converges.
         proxy.set(|plan| plan.rate = 0);
         let rerun = write_through(&lake, &proxy, day, variant);
-        assert_eq!(rerun.code, 0, "{context}: rerun without faults failed: {}", rerun.stderr);
+        assert_eq!(
+            rerun.code, 0,
+            "{context}: rerun without faults failed: {}",
+            rerun.stderr
+        );
         expected.insert(date.clone(), vec![i64::from(variant); 3]);
         assert_eq!(
             quantities(&lake.rows().await, &date),
@@ -398,7 +402,12 @@ async fn s3_requests_follow_the_scope_not_the_table() {
             requests_by_kind(&proxy);
             let run = write_day_through(lake, &proxy, "2020-01-01", 0, 7);
             let report = run.report().map(|r| r.status);
-            assert_eq!((run.code, report), (0, Some(status)), "{what}: {}", run.stderr);
+            assert_eq!(
+                (run.code, report),
+                (0, Some(status)),
+                "{what}: {}",
+                run.stderr
+            );
             seen.push(requests_by_kind(&proxy));
         }
         println!("{what}: 20 days {:?}; 200 days {:?}", seen[0], seen[1]);

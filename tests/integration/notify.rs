@@ -157,7 +157,10 @@ async fn announced_once_and_not_again(lake: &Lake) {
     assert_eq!(event["fingerprint"], report.fingerprint);
 
     let again = write(&lake, &input, &receiver, &[]);
-    assert_eq!(again.expect(Status::Skipped).notification, Some(Notification::AlreadyDelivered));
+    assert_eq!(
+        again.expect(Status::Skipped).notification,
+        Some(Notification::AlreadyDelivered)
+    );
     assert_eq!(
         receiver.requests().len(),
         1,
@@ -202,7 +205,10 @@ async fn crashed_before_delivery_then_rerun(mode: &str) {
     );
 
     let rerun = write_in(mode, &lake, &input, &receiver, &[]);
-    assert_eq!(rerun.expect(Status::Skipped).notification, Some(Notification::Delivered));
+    assert_eq!(
+        rerun.expect(Status::Skipped).notification,
+        Some(Notification::Delivered)
+    );
     let acted = receiver.acted_on();
     assert_eq!(acted.len(), 1);
     let event = acted.values().next().unwrap();
@@ -239,7 +245,10 @@ async fn a_failing_receiver_leaves_the_commit_standing_and_the_notification_pend
 
     receiver.refuse(0);
     let rerun = write(&lake, &input, &receiver, &[]);
-    assert_eq!(rerun.expect(Status::Skipped).notification, Some(Notification::Delivered));
+    assert_eq!(
+        rerun.expect(Status::Skipped).notification,
+        Some(Notification::Delivered)
+    );
     assert_eq!(receiver.acted_on().len(), 1);
     assert_eq!(receiver.requests().len(), tries.len() + 1);
 }

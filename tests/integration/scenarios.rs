@@ -69,7 +69,10 @@ pub async fn first_write_creates_the_table_in_one_commit(lake: &Lake) {
     assert_eq!(report.version, Some(0));
     assert_eq!(report.rows_read, 13);
     assert_eq!(report.rows_written, 10);
-    assert_eq!(report.partitions, ["2024-01-01", "2024-01-02", "2024-01-03"]);
+    assert_eq!(
+        report.partitions,
+        ["2024-01-01", "2024-01-02", "2024-01-03"]
+    );
     assert_eq!(lake.versions().await, vec![0]);
 
     let commit = lake.commit(0).await;
@@ -350,7 +353,12 @@ pub async fn input_beyond_the_memory_limit_spills_and_writes_the_same_rows(lake:
     let in_memory = write_sample(&lake, "run");
     let spilled = lake.sibling();
     // 1 KiB holds a few rows: the sample is spread over many buckets on disk.
-    let report = write_sample_with(&spilled, "run", &["--memory-limit", "1KiB"], Status::Committed);
+    let report = write_sample_with(
+        &spilled,
+        "run",
+        &["--memory-limit", "1KiB"],
+        Status::Committed,
+    );
     assert_eq!(report.rows_read, in_memory.rows_read);
     assert_eq!(report.rows_written, in_memory.rows_written);
     assert_eq!(report.fingerprint, in_memory.fingerprint);
@@ -361,7 +369,10 @@ pub async fn input_beyond_the_memory_limit_spills_and_writes_the_same_rows(lake:
     );
     let files = spilled.data_files().await;
     for day in dates_of(&files) {
-        let in_day = files.iter().filter(|f| f.starts_with(&format!("{day}/"))).count();
+        let in_day = files
+            .iter()
+            .filter(|f| f.starts_with(&format!("{day}/")))
+            .count();
         assert!(
             in_day > 1,
             "a spilled day is written as one file per bucket: {day} has {in_day}: {files:?}"
@@ -740,7 +751,11 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: &Lake) {
 /// Races `lakewriter write` processes (see `Lake::race_writes`) and returns their reports:
 /// all must succeed, and no loser's files may be left behind.
 async fn race(lake: &Lake, runs: Vec<Vec<String>>) -> Vec<Report> {
-    let reports = lake.race_writes(&runs).iter().map(|run| run.parse()).collect();
+    let reports = lake
+        .race_writes(&runs)
+        .iter()
+        .map(|run| run.parse())
+        .collect();
     assert_eq!(
         lake.files_never_committed().await,
         Vec::<String>::new(),
@@ -775,7 +790,11 @@ pub async fn concurrent_first_writes_with_other_column_types_never_mix_them(lake
         codes.sort();
         assert_eq!(codes, [0, 4], "{runs:#?}");
         let loser = runs.iter().find(|r| r.code == 4).unwrap();
-        assert!(loser.stderr.contains("other column types"), "{}", loser.stderr);
+        assert!(
+            loser.stderr.contains("other column types"),
+            "{}",
+            loser.stderr
+        );
 
         // The table's type for `quantity`, as its log says, is the type of every file.
         let schema = lake.commit(0).await.metadata_schema();
@@ -792,7 +811,11 @@ pub async fn concurrent_first_writes_with_other_column_types_never_mix_them(lake
             other => panic!("quantity as {other:?}"),
         };
         let never_committed = lake.files_never_committed().await;
-        assert_eq!(never_committed, Vec::<String>::new(), "the loser's files are gone");
+        assert_eq!(
+            never_committed,
+            Vec::<String>::new(),
+            "the loser's files are gone"
+        );
         for file in lake.data_files().await {
             let bytes = bytes::Bytes::from(lake.read_file(&file).await);
             let reader =

@@ -16,7 +16,16 @@ fn assert_no_secret(what: &str, text: &str) {
 
 /// `lakewriter write` of `input` into `table` for one day.
 fn write<'a>(table: &'a str, input: &'a str) -> Vec<&'a str> {
-    ["write", "--table", table, "--input", input, "--date", "2024-01-01"].to_vec()
+    [
+        "write",
+        "--table",
+        table,
+        "--input",
+        input,
+        "--date",
+        "2024-01-01",
+    ]
+    .to_vec()
 }
 
 /// How the secret reaches lakewriter.
@@ -35,17 +44,35 @@ async fn the_secret_key_appears_nowhere() {
         // Other content per channel, so that each channel's first write commits.
         let input = lake.input(
             &format!("{quantity}.csv"),
-            &csv(&[&format!("1,c,s,{quantity},1.0,2024-01-01T00:00:00Z,2024-01-01")]),
+            &csv(&[&format!(
+                "1,c,s,{quantity},1.0,2024-01-01T00:00:00Z,2024-01-01"
+            )]),
         );
         let json = ["--output", "json"];
         // (case, arguments, whether it succeeds)
         let cases = [
             ("a write that commits", write(&table, &input), true),
-            ("an identical rerun, as JSON", [write(&table, &input), json.to_vec()].concat(), true),
-            ("runs, as JSON", [vec!["runs", "--table", &table], json.to_vec()].concat(), true),
+            (
+                "an identical rerun, as JSON",
+                [write(&table, &input), json.to_vec()].concat(),
+                true,
+            ),
+            (
+                "runs, as JSON",
+                [vec!["runs", "--table", &table], json.to_vec()].concat(),
+                true,
+            ),
             ("history", vec!["history", "--table", &table], true),
-            ("input that does not exist", write(&table, "s3://lakewriter-test/none/*.csv"), false),
-            ("a bucket that does not exist", write("s3://no-such-bucket-lw/t", &input), false),
+            (
+                "input that does not exist",
+                write(&table, "s3://lakewriter-test/none/*.csv"),
+                false,
+            ),
+            (
+                "a bucket that does not exist",
+                write("s3://no-such-bucket-lw/t", &input),
+                false,
+            ),
         ];
         for (case, mut args, succeeds) in cases {
             args.insert(0, "-vv");
@@ -56,7 +83,13 @@ async fn the_secret_key_appears_nowhere() {
                 }
                 Channel::StorageOption => args.extend(["--storage-option", &option]),
             }
-            let run = Run::of(command.args(&args).env("RUST_LOG", "debug").output().unwrap());
+            let run = Run::of(
+                command
+                    .args(&args)
+                    .env("RUST_LOG", "debug")
+                    .output()
+                    .unwrap(),
+            );
             assert_eq!(
                 run.code == 0,
                 succeeds,
@@ -70,7 +103,11 @@ async fn the_secret_key_appears_nowhere() {
     }
 
     let log = lake.log_files().await;
-    assert_eq!(lake.versions().await, [0, 1], "one commit through each channel");
+    assert_eq!(
+        lake.versions().await,
+        [0, 1],
+        "one commit through each channel"
+    );
     for name in log {
         if let Some(version) = name.strip_suffix(".json").and_then(|v| v.parse().ok()) {
             let commit = lake.commit(version).await;

@@ -149,7 +149,10 @@ async fn supported_feature_round_trip(case: Supported) -> Lake {
     assert_eq!(lake.versions().await, before);
 
     let dry = write(&["--dry-run"]);
-    assert_eq!(dry.expect(Status::Planned).planned_action.as_deref(), Some("replace"));
+    assert_eq!(
+        dry.expect(Status::Planned).planned_action.as_deref(),
+        Some("replace")
+    );
     assert_eq!(lake.versions().await, before, "a dry run commits nothing");
 
     let first = write(&[]).expect(Status::Committed).version.unwrap();
@@ -178,7 +181,9 @@ async fn supported_feature_round_trip(case: Supported) -> Lake {
     model = replace_day(&model, DAY1, ours_rows());
     assert_reads(&lake, &model, case.duckdb, "lakewriter took DAY1 back").await;
 
-    let merged = merge_into_day2(&lake, case.qty).expect(Status::Committed).version;
+    let merged = merge_into_day2(&lake, case.qty)
+        .expect(Status::Committed)
+        .version;
     let again = merge_into_day2(&lake, case.qty);
     assert_eq!(again.expect(Status::Skipped).version, merged);
     let day2 = model.filter("date", DAY2).into_iter().map(|mut r| {

@@ -11,9 +11,7 @@ mod rows;
 
 use std::path::PathBuf;
 
-pub use cli::{
-    BackfillReport, HistoryCommit, Notification, Report, Run, Status, lakewriter,
-};
+pub use cli::{BackfillReport, HistoryCommit, Notification, Report, Run, Status, lakewriter};
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
 pub use readers::{ENGINES, Engine};
