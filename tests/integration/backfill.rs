@@ -125,11 +125,9 @@ async fn a_backfill_killed_midway_finishes_on_the_next_start() {
     let args = [
         "--input", &input, "--from", DAYS[0], "--to", DAYS[3], "--key", "order_id",
     ];
-    let mut all = vec!["backfill", "--table", &lake.table, "--output", "json"];
-    all.extend_from_slice(&args);
     // The process aborts right after its first commit, as kill -9 would.
     let crashed = lake
-        .command(&all)
+        .json_command("backfill", &args)
         .env("LAKEWRITER_FAIL_AT", "after-commit")
         .output()
         .unwrap();

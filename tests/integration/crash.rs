@@ -15,21 +15,19 @@ fn day_input(lake: &Lake, day: u32, variant: u32) -> String {
 fn write_day(lake: &Lake, day: u32, variant: u32, fail_at: Option<&str>) -> Run {
     let input = day_input(lake, day, variant);
     let date = format!("2024-02-{day:02}");
-    let mut command = lake.command(&[
+    let mut command = lake.json_command(
         "write",
-        "--table",
-        &lake.table,
-        "--input",
-        &input,
-        "--date",
-        &date,
-        "--key",
-        "order_id",
-        "--run-id",
-        &format!("day-{day}-v{variant}"),
-        "--output",
-        "json",
-    ]);
+        &[
+            "--input",
+            &input,
+            "--date",
+            &date,
+            "--key",
+            "order_id",
+            "--run-id",
+            &format!("day-{day}-v{variant}"),
+        ],
+    );
     if let Some(point) = fail_at {
         command.env("LAKEWRITER_FAIL_AT", point);
     }

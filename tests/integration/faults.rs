@@ -181,26 +181,24 @@ fn write_day_through(
 ) -> Run {
     let input = day_input(lake, date, first_id, variant);
     let output = lake
-        .command(&[
+        .json_command(
             "write",
-            "--table",
-            &lake.table,
-            "--input",
-            &input,
-            "--date",
-            date,
-            "--key",
-            "order_id",
-            "--output",
-            "json",
-            // Short retries, so that a run gives up within seconds when faults persist.
-            "--storage-option",
-            "max_retries=3",
-            "--storage-option",
-            "retry_timeout=10s",
-            "--storage-option",
-            "backoff_config.init_backoff=50ms",
-        ])
+            &[
+                "--input",
+                &input,
+                "--date",
+                date,
+                "--key",
+                "order_id",
+                // Short retries, so that a run gives up within seconds when faults persist.
+                "--storage-option",
+                "max_retries=3",
+                "--storage-option",
+                "retry_timeout=10s",
+                "--storage-option",
+                "backoff_config.init_backoff=50ms",
+            ],
+        )
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .output()
         .unwrap();

@@ -100,11 +100,6 @@ fn write_in(
     env: &[(&str, &str)],
 ) -> Run {
     let args = [
-        "write",
-        "--table",
-        &lake.table,
-        "--output",
-        "json",
         "--input",
         input,
         "--date",
@@ -116,7 +111,7 @@ fn write_in(
         "--mode",
         mode,
     ];
-    let mut command = lake.command(&args);
+    let mut command = lake.json_command("write", &args);
     // Debug logging, so that every delivery, failed or not, would show a leaked URL.
     command
         .env("LAKEWRITER_NOTIFY_URL", &receiver.url)

@@ -20,11 +20,20 @@ impl Lake {
         command
     }
 
-    /// Runs `lakewriter SUBCOMMAND --table <this table> --output json ARGS`.
-    pub fn run(&self, subcommand: &str, args: &[&str]) -> Run {
+    /// A `lakewriter SUBCOMMAND --table <this table> --output json ARGS` command.
+    pub fn json_command(&self, subcommand: &str, args: &[&str]) -> Command {
         let mut all = vec![subcommand, "--table", &self.table, "--output", "json"];
         all.extend_from_slice(args);
-        Run::of(self.command(&all).output().expect("lakewriter runs"))
+        self.command(&all)
+    }
+
+    /// Runs `lakewriter SUBCOMMAND --table <this table> --output json ARGS`.
+    pub fn run(&self, subcommand: &str, args: &[&str]) -> Run {
+        Run::of(
+            self.json_command(subcommand, args)
+                .output()
+                .expect("lakewriter runs"),
+        )
     }
 
     /// Runs `lakewriter write --table <this table> --output json ARGS`.
@@ -43,9 +52,8 @@ impl Lake {
         let children: Vec<_> = runs
             .iter()
             .map(|args| {
-                let mut all = vec!["write", "--table", &self.table, "--output", "json"];
-                all.extend(args.iter().map(String::as_str));
-                self.command(&all)
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.json_command("write", &args)
                     .env("LAKEWRITER_PAUSE_AT", &pause)
                     .env("RUST_LOG", "lakewriter=info")
                     .stdout(std::process::Stdio::piped())
