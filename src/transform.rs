@@ -38,19 +38,21 @@ impl InputBatch<'_> {
     }
 }
 
-/// The schema a run writes: the table's when it exists, else one built from the first file.
-fn target_schema(
-    first: &InputBatch<'_>,
+/// The schema a run writes: the table's when it exists, else one built from the columns of
+/// the first file, `file`, whose columns are `input`.
+pub(crate) fn target_schema(
+    file: &str,
+    input: &Schema,
     table: Option<SchemaRef>,
     rules: &RowRules,
 ) -> Result<SchemaRef> {
     let schema = match table {
         Some(table) => table,
-        None => new_table_schema(first.batch, rules),
+        None => new_table_schema(input, rules),
     };
     if schema.field_with_name(&rules.partition_column).is_err() {
         return Err(Error::SchemaMismatch {
-            file: first.file.to_string(),
+            file: file.to_string(),
             message: format!(
                 "there is no '{0}' column; add one or pass --partition-from COL to derive '{0}' \
                  from a date or timestamp column",
@@ -61,7 +63,7 @@ fn target_schema(
     for column in rules.key.iter().chain(&rules.order_by) {
         if schema.field_with_name(column).is_err() {
             return Err(Error::SchemaMismatch {
-                file: first.file.to_string(),
+                file: file.to_string(),
                 message: format!(
                     "there is no column '{column}' (named by --key or --order-by); columns: {}",
                     column_list(&schema)
@@ -73,8 +75,7 @@ fn target_schema(
 }
 
 /// A new table takes the first file's columns, as Delta types, plus the partition column.
-fn new_table_schema(first: &RecordBatch, rules: &RowRules) -> SchemaRef {
-    let input = first.schema();
+fn new_table_schema(input: &Schema, rules: &RowRules) -> SchemaRef {
     let mut fields: Vec<Field> = input
         .fields()
         .iter()
@@ -87,7 +88,7 @@ fn new_table_schema(first: &RecordBatch, rules: &RowRules) -> SchemaRef {
             Field::new(f.name(), data_type, true)
         })
         .collect();
-    if rules.derives_partition(&input) {
+    if rules.derives_partition(input) {
         fields.push(Field::new(&rules.partition_column, DataType::Date32, true));
     }
     Arc::new(Schema::new(fields))
@@ -320,8 +321,8 @@ struct Taken {
 }
 
 impl Intake {
-    /// An intake for a table with `table_schema` (`None`: no table yet), spilling rows into
-    /// `buckets` buckets when that is more than one.
+    /// An intake for rows of `table_schema` (`None`: a new table's, taken from the first
+    /// batch), spilling rows into `buckets` buckets when that is more than one.
     pub(crate) fn new(
         table_schema: Option<SchemaRef>,
         checks: RowChecks,
@@ -361,7 +362,12 @@ impl Intake {
         if let Some(store) = &taken.store {
             return Ok(store.schema().clone());
         }
-        let schema = target_schema(first, self.table_schema.clone(), &self.rules)?;
+        let schema = target_schema(
+            first.file,
+            &first.batch.schema(),
+            self.table_schema.clone(),
+            &self.rules,
+        )?;
         // Rows are spread over buckets by key, or by the whole row without a key.
         let spread_by = if self.rules.key.is_empty() {
             schema.fields().iter().map(|f| f.name().clone()).collect()

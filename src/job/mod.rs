@@ -7,6 +7,7 @@ mod merge;
 mod replace;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
@@ -18,15 +19,17 @@ use crate::constraints::RowChecks;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::features::{Access, TableFeatures};
-use crate::ledger::{Decision, RerunPolicy, RunIdentity};
+use crate::ledger::{Decision, PartitionOwner, RerunPolicy, RunIdentity, decide};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::PartitionScope;
-use crate::source::{InputFile, InputFormat, decode, find_inputs, fingerprint};
+use crate::source::{
+    InputFile, InputFormat, decode, find_inputs, fingerprint, hash, infer_columns,
+};
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::Table;
-use crate::transform::{Intake, dedup_and_order, split_by_day};
+use crate::transform::{Intake, dedup_and_order, split_by_day, target_schema};
 use driver::drive;
 use merge::Merge;
 use replace::Replace;
@@ -293,12 +296,73 @@ impl WriteJob {
         // for its missing partitions.
         table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let (input, rows) = self.prepare(&table, on_file_read).await?;
+        let (input, outcome) = match self.skip_unread(&table).await? {
+            Some(skipped) => skipped,
+            None => self.read_and_write(&mut table, on_file_read).await?,
+        };
+        let notification = match &outcome {
+            Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
+                announce(table.object_store().as_ref(), &self.notify, events).await
+            }
+            Outcome::Planned { .. } => None,
+        };
+        let mut report = input.report(outcome);
+        report.notification = notification;
+        Ok(report)
+    }
+
+    /// An identical rerun, told from the input's bytes before any row is parsed: when the
+    /// table's ledger holds a run for every day of the scope, the input files are hashed (all
+    /// at once) into the fingerprint a full read would give. On a table that exists the rows
+    /// take the table's columns, so the fingerprint's column list is the table's. `None`: the
+    /// run must read its input (a first write, a changed input, another mode or policy).
+    async fn skip_unread(&self, table: &Table) -> Result<Option<(PreparedInput, Outcome)>> {
+        let Some(schema) = table.schema()? else {
+            return Ok(None);
+        };
+        if self.mode != WriteMode::Replace || self.policy == RerunPolicy::Replace {
+            return Ok(None);
+        }
+        let (ledger, removes) =
+            table.ledger_and_removals(&self.rules.partition_column, &self.scope)?;
+        let every_day_has_a_run = self
+            .scope
+            .days()
+            .all(|day| matches!(ledger.owner(day), Some(PartitionOwner::Run(_))));
+        if !every_day_has_a_run {
+            return Ok(None);
+        }
+        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
+        let hashes: Vec<[u8; 32]> = futures::stream::iter(files.iter().map(hash))
+            .buffered(parallelism())
+            .try_collect()
+            .await?;
+        let run = self.identity(fingerprint(&hashes, &self.shaping_options(&schema)));
+        if !matches!(decide(self.policy, &ledger, &run), Ok(Decision::Skip)) {
+            return Ok(None);
+        }
+        let outcome = replace::skipped(self, table, &ledger, &run, removes.len());
+        let input = PreparedInput {
+            checked_against: table.features().clone(),
+            run,
+            schema,
+            rows_read: 0,
+        };
+        Ok(Some((input, outcome)))
+    }
+
+    /// Reads the input, then commits it as the job's mode does.
+    async fn read_and_write(
+        &self,
+        table: &mut Table,
+        on_file_read: impl FnMut(&str),
+    ) -> Result<(PreparedInput, Outcome)> {
+        let (input, rows) = self.prepare(table, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = match self.mode {
             WriteMode::Replace => {
                 let mut replace = Replace::new(self, &input, rows);
-                drive(self, &mut table, &input, &mut replace).await?
+                drive(self, table, &input, &mut replace).await?
             }
             // Nothing to upsert: no commit (and no table created for it), whatever the policy.
             WriteMode::Merge if input.rows_read == 0 => {
@@ -317,19 +381,11 @@ impl WriteJob {
                 }
             }
             WriteMode::Merge => {
-                let mut merge = Merge::new(self, &mut table, &input, rows).await?;
-                drive(self, &mut table, &input, &mut merge).await?
+                let mut merge = Merge::new(self, table, &input, rows).await?;
+                drive(self, table, &input, &mut merge).await?
             }
         };
-        let notification = match &outcome {
-            Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
-                announce(table.object_store().as_ref(), &self.notify, events).await
-            }
-            Outcome::Planned { .. } => None,
-        };
-        let mut report = input.report(outcome);
-        report.notification = notification;
-        Ok(report)
+        Ok((input, outcome))
     }
 
     /// Reads and validates the input into a row store (spilling past the memory limit), and
@@ -360,22 +416,36 @@ impl WriteJob {
             }
             None => RowChecks::default(),
         };
+        // A new table takes the first file's columns. A CSV file's are inferred before any
+        // row is decoded, and every file is then decoded with those types; otherwise the first
+        // file's first batch gives them, and that file is decoded alone.
+        let first = files.first().expect("find_inputs finds files");
+        let (target, types) = match table_schema {
+            Some(schema) => (Some(schema.clone()), Some(schema)),
+            None => match infer_columns(first).await? {
+                Some(columns) => (
+                    Some(target_schema(&first.name, &columns, None, &self.rules)?),
+                    Some(Arc::new(columns)),
+                ),
+                None => (None, None),
+            },
+        };
+        let types = types.as_deref();
         let intake = Intake::new(
-            table_schema.clone(),
+            target.clone(),
             checks,
             self.rules.clone(),
             self.scope,
             buckets,
         );
-        let types = table_schema.as_deref();
-        // The first file alone: on a new table its columns decide the schema, whatever file
-        // finishes first. Then the others, as many at once as there are cores; `buffered`
-        // keeps file order, so the error reported is the first bad file's.
-        let (first, others) = files.split_first().expect("find_inputs finds files");
-        let (_, first_hash) = decode(first, types, intake.clone()).await?;
-        on_file_read(&first.name);
-        let mut hashes = vec![first_hash];
-        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut hashes = Vec::with_capacity(files.len());
+        let (alone, others) = files.split_at(usize::from(target.is_none()));
+        for file in alone {
+            hashes.push(decode(file, types, intake.clone()).await?.1);
+            on_file_read(&file.name);
+        }
+        // The others as many at once as there are cores; `buffered` keeps file order, so the
+        // error reported is the first bad file's.
         // Built as a list first: a closure over `&InputFile` in the stream's type would not
         // be `Send` for every lifetime, which `tokio::spawn` (in backfills) needs.
         let decodes: Vec<_> = others
@@ -388,7 +458,7 @@ impl WriteJob {
                 }
             })
             .collect();
-        let mut decoded = futures::stream::iter(decodes).buffered(parallelism);
+        let mut decoded = futures::stream::iter(decodes).buffered(parallelism());
         while let Some((file, hash)) = decoded.try_next().await? {
             hashes.push(hash);
             on_file_read(&file.name);
@@ -396,21 +466,27 @@ impl WriteJob {
         let (rows, rows_read) = intake.finish()?;
         tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), rows_read, buckets, "input read and checked");
         let fingerprint = fingerprint(&hashes, &self.shaping_options(rows.schema()));
-        let run_id = match &self.run_id {
-            Some(id) => id.clone(),
-            None => format!("{}-{}", self.scope, &fingerprint[..16]),
-        };
         let input = PreparedInput {
             checked_against: table.features().clone(),
-            run: RunIdentity {
-                run_id,
-                fingerprint,
-                scope: self.scope,
-            },
+            run: self.identity(fingerprint),
             schema: rows.schema().clone(),
             rows_read,
         };
         Ok((input, rows))
+    }
+
+    /// The run's identity given its input's fingerprint: the run id given, or one derived from
+    /// the scope and the fingerprint.
+    fn identity(&self, fingerprint: String) -> RunIdentity {
+        let run_id = match &self.run_id {
+            Some(id) => id.clone(),
+            None => format!("{}-{}", self.scope, &fingerprint[..16]),
+        };
+        RunIdentity {
+            run_id,
+            fingerprint,
+            scope: self.scope,
+        }
     }
 
     /// What this job does to a table, for the feature check.
@@ -547,6 +623,11 @@ impl WriteJob {
             ("schema", columns.join(",")),
         ]
     }
+}
+
+/// How many files are read at once: one per core.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The input of a run, read and checked.

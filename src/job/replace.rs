@@ -8,7 +8,7 @@ use super::driver::{Decided, Strategy};
 use super::{Outcome, PreparedInput, WriteJob, Written};
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::ledger::{CommitAttempt, Decision, decide};
+use crate::ledger::{CommitAttempt, Decision, Ledger, RunIdentity, decide};
 use crate::notify::CommitEvent;
 use crate::spill::RowStore;
 use crate::table::{CommitOutcome, Replacement, Table};
@@ -69,6 +69,35 @@ impl<'a> Replace<'a> {
     }
 }
 
+/// The outcome of a run the table already holds (planned, for a dry run): no commit, and for
+/// notifications the commits that wrote the scope, to announce if they never were.
+pub(super) fn skipped(
+    job: &WriteJob,
+    table: &Table,
+    ledger: &Ledger,
+    run: &RunIdentity,
+    files_in_scope: usize,
+) -> Outcome {
+    if job.dry_run {
+        return Outcome::Planned {
+            decision: Decision::Skip,
+            version: table.version(),
+            files_to_remove: files_in_scope as u64,
+            rows: 0,
+        };
+    }
+    tracing::info!(run_id = %run.run_id, "the table already holds this run: skipped");
+    let events = if job.notify.is_empty() {
+        Vec::new()
+    } else {
+        CommitEvent::from_ledger(table.url(), ledger, &run.run_id, job.scope.days())
+    };
+    Outcome::Skipped {
+        version: table.version(),
+        events,
+    }
+}
+
 impl Strategy for Replace<'_> {
     async fn decide(&mut self, table: &Table) -> Result<Decided> {
         let job = self.job;
@@ -86,33 +115,22 @@ impl Strategy for Replace<'_> {
                 message,
             });
         }
+        if decision == Decision::Skip {
+            return Ok(Decided::Done(skipped(
+                job,
+                table,
+                &ledger,
+                &self.input.run,
+                removes.len(),
+            )));
+        }
         if job.dry_run {
-            let rows = match decision {
-                Decision::Replace => job.write_rows(self.take_rows(), None).await?.rows(),
-                Decision::Skip => 0,
-            };
+            let rows = job.write_rows(self.take_rows(), None).await?.rows();
             return Ok(Decided::Done(Outcome::Planned {
                 decision,
                 version: table.version(),
                 files_to_remove: removes.len() as u64,
                 rows,
-            }));
-        }
-        if decision == Decision::Skip {
-            tracing::info!(run_id = %self.input.run.run_id, "the table already holds this run: skipped");
-            let events = if job.notify.is_empty() {
-                Vec::new()
-            } else {
-                CommitEvent::from_ledger(
-                    table.url(),
-                    &ledger,
-                    &self.input.run.run_id,
-                    job.scope.days(),
-                )
-            };
-            return Ok(Decided::Done(Outcome::Skipped {
-                version: table.version(),
-                events,
             }));
         }
         self.removes = removes;

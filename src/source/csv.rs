@@ -17,10 +17,11 @@ pub(super) fn batches<'a>(
     column_types: Option<&Schema>,
 ) -> Result<Batches<'a>, ArrowError> {
     let format = Format::default().with_header(true);
-    // With a table, every column's type is known: the header is all we need.
-    let max_records = column_types.map(|_| 1);
-    let (inferred, _) = format.infer_schema(infer_from, max_records)?;
-    let schema = with_known_types(inferred, column_types);
+    let schema = match column_types {
+        // Every column's type is known: the header is all we need.
+        Some(known) => with_known_types(format.infer_schema(infer_from, Some(1))?.0, known),
+        None => Arc::new(super::csv_types::infer_types(infer_from)?),
+    };
     let reader = arrow::csv::ReaderBuilder::new(schema.clone())
         .with_format(format)
         .with_batch_size(BATCH_ROWS)
@@ -29,10 +30,7 @@ pub(super) fn batches<'a>(
 }
 
 /// The inferred schema with each column the table already has parsed as the table's type.
-fn with_known_types(inferred: Schema, known: Option<&Schema>) -> SchemaRef {
-    let Some(known) = known else {
-        return Arc::new(inferred);
-    };
+fn with_known_types(inferred: Schema, known: &Schema) -> SchemaRef {
     let fields: Vec<Field> = inferred
         .fields()
         .iter()

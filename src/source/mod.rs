@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::storage::{InputObject, StorageOptions, expand_input};
 
 mod csv;
+mod csv_types;
 mod json;
 mod parquet;
 mod text;
@@ -143,6 +144,32 @@ pub(crate) async fn decode<S: BatchSink>(
     }
 }
 
+/// The columns of a CSV file with the types its values fit, from one pass over it that
+/// decodes nothing (`None` for other formats, whose columns come with their first batch).
+pub(crate) async fn infer_columns(file: &InputFile) -> Result<Option<Schema>> {
+    if file.format != InputFormat::Csv {
+        return Ok(None);
+    }
+    let reader = open_reader(&file.object).await?;
+    let name = file.name.clone();
+    let inferring = tokio::task::spawn_blocking(move || {
+        csv_types::infer_types(reader).map_err(|e| Error::bad_input(&name, None, e.to_string()))
+    });
+    Error::rejoin(inferring.await, "inferring column types").and_then(|inferred| inferred.map(Some))
+}
+
+/// The SHA-256 of `file`'s bytes, read without decoding them: the hash [`decode`] returns.
+pub(crate) async fn hash(file: &InputFile) -> Result<[u8; 32]> {
+    let reader = open_reader(&file.object).await?;
+    let name = file.name.clone();
+    let hashing = tokio::task::spawn_blocking(move || {
+        HashingReader::new(reader)
+            .finish()
+            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))
+    });
+    Error::rejoin(hashing.await, "hashing input")?
+}
+
 /// Rows per decoded batch: large enough that per-batch work (casts, checks) is amortised,
 /// small enough that a batch is a few megabytes.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -245,9 +272,20 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    fn finish(mut self) -> std::io::Result<[u8; 32]> {
-        std::io::copy(&mut self, &mut std::io::sink())?;
-        Ok(self.hasher.finalize().into())
+    fn finish(mut self) -> std::io::Result<[u8; 32]>
+    where
+        R: BufRead,
+    {
+        // Straight from the reader's buffer: no copy of the bytes the decoder left.
+        loop {
+            let read = self.inner.fill_buf()?;
+            if read.is_empty() {
+                return Ok(self.hasher.finalize().into());
+            }
+            self.hasher.update(read);
+            let length = read.len();
+            self.inner.consume(length);
+        }
     }
 }
 

@@ -117,6 +117,10 @@ pub async fn identical_rerun_makes_no_commit(lake: &Lake) {
     assert_eq!(again.version, first.version);
     assert_eq!(again.fingerprint, first.fingerprint);
     assert_eq!(again.rows_written, 0);
+    assert_eq!(
+        again.rows_read, 0,
+        "an identical rerun is told from the input's bytes: no row is parsed"
+    );
     assert_eq!(lake.versions().await, vec![0]);
     assert_eq!(
         lake.data_files().await,
@@ -138,6 +142,7 @@ pub async fn identical_rerun_makes_no_commit(lake: &Lake) {
     let a = other.write(&args).expect(Status::Committed);
     let b = other.write(&args).expect(Status::Skipped);
     assert_eq!(a.run_id, b.run_id);
+    assert_eq!(b.rows_read, 0);
 }
 
 fn write_sample_expecting(lake: &Lake, run_id: &str, status: Status) -> Report {
