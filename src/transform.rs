@@ -419,48 +419,118 @@ pub(crate) fn date_from_days(days: i32) -> NaiveDate {
     NaiveDate::default() + chrono::TimeDelta::days(days.into())
 }
 
+/// A bucket of at least this many rows per core is deduplicated and ordered on every core.
+const ROWS_PER_PART: usize = 128 * 1024;
+
 /// One row per key (the largest `order_by` wins, then the largest whole row), ordered by
 /// partition, then key (without a key: partition, then whole row). Nothing here looks at the
 /// order rows arrived in.
-pub(crate) fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<RecordBatch> {
+///
+/// A large bucket is cut into one part per core by ranges of the key (of the whole row,
+/// without a key), each deduplicated and ordered on a core of its own: a key never spans two
+/// parts, and every key of a part sorts before every key of the next. So the parts' rows of
+/// one day, taken part after part, are that day's rows in order. Returns the parts in order.
+pub(crate) fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<Vec<RecordBatch>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = cores.min(batch.num_rows() / ROWS_PER_PART).max(1);
+    dedup_and_order_in(batch, rules, parts)
+}
+
+fn dedup_and_order_in(
+    batch: RecordBatch,
+    rules: &RowRules,
+    parts: usize,
+) -> Result<Vec<RecordBatch>> {
     let column = |name: &str| conformed_column(&batch, name);
     let ascending = SortOptions::default();
-    let order = if rules.key.is_empty() {
+    if rules.key.is_empty() {
         let mut output_order = vec![(column(&rules.partition_column), ascending)];
         output_order.extend(batch.columns().iter().map(|c| (c.clone(), ascending)));
-        sorted_indices(&output_order)?
+        let whole = encode_rows(&output_order)?;
+        on_every_core(split_by_range(&whole, parts), |rows| {
+            take_rows(&batch, sort_by_encoding(&whole, rows))
+        })
     } else {
-        // The winners come in key order and keys are now unique, so a stable sort by day
-        // gives the (partition, key) order without comparing rows again.
-        let mut winners = latest_per_key(&batch, rules)?;
+        let keys: Vec<(ArrayRef, SortOptions)> =
+            rules.key.iter().map(|k| (column(k), ascending)).collect();
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let mut ranking = keys.clone();
+        ranking.extend(rules.order_by.iter().map(|c| (column(c), latest_first)));
+        let key = encode_rows(&keys)?;
+        let rank = encode_rows(&ranking)?;
         let days = column(&rules.partition_column);
         let days = days.as_primitive::<Date32Type>().values();
-        winners.sort_by_key(|&row| days[row as usize]);
-        winners
-    };
-    take_record_batch(&batch, &UInt32Array::from(order))
+        on_every_core(split_by_range(&key, parts), |rows| {
+            // The winners come in key order and keys are now unique, so a stable sort by
+            // day gives the (partition, key) order without comparing rows again.
+            let mut winners = latest_per_key(&batch, &rank, &key, rows)?;
+            winners.sort_by_key(|&row| days[row as usize]);
+            take_rows(&batch, winners)
+        })
+    }
+}
+
+/// Runs `work` on each part, one thread per part, and returns the results in part order.
+fn on_every_core<T: Send>(
+    parts: Vec<Vec<u32>>,
+    work: impl Fn(Vec<u32>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = parts
+            .into_iter()
+            .map(|rows| scope.spawn(|| work(rows)))
+            .collect();
+        threads
+            .into_iter()
+            // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
+}
+
+fn take_rows(batch: &RecordBatch, rows: Vec<u32>) -> Result<RecordBatch> {
+    take_record_batch(batch, &UInt32Array::from(rows))
         .map_err(|e| Error::internal("deduplicating and ordering rows", e))
 }
 
-/// The winning row of each key, in key order. Rows are ranked by key and `order_by` only;
-/// the whole rows are compared just for the rare rows that tie on both.
-fn latest_per_key(batch: &RecordBatch, rules: &RowRules) -> Result<Vec<u32>> {
-    let column = |name: &str| conformed_column(batch, name);
-    let latest_first = SortOptions {
-        descending: true,
-        nulls_first: false,
-    };
-    let keys: Vec<(ArrayRef, SortOptions)> = rules
-        .key
-        .iter()
-        .map(|k| (column(k), SortOptions::default()))
+/// The rows cut into `parts` ranges of their encodings, as even as equal prefixes allow. The
+/// cuts are quantiles of the encodings' 16-byte prefixes, so they depend on the rows alone, not
+/// on their order; rows with equal prefixes (every row of one key) share a range.
+fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Vec<Vec<u32>> {
+    let all = 0..rows.num_rows() as u32;
+    if parts <= 1 {
+        return vec![all.collect()];
+    }
+    let prefixes: Vec<u128> = (0..rows.num_rows()).map(|i| prefix(rows, i)).collect();
+    let mut sorted = prefixes.clone();
+    let mut cuts: Vec<u128> = (1..parts)
+        .map(|part| *sorted.select_nth_unstable(part * prefixes.len() / parts).1)
         .collect();
-    let mut ranking = keys.clone();
-    ranking.extend(rules.order_by.iter().map(|c| (column(c), latest_first)));
-    let rank = encode_rows(&ranking)?;
-    let key = encode_rows(&keys)?;
-    let order = sort_by_encoding(&rank);
+    cuts.dedup();
+    let mut ranges = vec![Vec::with_capacity(prefixes.len() / parts + 1); cuts.len() + 1];
+    for (row, prefix) in all.zip(&prefixes) {
+        ranges[cuts.partition_point(|cut| cut <= prefix)].push(row);
+    }
+    ranges.retain(|range| !range.is_empty());
+    ranges
+}
 
+/// The winning row of each key among `rows`, in key order. Rows are ranked by key and
+/// `order_by` only (`rank`); the whole rows are compared just for the rare rows that tie on both.
+fn latest_per_key(
+    batch: &RecordBatch,
+    rank: &arrow::row::Rows,
+    key: &arrow::row::Rows,
+    rows: Vec<u32>,
+) -> Result<Vec<u32>> {
+    let order = sort_by_encoding(rank, rows);
     let mut winners = Vec::new();
     // (index into `winners`, the rows that tie with it on key and `order_by`)
     let mut ties: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
@@ -471,14 +541,14 @@ fn latest_per_key(batch: &RecordBatch, rules: &RowRules) -> Result<Vec<u32>> {
             rows.row(order[position] as usize) == rows.row(first)
         };
         let mut end = start + 1;
-        while end < order.len() && same(end, &rank) {
+        while end < order.len() && same(end, rank) {
             end += 1;
         }
         if end - start > 1 {
             ties.push((winners.len(), start..end));
         }
         winners.push(order[start]);
-        while end < order.len() && same(end, &key) {
+        while end < order.len() && same(end, key) {
             end += 1;
         }
         start = end;
@@ -488,8 +558,11 @@ fn latest_per_key(batch: &RecordBatch, rules: &RowRules) -> Result<Vec<u32>> {
             .iter()
             .flat_map(|(_, range)| order[range.clone()].iter().copied())
             .collect();
-        let tied_rows = take_record_batch(batch, &UInt32Array::from(tied.clone()))
-            .map_err(|e| Error::internal("deduplicating rows", e))?;
+        let tied_rows = take_rows(batch, tied.clone())?;
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
         let whole: Vec<(ArrayRef, SortOptions)> = tied_rows
             .columns()
             .iter()
@@ -517,57 +590,60 @@ fn conformed_column(batch: &RecordBatch, name: &str) -> ArrayRef {
         .clone()
 }
 
-/// Row indices in the total order the columns define (row encodings compare bytewise).
-fn sorted_indices(columns: &[(ArrayRef, SortOptions)]) -> Result<Vec<u32>> {
-    Ok(sort_by_encoding(&encode_rows(columns)?))
+/// The first 16 bytes of row `index`'s encoding as one big-endian integer, zero-padded, so
+/// that integers order as the encodings do wherever they differ in those bytes.
+fn prefix(rows: &arrow::row::Rows, index: usize) -> u128 {
+    let bytes = rows.row(index);
+    let bytes = bytes.as_ref();
+    let mut head = [0u8; 16];
+    let length = bytes.len().min(16);
+    head[..length].copy_from_slice(&bytes[..length]);
+    u128::from_be_bytes(head)
 }
 
-/// Row indices sorted by their encodings. The first 16 bytes of each encoding, read as one
-/// big-endian integer, decide almost every comparison without a call to `memcmp` (which was
-/// the largest single cost of deduplication in the profile); equal prefixes fall back to the
-/// whole encoding. Zero padding keeps the integer order consistent with the bytewise one.
-fn sort_by_encoding(rows: &arrow::row::Rows) -> Vec<u32> {
-    let prefix = |index: usize| {
-        let bytes = rows.row(index);
-        let bytes = bytes.as_ref();
-        let mut head = [0u8; 16];
-        let length = bytes.len().min(16);
-        head[..length].copy_from_slice(&bytes[..length]);
-        u128::from_be_bytes(head)
-    };
-    let mut keyed: Vec<(u128, u32)> = (0..rows.num_rows())
-        .map(|index| (prefix(index), index as u32))
+/// `rows` sorted by their encodings. The prefixes decide almost every comparison without a
+/// call to `memcmp` (which was the largest single cost of deduplication in the profile);
+/// equal prefixes fall back to the whole encoding.
+fn sort_by_encoding(encodings: &arrow::row::Rows, rows: Vec<u32>) -> Vec<u32> {
+    let mut keyed: Vec<(u128, u32)> = rows
+        .into_iter()
+        .map(|row| (prefix(encodings, row as usize), row))
         .collect();
     keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| rows.row(a.1 as usize).cmp(&rows.row(b.1 as usize)))
+        a.0.cmp(&b.0).then_with(|| {
+            encodings
+                .row(a.1 as usize)
+                .cmp(&encodings.row(b.1 as usize))
+        })
     });
-    keyed.into_iter().map(|(_, index)| index).collect()
+    keyed.into_iter().map(|(_, row)| row).collect()
 }
 
-/// Splits rows ordered by partition into one batch per day.
+/// Splits each part's rows (ordered by partition) by day: for each day, its rows of each part
+/// in part order, so that taken in turn they are the day's rows in order.
 pub(crate) fn split_by_day(
-    batch: &RecordBatch,
+    parts: &[RecordBatch],
     partition_column: &str,
-) -> Vec<(NaiveDate, RecordBatch)> {
-    let dates = batch
-        .column_by_name(partition_column)
-        .expect("conformed column")
-        .as_primitive::<Date32Type>()
-        .values()
-        .clone();
-    let mut days = Vec::new();
-    let mut start = 0;
-    for end in 1..=dates.len() {
-        if end == dates.len() || dates[end] != dates[start] {
-            days.push((
-                date_from_days(dates[start]),
-                batch.slice(start, end - start),
-            ));
-            start = end;
+) -> Vec<(NaiveDate, Vec<RecordBatch>)> {
+    let mut days: std::collections::BTreeMap<NaiveDate, Vec<RecordBatch>> = Default::default();
+    for batch in parts {
+        let dates = batch
+            .column_by_name(partition_column)
+            .expect("conformed column")
+            .as_primitive::<Date32Type>()
+            .values()
+            .clone();
+        let mut start = 0;
+        for end in 1..=dates.len() {
+            if end == dates.len() || dates[end] != dates[start] {
+                days.entry(date_from_days(dates[start]))
+                    .or_default()
+                    .push(batch.slice(start, end - start));
+                start = end;
+            }
         }
     }
-    days
+    days.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -600,6 +676,17 @@ mod tests {
             order_by: Some("v".into()),
             ..RowRules::default()
         }
+    }
+
+    /// The parts of `dedup_and_order_in`, one after the other.
+    fn dedup(batch: RecordBatch, rules: &RowRules, parts: usize) -> RecordBatch {
+        let schema = batch.schema();
+        let parts = dedup_and_order_in(batch, rules, parts).unwrap();
+        arrow::compute::concat_batches(&schema, &parts).unwrap()
+    }
+
+    fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<RecordBatch> {
+        Ok(dedup(batch, rules, 1))
     }
 
     #[test]
@@ -671,6 +758,63 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(got, expected);
+            }
+        }
+    }
+
+    /// Cut into parts by key range, the rows and their order stay those of one part, with or
+    /// without a key, whatever the order of the input, and a day's rows of each part taken
+    /// in turn are the day's rows in order.
+    #[test]
+    fn parts_give_the_rows_one_part_gives() {
+        let mut state = 0x9E37_79B9_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as i64
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        for _ in 0..20 {
+            let rows = 200 + next(300) as usize;
+            let ids: Vec<i64> = (0..rows).map(|_| next(150)).collect();
+            let versions: Vec<i64> = (0..rows).map(|_| next(4)).collect();
+            let dates: Vec<i32> = (0..rows).map(|_| 19723 + next(3) as i32).collect();
+            fn order<T>(mut values: Vec<T>, reversed: bool) -> Vec<T> {
+                if reversed {
+                    values.reverse();
+                }
+                values
+            }
+            let batch = |reversed: bool| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(order(ids.clone(), reversed))),
+                        Arc::new(Int64Array::from(order(versions.clone(), reversed))),
+                        Arc::new(Date32Array::from(order(dates.clone(), reversed))),
+                    ],
+                )
+                .unwrap()
+            };
+            for rules in [rules(), RowRules::default()] {
+                let whole = dedup(batch(false), &rules, 1);
+                for parts in [2, 3, 7] {
+                    for reversed in [false, true] {
+                        let cut = dedup_and_order_in(batch(reversed), &rules, parts).unwrap();
+                        assert!(cut.len() > 1, "{parts} parts asked, {} made", cut.len());
+                        let days: Vec<RecordBatch> = split_by_day(&cut, "date")
+                            .into_iter()
+                            .flat_map(|(_, slices)| slices)
+                            .collect();
+                        let joined = arrow::compute::concat_batches(&schema, &days).unwrap();
+                        assert_eq!(joined, whole, "{parts} parts, reversed: {reversed}");
+                    }
+                }
             }
         }
     }

@@ -440,8 +440,10 @@ impl WriteJob {
         );
         let mut hashes = Vec::with_capacity(files.len());
         let (alone, others) = files.split_at(usize::from(target.is_none()));
+        // Fewer files than cores: each is cut into byte ranges, decoded at once.
+        let ranges = parallelism() / others.len().max(1);
         for file in alone {
-            hashes.push(decode(file, types, intake.clone()).await?.1);
+            hashes.push(decode(file, types, ranges, intake.clone()).await?.1);
             on_file_read(&file.name);
         }
         // The others as many at once as there are cores; `buffered` keeps file order, so the
@@ -453,7 +455,7 @@ impl WriteJob {
             .map(|file| {
                 let intake = intake.clone();
                 async move {
-                    let (_, hash) = decode(file, types, intake).await?;
+                    let (_, hash) = decode(file, types, ranges, intake).await?;
                     Ok::<_, Error>((file, hash))
                 }
             })
@@ -506,21 +508,23 @@ impl WriteJob {
         let mut rows_per_day = HashMap::new();
         for bucket in rows.into_buckets()? {
             let days = self.bucket_days(bucket?, &mut rows_per_day)?;
-            batches.extend(days.into_iter().map(|(_, batch)| batch));
+            batches.extend(days.into_iter().flat_map(|(_, slices)| slices));
         }
         Ok((batches, rows_per_day))
     }
 
-    /// One bucket deduplicated, ordered and cut by day; its rows are added to `rows_per_day`.
+    /// One bucket deduplicated, ordered and cut by day (each day's rows in one or more slices,
+    /// in order); its rows are added to `rows_per_day`.
     fn bucket_days(
         &self,
         bucket: arrow::array::RecordBatch,
         rows_per_day: &mut HashMap<NaiveDate, u64>,
-    ) -> Result<Vec<(NaiveDate, arrow::array::RecordBatch)>> {
+    ) -> Result<Vec<(NaiveDate, Vec<arrow::array::RecordBatch>)>> {
         let ordered = dedup_and_order(bucket, &self.rules)?;
         let days = split_by_day(&ordered, &self.rules.partition_column);
-        for (day, batch) in &days {
-            *rows_per_day.entry(*day).or_default() += batch.num_rows() as u64;
+        for (day, slices) in &days {
+            let rows: usize = slices.iter().map(|slice| slice.num_rows()).sum();
+            *rows_per_day.entry(*day).or_default() += rows as u64;
         }
         Ok(days)
     }
@@ -546,11 +550,15 @@ impl WriteJob {
         let column = &self.rules.partition_column;
         let schema = rows.schema().clone();
         for bucket in rows.into_buckets()? {
+            let started = std::time::Instant::now();
             let days = self.bucket_days(bucket?, &mut written.rows_per_day)?;
+            tracing::debug!(elapsed = ?started.elapsed(), "bucket deduplicated and ordered");
             if let Some(table) = table {
+                let started = std::time::Instant::now();
                 written
                     .adds
                     .extend(table.write_days(&schema, column, days).await?);
+                tracing::debug!(elapsed = ?started.elapsed(), "bucket encoded and stored");
             }
         }
         if let Some(table) = table {

@@ -1,14 +1,18 @@
 //! CSV with a header row. When the table exists, its column types parse the values, so a
 //! value such as `007` in a string column is never turned into the number 7 by inference.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use arrow::csv::reader::Format;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
+use csv_core::ReadRecordResult;
 
-use super::BATCH_ROWS;
 use super::text::{Batches, DecodeFrom, InferFrom};
+use super::{BATCH_ROWS, BatchSink, HashingReader, READ_BUFFER, Stopped, feed};
+use crate::error::Error;
 
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
 pub(super) fn batches<'a>(
@@ -44,4 +48,261 @@ fn with_known_types(inferred: Schema, known: &Schema) -> SchemaRef {
         .map(|field| field.with_nullable(true))
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// A local CSV file at least this large, read with fewer files than cores, is cut into byte
+/// ranges decoded at once, one per core: one large file is then decoded on every core.
+pub(super) const MIN_BYTES_TO_SPLIT: u64 = 16 << 20;
+
+/// How a cut file was decoded.
+pub(super) enum Ranged<S> {
+    /// Every range decoded into clones of the sink; the sink and the file's SHA-256.
+    Decoded(S, [u8; 32]),
+    /// The file has no place to cut (one record, or no columns): decode it whole.
+    Whole(S),
+}
+
+/// Decodes the local CSV file `path` (`name` to users) in `ranges` byte ranges at once, each
+/// into a clone of `sink`, with the types of `known`, while the file is hashed.
+///
+/// The cuts fall where records begin, as found by the CSV parser arrow-csv decodes with (a
+/// line break inside a quoted value is no record's end), which also counts the rows before
+/// each cut, so that every range reports the file's own row numbers. Rows reach the sink out
+/// of file order, which nothing downstream depends on. A range that fails to decode is
+/// decoded again as part of the whole file, so that the error names the row as it would
+/// without the cut.
+pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
+    name: &str,
+    path: &std::path::Path,
+    known: &Schema,
+    ranges: usize,
+    sink: S,
+) -> Result<Ranged<S>, Error> {
+    let read_error = |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
+    let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
+    let open = || File::open(path).map_err(read_error);
+    let size = open()?.metadata().map_err(read_error)?.len();
+    let format = Format::default().with_header(true);
+    let (header, _) = format
+        .infer_schema(BufReader::new(open()?), Some(1))
+        .map_err(bad)?;
+    let cuts = record_starts(BufReader::with_capacity(READ_BUFFER, open()?), size, ranges)
+        .map_err(read_error)?;
+    if header.fields().is_empty() || cuts.is_empty() {
+        return Ok(Ranged::Whole(sink));
+    }
+    let schema = with_known_types(header, known);
+    let starts: Vec<(u64, usize)> = std::iter::once((0, 0)).chain(cuts).collect();
+    let decode_range = |index: usize, mut sink: S| -> Result<(), Stopped> {
+        let (start, first_row) = starts[index];
+        let end = starts.get(index + 1).map_or(size, |&(next, _)| next);
+        let mut file = open().map_err(Stopped::Failed)?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Stopped::Failed(read_error(e)))?;
+        let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
+        let batches = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_format(Format::default().with_header(index == 0))
+            .with_batch_size(BATCH_ROWS)
+            .build(reader)
+            .map_err(Stopped::Decoder)?;
+        feed(name, &schema, batches, first_row, &mut sink)
+    };
+    let decode_range = &decode_range;
+    let (hash, failures) = std::thread::scope(|scope| {
+        let decoders: Vec<_> = (0..starts.len())
+            .map(|index| {
+                let sink = sink.clone();
+                scope.spawn(move || decode_range(index, sink))
+            })
+            .collect();
+        let hash = HashingReader::new(BufReader::with_capacity(READ_BUFFER, open()?))
+            .finish()
+            .map_err(read_error);
+        let failures: Vec<Stopped> = decoders
+            .into_iter()
+            .filter_map(|decoder| {
+                // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+                let decoded = decoder
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                decoded.err()
+            })
+            .collect();
+        Ok::<_, Error>((hash?, failures))
+    })?;
+    // The first range's failure is the file's first: the ranges before it had none. But a
+    // decoding error's text counts rows from the start of its range: the whole file's is the
+    // one to report.
+    match failures.into_iter().next() {
+        None => Ok(Ranged::Decoded(sink, hash)),
+        Some(Stopped::Failed(error)) => Err(error),
+        Some(Stopped::Decoder(error)) => {
+            Err(bad(first_decode_error(&schema, open()?).unwrap_or(error)))
+        }
+    }
+}
+
+/// The first error decoding the whole `file` gives, as it would read without cuts.
+fn first_decode_error(schema: &SchemaRef, file: File) -> Option<ArrowError> {
+    let whole = arrow::csv::ReaderBuilder::new(schema.clone())
+        .with_format(Format::default().with_header(true))
+        .with_batch_size(BATCH_ROWS)
+        .build(BufReader::with_capacity(READ_BUFFER, file));
+    match whole {
+        Ok(mut batches) => batches.find_map(Result::err),
+        Err(error) => Some(error),
+    }
+}
+
+/// Where records begin nearest after each of `ranges - 1` even cuts of a file of `size` bytes,
+/// with the data rows before each (the header row is none of them). Found by the CSV parser
+/// arrow-csv decodes with, and with the same settings, so the records are the ones it decodes.
+fn record_starts(
+    mut reader: impl BufRead,
+    size: u64,
+    ranges: usize,
+) -> std::io::Result<Vec<(u64, usize)>> {
+    let mut parser = csv_core::Reader::new();
+    // Field bytes are not needed, only where records end: small buffers, overwritten.
+    let (mut output, mut ends) = (vec![0u8; 64 * 1024], vec![0usize; 1024]);
+    let (mut position, mut records) = (0u64, 0usize);
+    let mut starts = Vec::new();
+    let mut cut = 1;
+    while cut < ranges {
+        let input = reader.fill_buf()?;
+        let (result, read, _, _) = parser.read_record(input, &mut output, &mut ends);
+        reader.consume(read);
+        position += read as u64;
+        match result {
+            ReadRecordResult::Record => records += 1,
+            ReadRecordResult::End => break,
+            _ => continue,
+        }
+        // A record starting with a byte-order mark would lose it to a new parser's start.
+        let starts_with_mark = reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF");
+        while cut < ranges && position >= size * cut as u64 / ranges as u64 {
+            cut += 1;
+            if position < size && records > 1 && !starts_with_mark {
+                starts.push((position, records - 1));
+            }
+        }
+        starts.dedup();
+    }
+    Ok(starts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Result;
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::DataType;
+    use std::sync::Mutex;
+
+    /// Keeps every batch with its first row; clones share the list.
+    #[derive(Clone, Default)]
+    struct Keep(Arc<Mutex<Vec<(usize, RecordBatch)>>>);
+
+    impl BatchSink for Keep {
+        fn accept(&mut self, _: &str, batch: RecordBatch, first_row: usize) -> Result<()> {
+            self.0.lock().unwrap().push((first_row, batch));
+            Ok(())
+        }
+    }
+
+    fn columns() -> Schema {
+        Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("note", DataType::Utf8, true),
+        ])
+    }
+
+    /// Decoded in `ranges` ranges: the rows in file order (by first row), and the error if any.
+    fn decoded(csv: &[u8], ranges: usize) -> (Vec<(usize, RecordBatch)>, Option<String>) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), csv).unwrap();
+        let sink = Keep::default();
+        let result = decode_in_ranges("in.csv", file.path(), &columns(), ranges, sink.clone());
+        let error = match result {
+            Ok(Ranged::Decoded(_, hash)) => {
+                assert_eq!(
+                    hash,
+                    <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(csv))
+                );
+                None
+            }
+            Ok(Ranged::Whole(_)) => Some("whole".to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        let mut batches = std::mem::take(&mut *sink.0.lock().unwrap());
+        batches.retain(|(_, batch)| batch.num_rows() > 0);
+        batches.sort_by_key(|(first_row, _)| *first_row);
+        (batches, error)
+    }
+
+    /// Every row once, in order, with the row numbers of the whole file, wherever the cuts
+    /// fall: in quoted values with line breaks, between CR and LF, by empty lines.
+    #[test]
+    fn ranges_decode_the_rows_the_whole_file_holds() {
+        let mut csv = b"\xEF\xBB\xBFid,note\r\n".to_vec();
+        for id in 0..300 {
+            let note = match id % 5 {
+                0 => "\"a\nquoted, \"\"multi-line\"\"\nvalue\"".to_string(),
+                1 => String::new(),
+                2 => "\"\n\n\"".into(),
+                _ => format!("plain {id}"),
+            };
+            let end = if id % 7 == 0 { "\r\n\n" } else { "\n" };
+            csv.extend(format!("{id},{note}{end}").bytes());
+        }
+        let (whole, error) = decoded(&csv, 1);
+        assert_eq!(error.as_deref(), Some("whole"), "one range: nothing to cut");
+        let expected = {
+            let reader = arrow::csv::ReaderBuilder::new(Arc::new(columns()))
+                .with_format(Format::default().with_header(true))
+                .build(&csv[..])
+                .unwrap();
+            let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+            arrow::compute::concat_batches(&Arc::new(columns()), &batches).unwrap()
+        };
+        assert!(whole.is_empty());
+        for ranges in [2, 3, 7, 40] {
+            let (batches, error) = decoded(&csv, ranges);
+            assert_eq!(error, None, "{ranges} ranges");
+            let mut next_row = 0;
+            for (first_row, batch) in &batches {
+                assert_eq!(
+                    *first_row, next_row,
+                    "{ranges} ranges: row numbers follow on"
+                );
+                next_row += batch.num_rows();
+            }
+            let rows: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
+            let joined = arrow::compute::concat_batches(&Arc::new(columns()), &rows).unwrap();
+            assert_eq!(joined, expected, "{ranges} ranges");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_in_a_later_range_is_reported_as_the_whole_file_reports_it() {
+        let mut csv = b"id,note\n".to_vec();
+        for id in 0..200 {
+            let id = if id == 150 {
+                "x150".to_string()
+            } else {
+                id.to_string()
+            };
+            csv.extend(format!("{id},n\n").bytes());
+        }
+        let whole = arrow::csv::ReaderBuilder::new(Arc::new(columns()))
+            .with_format(Format::default().with_header(true))
+            .build(&csv[..])
+            .unwrap()
+            .find_map(|b| b.err())
+            .unwrap()
+            .to_string();
+        let (_, error) = decoded(&csv, 4);
+        let error = error.unwrap();
+        assert!(error.contains(&whole), "{error} / {whole}");
+    }
 }

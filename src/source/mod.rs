@@ -131,12 +131,31 @@ pub(crate) async fn find_inputs(
 /// Decodes `file` into `sink` batch by batch (a file with no rows gives one empty batch, so
 /// that its columns are still checked) and returns the sink and the SHA-256 of the file's bytes.
 ///
-/// `column_types` are the table's column types, used to parse text formats when the table exists.
-pub(crate) async fn decode<S: BatchSink>(
+/// `column_types` are the table's column types (or a new table's), used to parse text formats.
+/// A large local CSV file with known column types is decoded in up to `ranges` byte ranges at
+/// once, each into a clone of `sink` (see `csv::decode_in_ranges`).
+pub(crate) async fn decode<S: BatchSink + Clone>(
     file: &InputFile,
     column_types: Option<&Schema>,
+    ranges: usize,
     sink: S,
 ) -> Result<(S, [u8; 32])> {
+    let local = file.object.local_file.clone();
+    let sink = match (file.format, local, column_types) {
+        (InputFormat::Csv, Some(path), Some(types))
+            if ranges > 1 && file.object.size >= csv::MIN_BYTES_TO_SPLIT =>
+        {
+            let (name, types) = (file.name.clone(), types.clone());
+            let cut = tokio::task::spawn_blocking(move || {
+                csv::decode_in_ranges(&name, &path, &types, ranges, sink)
+            });
+            match Error::rejoin(cut.await, "decoding input")?? {
+                csv::Ranged::Decoded(sink, hash) => return Ok((sink, hash)),
+                csv::Ranged::Whole(sink) => sink,
+            }
+        }
+        _ => sink,
+    };
     match file.format {
         InputFormat::Csv => text::decode(&file.object, csv::batches, column_types, sink).await,
         InputFormat::Json => text::decode(&file.object, json::batches, column_types, sink).await,
@@ -200,7 +219,8 @@ async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
 
 const READ_BUFFER: usize = 1 << 20;
 
-/// Hands every decoded batch to the sink with the data row it starts at. The sink (shaping,
+/// Hands every decoded batch to the sink with the data row it starts at (the first batch at
+/// `first_row`: a range of a file may start past its first row). The sink (shaping,
 /// checks, spilling) runs on a thread of its own, so that a single large file is decoded on
 /// one core while its rows are checked on another. Errors come in file order: the sink's
 /// error about an earlier batch wins over the decoder's about a later one.
@@ -208,9 +228,9 @@ fn feed<S: BatchSink>(
     name: &str,
     schema: &SchemaRef,
     batches: impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
+    first_row: usize,
     sink: &mut S,
-    bad: impl Fn(arrow::error::ArrowError) -> Error,
-) -> Result<()> {
+) -> std::result::Result<(), Stopped> {
     std::thread::scope(|scope| {
         // Two batches in flight keep both threads busy without holding more of the file.
         let (send, receive) = std::sync::mpsc::sync_channel::<(RecordBatch, usize)>(2);
@@ -223,7 +243,7 @@ fn feed<S: BatchSink>(
             Ok::<_, Error>((any, sink))
         });
         let mut decoded = Ok(());
-        let mut rows = 0;
+        let mut rows = first_row;
         for batch in batches {
             match batch {
                 Ok(batch) => {
@@ -234,7 +254,7 @@ fn feed<S: BatchSink>(
                     rows += count;
                 }
                 Err(e) => {
-                    decoded = Err(bad(e));
+                    decoded = Err(Stopped::Decoder(e));
                     break;
                 }
             }
@@ -243,13 +263,32 @@ fn feed<S: BatchSink>(
         // A panic in the sink is a bug: raised again, as `Error::rejoin` does for tasks.
         let (any, sink) = sink_thread
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(Stopped::Failed)?;
         decoded?;
         if !any {
-            sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)?;
+            sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)
+                .map_err(Stopped::Failed)?;
         }
         Ok(())
     })
+}
+
+/// Why [`feed`] stopped early: the bytes did not decode, or anything else failed (the sink
+/// refused the rows, the file could not be read).
+enum Stopped {
+    Decoder(arrow::error::ArrowError),
+    Failed(Error),
+}
+
+impl Stopped {
+    /// The error to report: a decoding error as bad input of `file`.
+    fn into_error(self, file: &str) -> Error {
+        match self {
+            Stopped::Decoder(e) => Error::bad_input(file, None, e.to_string()),
+            Stopped::Failed(error) => error,
+        }
+    }
 }
 
 /// SHA-256 of no bytes at all: the hash of an empty file.
@@ -360,7 +399,7 @@ pub fn decode_for_fuzzing(format: InputFormat, bytes: &[u8], typed: bool) -> Res
             object,
         };
         let table = typed.then(fuzz_table);
-        decode(&file, table.as_ref(), Discard).await.map(drop)
+        decode(&file, table.as_ref(), 1, Discard).await.map(drop)
     })
 }
 
@@ -387,6 +426,7 @@ fn fuzz_table() -> Schema {
 }
 
 /// A sink that drops every batch.
+#[derive(Clone)]
 struct Discard;
 
 impl BatchSink for Discard {

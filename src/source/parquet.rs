@@ -48,9 +48,7 @@ pub(super) async fn decode<S: BatchSink>(
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(parquet_error)?;
-        feed(&name, &schema, reader, &mut sink, |e| {
-            Error::bad_input(&name, None, e.to_string())
-        })?;
+        feed(&name, &schema, reader, 0, &mut sink).map_err(|e| e.into_error(&name))?;
         Ok((sink, hash))
     });
     Error::rejoin(decoding.await, "decoding input")?

@@ -57,7 +57,7 @@ pub(super) async fn decode<S: BatchSink>(
             };
             return Err(Error::bad_input(&name, None, message));
         }
-        feed(&name, &schema, batches, &mut sink, bad)?;
+        feed(&name, &schema, batches, 0, &mut sink).map_err(|e| e.into_error(&name))?;
         let hash = hashed
             .finish()
             .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;

@@ -27,9 +27,10 @@ use crate::error::{Error, Result};
 /// Files are rolled over at about this size; one day of data usually fits one file.
 pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
-/// A day of at least this many rows, written with fewer days than cores, is cut into one file
-/// per core; smaller days stay one file (splitting them gains little and makes small files).
-pub(super) const MIN_ROWS_TO_SPLIT: usize = 2 * 1024 * 1024;
+/// A day of at least this many rows, written with fewer days than cores, is written as one
+/// file per part it was ordered in (one per core); smaller days stay one file (splitting them
+/// gains little and makes small files).
+pub(super) const MIN_ROWS_TO_SPLIT: usize = 512 * 1024;
 
 /// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
 /// write by default. Public (but hidden) so that the benchmark's encoding limit,
@@ -49,25 +50,25 @@ pub(super) struct FileColumns {
     partition: String,
 }
 
-/// The files to write: one per day; with fewer days than `cores`, a day of at least
-/// `min_rows` rows is cut into `cores` files of consecutive rows, so that it is encoded on
-/// every core.
+/// The files to write, each a day and its slices of rows in order: one file per day; with
+/// fewer days than `cores`, a day of at least `min_rows` rows becomes one file per slice
+/// (`dedup_and_order` cut it into consecutive key ranges, one per core), so that it is
+/// encoded on every core.
 pub(super) fn file_pieces(
-    days: Vec<(NaiveDate, RecordBatch)>,
+    days: Vec<(NaiveDate, Vec<RecordBatch>)>,
     cores: usize,
     min_rows: usize,
-) -> Vec<(NaiveDate, RecordBatch)> {
+) -> Vec<(NaiveDate, Vec<RecordBatch>)> {
     if days.len() >= cores {
         return days;
     }
     days.into_iter()
-        .flat_map(|(day, batch)| {
-            let total = batch.num_rows();
-            let files = if total >= min_rows { cores } else { 1 };
-            let rows = total.div_ceil(files).max(1);
-            (0..total)
-                .step_by(rows)
-                .map(move |start| (day, batch.slice(start, rows.min(total - start))))
+        .flat_map(|(day, slices)| {
+            let rows: usize = slices.iter().map(RecordBatch::num_rows).sum();
+            match rows >= min_rows {
+                true => slices.into_iter().map(|slice| (day, vec![slice])).collect(),
+                false => vec![(day, slices)],
+            }
         })
         .collect()
 }
@@ -164,13 +165,13 @@ impl Table {
         self.features.name_in_files(column).0.to_string()
     }
 
-    /// Writes one or more Parquet files per day, days in parallel. Returns the files as `add`
+    /// Writes one or more Parquet files per day (each day's slices in turn), days in parallel. Returns the files as `add`
     /// actions without tags (those depend on the version the commit lands at).
     pub(crate) async fn write_days(
         &self,
         schema: &SchemaRef,
         column: &str,
-        days: Vec<(NaiveDate, RecordBatch)>,
+        days: Vec<(NaiveDate, Vec<RecordBatch>)>,
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
         let files = self.file_columns(schema, column);
@@ -180,18 +181,24 @@ impl Table {
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pieces = file_pieces(days, parallelism, MIN_ROWS_TO_SPLIT);
         let written: Vec<Vec<Add>> = futures::stream::iter(pieces)
-            .map(|(day, batch)| {
+            .map(|(day, slices)| {
                 let (store, config) = (store.clone(), config.clone());
                 let values = IndexMap::from([(
                     files.partition.clone(),
                     Scalar::Date(days_since_epoch(day)),
                 )]);
                 // Column mapping renames columns only: the arrays stay as they are.
-                let batch = RecordBatch::try_new(files.schema.clone(), batch.columns().to_vec());
+                let batches: Vec<_> = slices
+                    .iter()
+                    .map(|slice| {
+                        RecordBatch::try_new(files.schema.clone(), slice.columns().to_vec())
+                    })
+                    .collect();
                 tokio::spawn(async move {
-                    let batch = batch?;
                     let mut writer = DeltaWriter::new(store, config);
-                    writer.write_partition(batch, &values).await?;
+                    for batch in batches {
+                        writer.write_partition(batch?, &values).await?;
+                    }
                     writer.close().await
                 })
             })
@@ -239,30 +246,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_large_day_is_cut_into_one_file_per_core_and_nothing_else_is() {
-        let day = |d: u32, rows: i64| {
-            let batch = RecordBatch::try_from_iter([(
-                "id",
-                Arc::new(arrow::array::Int64Array::from_iter_values(0..rows)) as _,
-            )])
-            .unwrap();
-            (NaiveDate::from_ymd_opt(2024, 1, d).unwrap(), batch)
+    fn a_large_day_is_cut_into_its_slices_and_nothing_else_is() {
+        let day = |d: u32, slices: &[i64]| {
+            let slices = slices
+                .iter()
+                .map(|&rows| {
+                    RecordBatch::try_from_iter([(
+                        "id",
+                        Arc::new(arrow::array::Int64Array::from_iter_values(0..rows)) as _,
+                    )])
+                    .unwrap()
+                })
+                .collect();
+            (NaiveDate::from_ymd_opt(2024, 1, d).unwrap(), slices)
         };
-        let pieces = file_pieces(vec![day(1, 10)], 3, 5);
-        let sizes: Vec<usize> = pieces.iter().map(|(_, b)| b.num_rows()).collect();
-        assert_eq!(sizes, [4, 4, 2]);
-        let rejoined =
-            arrow::compute::concat_batches(&pieces[0].1.schema(), pieces.iter().map(|(_, b)| b))
-                .unwrap();
-        assert_eq!(rejoined, day(1, 10).1, "every row once, in order");
+        let sizes = |pieces: Vec<(NaiveDate, Vec<RecordBatch>)>| -> Vec<Vec<usize>> {
+            pieces
+                .iter()
+                .map(|(_, slices)| slices.iter().map(RecordBatch::num_rows).collect())
+                .collect()
+        };
         assert_eq!(
-            file_pieces(vec![day(1, 4)], 3, 5).len(),
-            1,
+            sizes(file_pieces(vec![day(1, &[4, 4, 2])], 3, 5)),
+            [[4], [4], [2]],
+            "a large day: a file per slice, in order"
+        );
+        assert_eq!(
+            sizes(file_pieces(vec![day(1, &[2, 2])], 3, 5)),
+            [[2, 2]],
             "a small day stays whole"
         );
         assert_eq!(
-            file_pieces(vec![day(1, 10), day(2, 10), day(3, 10)], 3, 5).len(),
-            3,
+            sizes(file_pieces(
+                vec![day(1, &[5, 5]), day(2, &[5, 5]), day(3, &[5, 5])],
+                3,
+                5
+            )),
+            [[5, 5], [5, 5], [5, 5]],
             "as many days as cores: one file each"
         );
     }
