@@ -20,3 +20,29 @@ pub(crate) fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::
         .convert_columns(&arrays)
         .map_err(|e| Error::internal("sorting rows", e))
 }
+
+/// The rows of columns given in pieces (each column's pieces in turn: the batches of a
+/// bucket), in Arrow's row format, piece after piece, without combining the pieces first.
+pub(crate) fn encode_rows_of(columns: &[(Vec<ArrayRef>, SortOptions)]) -> Result<arrow::row::Rows> {
+    let error = |e| Error::internal("sorting rows", e);
+    let fields = columns
+        .iter()
+        .map(|(pieces, options)| {
+            let data_type = pieces
+                .first()
+                .map_or(arrow::datatypes::DataType::Null, |p| p.data_type().clone());
+            SortField::new_with_options(data_type, *options)
+        })
+        .collect();
+    let converter = RowConverter::new(fields).map_err(error)?;
+    let pieces = columns.first().map_or(0, |(pieces, _)| pieces.len());
+    let rows: usize = columns
+        .first()
+        .map_or(0, |(pieces, _)| pieces.iter().map(|p| p.len()).sum());
+    let mut encoded = converter.empty_rows(rows, 0);
+    for piece in 0..pieces {
+        let arrays: Vec<ArrayRef> = columns.iter().map(|(p, _)| p[piece].clone()).collect();
+        converter.append(&mut encoded, &arrays).map_err(error)?;
+    }
+    Ok(encoded)
+}

@@ -19,7 +19,7 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{SortOptions, concat_batches, take_record_batch};
+use arrow::compute::{SortOptions, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
@@ -138,13 +138,10 @@ impl RowStore {
     pub(crate) fn into_buckets(self) -> Result<Buckets> {
         let (paths, dir) = match self.storage {
             Storage::Memory(batches) => {
-                let all = concat_batches(&self.schema, &batches)
-                    .map_err(|e| Error::internal("combining input files", e))?;
                 return Ok(Buckets {
-                    in_memory: Some(all),
+                    in_memory: Some(batches),
                     paths: Vec::new().into_iter(),
                     _dir: None,
-                    schema: self.schema,
                 });
             }
             Storage::Disk { dir, writers } => {
@@ -162,39 +159,36 @@ impl RowStore {
             in_memory: None,
             paths: paths.into_iter(),
             _dir: Some(dir),
-            schema: self.schema,
         })
     }
 }
 
-/// The buckets of a [`RowStore`], one batch each.
+/// The buckets of a [`RowStore`], each in the batches its rows came in.
 pub(crate) struct Buckets {
-    schema: SchemaRef,
-    in_memory: Option<RecordBatch>,
+    in_memory: Option<Vec<RecordBatch>>,
     paths: std::vec::IntoIter<PathBuf>,
     /// Keeps the spill files until the last bucket is read.
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Iterator for Buckets {
-    type Item = Result<RecordBatch>;
+    type Item = Result<Vec<RecordBatch>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(all) = self.in_memory.take() {
             return Some(Ok(all));
         }
         let path = self.paths.next()?;
-        Some(read_bucket(&self.schema, &path))
+        Some(read_bucket(&path))
     }
 }
 
-fn read_bucket(schema: &SchemaRef, path: &std::path::Path) -> Result<RecordBatch> {
+fn read_bucket(path: &std::path::Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| spill_error("reading a spill file", e))?;
-    let batches = FileReader::try_new(file, None)
+    FileReader::try_new(file, None)
         .map_err(|e| spill_error("reading a spill file", e))?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| spill_error("reading a spill file", e))?;
-    concat_batches(schema, &batches).map_err(|e| spill_error("reading a spill file", e))
+        .map_err(|e| spill_error("reading a spill file", e))
 }
 
 fn bucket_path(dir: &tempfile::TempDir, bucket: usize) -> PathBuf {
@@ -247,8 +241,8 @@ mod tests {
         let buckets: Vec<RecordBatch> = store
             .into_buckets()
             .unwrap()
-            .collect::<Result<_>>()
-            .unwrap();
+            .map(|bucket| arrow::compute::concat_batches(&schema, &bucket.unwrap()).unwrap())
+            .collect();
         assert_eq!(buckets.len(), 4);
         let mut seen_values = Vec::new();
         let mut bucket_of_id = std::collections::HashMap::new();

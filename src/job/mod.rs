@@ -506,8 +506,9 @@ impl WriteJob {
     ) -> Result<(Vec<arrow::array::RecordBatch>, HashMap<NaiveDate, u64>)> {
         let mut batches = Vec::new();
         let mut rows_per_day = HashMap::new();
+        let schema = rows.schema().clone();
         for bucket in rows.into_buckets()? {
-            let days = self.bucket_days(bucket?, &mut rows_per_day)?;
+            let days = self.bucket_days(&schema, bucket?, &mut rows_per_day)?;
             batches.extend(days.into_iter().flat_map(|(_, slices)| slices));
         }
         Ok((batches, rows_per_day))
@@ -517,10 +518,11 @@ impl WriteJob {
     /// in order); its rows are added to `rows_per_day`.
     fn bucket_days(
         &self,
-        bucket: arrow::array::RecordBatch,
+        schema: &SchemaRef,
+        bucket: Vec<arrow::array::RecordBatch>,
         rows_per_day: &mut HashMap<NaiveDate, u64>,
     ) -> Result<Vec<(NaiveDate, Vec<arrow::array::RecordBatch>)>> {
-        let ordered = dedup_and_order(bucket, &self.rules)?;
+        let ordered = dedup_and_order(schema, bucket, &self.rules)?;
         let days = split_by_day(&ordered, &self.rules.partition_column);
         for (day, slices) in &days {
             let rows: usize = slices.iter().map(|slice| slice.num_rows()).sum();
@@ -551,7 +553,7 @@ impl WriteJob {
         let schema = rows.schema().clone();
         for bucket in rows.into_buckets()? {
             let started = std::time::Instant::now();
-            let days = self.bucket_days(bucket?, &mut written.rows_per_day)?;
+            let days = self.bucket_days(&schema, bucket?, &mut written.rows_per_day)?;
             tracing::debug!(elapsed = ?started.elapsed(), "bucket deduplicated and ordered");
             if let Some(table) = table {
                 let started = std::time::Instant::now();
