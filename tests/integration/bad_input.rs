@@ -422,3 +422,51 @@ async fn a_bad_row_past_the_first_batch_is_named_by_its_row_in_the_file() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_large_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
+    // Over 16 MiB: decoded in byte ranges at once. Quoted values with line breaks make many
+    // lines that are not rows, so only a parser can tell where the ranges may start.
+    let long = "x".repeat(200);
+    let row = |id: usize, date: &str| {
+        format!("{id},c,\"{long}\n,\"\"{id}\"\"\n\",1,1.0,{date}T00:00:00Z,{date}")
+    };
+    let count = 80_000;
+    let mut rows: Vec<String> = (0..count).map(|id| row(id, "2024-01-01")).collect();
+    let body = csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(body.len() > 17 << 20, "{} bytes", body.len());
+
+    let lake = Lake::local();
+    let input = lake.input("big.csv", &body);
+    let report = lake
+        .write(&[
+            "--input",
+            &input,
+            "--date",
+            "2024-01-01",
+            "--key",
+            "order_id",
+        ])
+        .expect(Status::Committed);
+    assert_eq!(report.rows_read, count as u64);
+    assert_eq!(report.rows_written, count as u64);
+    let table = lake.rows().await.parsed();
+    let last = table
+        .iter()
+        .find(|r| r["order_id"] == count as i64 - 1)
+        .expect("the last row");
+    assert_eq!(last["sku"], format!("{long}\n,\"{}\"\n", count - 1));
+
+    // A row past the middle, outside the scope: named by its row in the whole file.
+    rows[count - 10] = row(count - 10, "2024-01-05");
+    let body = csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let input = lake.input("big.csv", &body);
+    let expected = format!("big.csv row {}", count - 9);
+    refused(
+        &lake,
+        &["--input", &input, "--date", "2024-01-01"],
+        2,
+        &[&expected, "outside the run's scope"],
+    )
+    .await;
+}

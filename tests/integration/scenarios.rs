@@ -949,3 +949,25 @@ crate::support::on_backends!(
         input_beyond_the_memory_limit_spills_and_writes_the_same_rows,
     ]
 );
+
+#[tokio::test]
+async fn a_new_tables_later_files_are_read_with_the_first_files_types() {
+    // The first file (by name) makes `sku` text; a later file whose skus look like numbers
+    // keeps them as written, leading zeros included, instead of reading them as numbers.
+    let lake = Lake::local();
+    lake.input(
+        "a.csv",
+        &csv(&["1,10,abc,1,2.5,2024-01-01T00:00:00Z,2024-01-01"]),
+    );
+    lake.input(
+        "b.csv",
+        &csv(&["2,20,007,2,3,2024-01-01T01:00:00Z,2024-01-01"]),
+    );
+    let inputs = format!("{}/*.csv", lake.inputs_prefix());
+    lake.write(&["--input", &inputs, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let rows = lake.rows().await.parsed();
+    let sku_of = |id: i64| rows.iter().find(|r| r["order_id"] == id).unwrap()["sku"].clone();
+    assert_eq!(sku_of(1), "abc");
+    assert_eq!(sku_of(2), "007");
+}
