@@ -420,9 +420,11 @@ impl WriteJob {
         // row is decoded, and every file is then decoded with those types; otherwise the first
         // file's first batch gives them, and that file is decoded alone.
         let first = files.first().expect("find_inputs finds files");
+        // Fewer files than cores: each is cut into byte ranges, read at once.
+        let ranges = parallelism() / files.len();
         let (target, types) = match table_schema {
             Some(schema) => (Some(schema.clone()), Some(schema)),
-            None => match infer_columns(first).await? {
+            None => match infer_columns(first, ranges).await? {
                 Some(columns) => (
                     Some(target_schema(&first.name, &columns, None, &self.rules)?),
                     Some(Arc::new(columns)),
@@ -440,8 +442,6 @@ impl WriteJob {
         );
         let mut hashes = Vec::with_capacity(files.len());
         let (alone, others) = files.split_at(usize::from(target.is_none()));
-        // Fewer files than cores: each is cut into byte ranges, decoded at once.
-        let ranges = parallelism() / others.len().max(1);
         for file in alone {
             hashes.push(decode(file, types, ranges, intake.clone()).await?.1);
             on_file_read(&file.name);

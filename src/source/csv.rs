@@ -11,7 +11,7 @@ use arrow::error::ArrowError;
 use csv_core::ReadRecordResult;
 
 use super::text::{Batches, DecodeFrom, InferFrom};
-use super::{BATCH_ROWS, BatchSink, HashingReader, READ_BUFFER, Stopped, feed};
+use super::{BATCH_ROWS, BatchSink, HashingReader, READ_BUFFER, Stopped, csv_types, feed};
 use crate::error::Error;
 
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
@@ -139,6 +139,60 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
         Some(Stopped::Decoder(error)) => {
             Err(bad(first_decode_error(&schema, open()?).unwrap_or(error)))
         }
+    }
+}
+
+/// The columns of the local CSV file `path` with the types `csv_types::infer_types` gives,
+/// inferred in `ranges` byte ranges at once (cut as [`decode_in_ranges`] cuts). Should a
+/// range fail, the whole file is inferred in one piece, so that its error is reported as
+/// without the cut.
+pub(super) fn infer_in_ranges(path: &std::path::Path, ranges: usize) -> Result<Schema, ArrowError> {
+    let open = || File::open(path).map(|file| BufReader::with_capacity(READ_BUFFER, file));
+    let whole = || csv_types::infer_types(open()?);
+    let size = std::fs::metadata(path)?.len();
+    let mut header = csv::ReaderBuilder::new().from_reader(open()?);
+    let names = header
+        .headers()
+        .map_err(|e| ArrowError::CsvError(e.to_string()))?
+        .clone();
+    let cuts = record_starts(open()?, size, ranges)?;
+    if cuts.is_empty() {
+        return whole();
+    }
+    let bounds: Vec<u64> = std::iter::once(0)
+        .chain(cuts.iter().map(|&(start, _)| start))
+        .chain([size])
+        .collect();
+    let classes = std::thread::scope(|scope| {
+        let inferring: Vec<_> = bounds
+            .windows(2)
+            .enumerate()
+            .map(|(index, range)| {
+                let (start, end) = (range[0], range[1]);
+                let columns = names.len();
+                scope.spawn(move || {
+                    let mut file = File::open(path)?;
+                    file.seek(SeekFrom::Start(start))?;
+                    let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
+                    csv_types::classes(reader, index == 0, columns)
+                })
+            })
+            .collect();
+        inferring
+            .into_iter()
+            .map(|range| {
+                range
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect::<Result<Vec<_>, ArrowError>>()
+    });
+    match classes {
+        Ok(classes) => Ok(csv_types::schema_of(
+            names.iter(),
+            &csv_types::merge(classes),
+        )),
+        Err(_) => whole(),
     }
 }
 
@@ -281,6 +335,46 @@ mod tests {
             let joined = arrow::compute::concat_batches(&Arc::new(columns()), &rows).unwrap();
             assert_eq!(joined, expected, "{ranges} ranges");
         }
+    }
+
+    /// Types inferred range by range are the whole file's, even where only the last range
+    /// widens a column; a malformed row fails as in one piece.
+    #[test]
+    fn ranges_infer_the_types_the_whole_file_gives() {
+        let mut csv = "id,amount,at,note\n".to_string();
+        for id in 0..400 {
+            let amount = if id == 150 {
+                "2.5".to_string()
+            } else {
+                id.to_string()
+            };
+            let at = if id == 0 {
+                "2024-01-01".into()
+            } else {
+                format!("2024-01-01 00:00:{:02}", id % 60)
+            };
+            csv += &format!("{id},{amount},{at},\"line\n{id}\"\n");
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &csv).unwrap();
+        let whole = csv_types::infer_types(csv.as_bytes()).unwrap();
+        assert_eq!(whole.field(1).data_type(), &DataType::Float64);
+        for ranges in [2, 3, 9] {
+            assert_eq!(
+                infer_in_ranges(file.path(), ranges).unwrap(),
+                whole,
+                "{ranges}"
+            );
+        }
+        csv += "1,2\n";
+        std::fs::write(file.path(), &csv).unwrap();
+        let whole = csv_types::infer_types(csv.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            infer_in_ranges(file.path(), 3).unwrap_err().to_string(),
+            whole
+        );
     }
 
     #[test]

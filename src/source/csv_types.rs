@@ -30,15 +30,60 @@ const TEXT: u16 = 1 << 8;
 /// The columns of the CSV file `reader` reads (header row first) with the type every value of
 /// each column fits, as arrow-csv would infer them from all rows.
 pub(super) fn infer_types(reader: impl Read) -> Result<Schema, ArrowError> {
-    // The reader arrow-csv's inference and decoder use by default: comma, double quotes,
-    // rows of equal length.
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(reader);
-    let headers = csv.headers().map_err(csv_error)?.clone();
-    let mut classes = vec![0u16; headers.len()];
+    let mut csv = csv_reader(reader, true);
+    let header = csv.headers().map_err(csv_error)?.clone();
+    let classes = classes_of(csv, header.len())?;
+    Ok(schema_of(header.iter(), &classes))
+}
+
+/// The value classes of each of the `columns` columns over the rows `reader` reads (after a
+/// header row if `header`), to be merged with [`merge`] and typed by [`schema_of`]: the
+/// classes of a file's byte ranges merged are the classes of the whole file. A row of another
+/// length is an error.
+pub(super) fn classes(
+    reader: impl Read,
+    header: bool,
+    columns: usize,
+) -> Result<Vec<u16>, ArrowError> {
+    classes_of(csv_reader(reader, header), columns)
+}
+
+/// Classes of many ranges of a file as one.
+pub(super) fn merge(ranges: impl IntoIterator<Item = Vec<u16>>) -> Vec<u16> {
+    ranges.into_iter().fold(Vec::new(), |mut all, classes| {
+        all.resize(all.len().max(classes.len()), 0);
+        all.iter_mut().zip(classes).for_each(|(a, c)| *a |= c);
+        all
+    })
+}
+
+/// The columns named `names`, each with the type of its classes.
+pub(super) fn schema_of<'a>(names: impl Iterator<Item = &'a str>, classes: &[u16]) -> Schema {
+    let fields: Vec<Field> = names
+        .zip(classes)
+        .map(|(name, &class)| Field::new(name, data_type(class), true))
+        .collect();
+    Schema::new(fields)
+}
+
+/// The reader arrow-csv's inference and decoder use by default: comma, double quotes, rows of
+/// equal length.
+fn csv_reader<R: Read>(reader: R, header: bool) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(header)
+        .from_reader(reader)
+}
+
+fn classes_of<R: Read>(mut csv: csv::Reader<R>, columns: usize) -> Result<Vec<u16>, ArrowError> {
+    let mut classes = vec![0u16; columns];
     let mut record = csv::StringRecord::new();
     while csv.read_record(&mut record).map_err(csv_error)? {
+        if record.len() != columns {
+            return Err(ArrowError::CsvError(format!(
+                "a row has {} fields where the header has {columns}",
+                record.len()
+            )));
+        }
         for (class, value) in classes.iter_mut().zip(record.iter()) {
             // Empty is null; text stays text whatever comes after.
             if !value.is_empty() && *class & TEXT == 0 {
@@ -46,12 +91,7 @@ pub(super) fn infer_types(reader: impl Read) -> Result<Schema, ArrowError> {
             }
         }
     }
-    let fields: Vec<Field> = headers
-        .iter()
-        .zip(classes)
-        .map(|(name, class)| Field::new(name, data_type(class), true))
-        .collect();
-    Ok(Schema::new(fields))
+    Ok(classes)
 }
 
 fn csv_error(error: csv::Error) -> ArrowError {

@@ -164,15 +164,26 @@ pub(crate) async fn decode<S: BatchSink + Clone>(
 }
 
 /// The columns of a CSV file with the types its values fit, from one pass over it that
-/// decodes nothing (`None` for other formats, whose columns come with their first batch).
-pub(crate) async fn infer_columns(file: &InputFile) -> Result<Option<Schema>> {
+/// decodes nothing, in up to `ranges` byte ranges at once for a large local file (`None` for
+/// other formats, whose columns come with their first batch).
+pub(crate) async fn infer_columns(file: &InputFile, ranges: usize) -> Result<Option<Schema>> {
     if file.format != InputFormat::Csv {
         return Ok(None);
     }
     let reader = open_reader(&file.object).await?;
     let name = file.name.clone();
+    let cut = match &file.object.local_file {
+        Some(path) if ranges > 1 && file.object.size >= csv::MIN_BYTES_TO_SPLIT => {
+            Some(path.clone())
+        }
+        _ => None,
+    };
     let inferring = tokio::task::spawn_blocking(move || {
-        csv_types::infer_types(reader).map_err(|e| Error::bad_input(&name, None, e.to_string()))
+        let inferred = match cut {
+            Some(path) => csv::infer_in_ranges(&path, ranges),
+            None => csv_types::infer_types(reader),
+        };
+        inferred.map_err(|e| Error::bad_input(&name, None, e.to_string()))
     });
     Error::rejoin(inferring.await, "inferring column types").and_then(|inferred| inferred.map(Some))
 }
