@@ -163,9 +163,37 @@ fn input_column(file: &InputBatch<'_>, name: &str) -> std::result::Result<ArrayR
         .ok_or_else(|| format!("the column '{name}' is missing; the table has it"))
 }
 
+/// The types text input is parsed with, given the table's (or a new table's first file's):
+/// the same, except dates, timestamps and decimals outside the partition column. arrow's
+/// parsers for those drop what does not fit (a time of day, digits below the unit or scale)
+/// without an error, so they are read as text and cast by [`cast_lossless`], which refuses any
+/// such loss. The partition column is cut to its day anyway.
+pub(crate) fn text_types(columns: &Schema, rules: &RowRules) -> Schema {
+    let fields: Vec<Field> = columns
+        .fields()
+        .iter()
+        .map(|field| {
+            let lossy = matches!(
+                field.data_type(),
+                DataType::Date32
+                    | DataType::Date64
+                    | DataType::Timestamp(_, _)
+                    | DataType::Decimal128(_, _)
+                    | DataType::Decimal256(_, _)
+            );
+            match lossy && *field.name() != rules.partition_column {
+                true => field.as_ref().clone().with_data_type(DataType::Utf8),
+                false => field.as_ref().clone(),
+            }
+        })
+        .collect();
+    Schema::new(fields)
+}
+
 /// Casts a column to the table's type, refusing any cast that loses information: a value
 /// that does not convert, and also one that converts to something else (2.5 into a long
-/// column, nanoseconds into microseconds). Text is parsed, so it is checked by the parse alone.
+/// column, nanoseconds into microseconds). Text is checked against what it says
+/// ([`text_beyond`]); anything else by casting it back.
 fn cast_lossless(
     file: &InputBatch<'_>,
     column: &str,
@@ -173,17 +201,22 @@ fn cast_lossless(
     to: &DataType,
 ) -> Result<ArrayRef> {
     let cast = cast_strict(file, column, array, to)?;
-    if matches!(
-        array.data_type(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-    ) {
-        return Ok(cast);
-    }
     let context = || format!("checking column '{column}' of {}", file.file);
-    let back = cast_with_options(&cast, array.data_type(), &CastOptions::default())
-        .map_err(|e| Error::internal(context(), e))?;
-    let changed = distinct(array, &back).map_err(|e| Error::internal(context(), e))?;
-    match changed.iter().position(|c| c == Some(true)) {
+    let lost = match array.data_type() {
+        DataType::Null => None,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| Error::internal(context(), e))?;
+            text_beyond(text.as_string::<i32>(), to)
+        }
+        _ => {
+            let back = cast_with_options(&cast, array.data_type(), &CastOptions::default())
+                .map_err(|e| Error::internal(context(), e))?;
+            let changed = distinct(array, &back).map_err(|e| Error::internal(context(), e))?;
+            changed.iter().position(|c| c == Some(true))
+        }
+    };
+    match lost {
         None => Ok(cast),
         Some(row) => Err(Error::bad_input(
             file.file,
@@ -195,6 +228,64 @@ fn cast_lossless(
                 array.data_type()
             ),
         )),
+    }
+}
+
+/// The first row whose text says more than the table's type `to` keeps, where arrow's
+/// parsers drop the rest without an error: digits of a second below a timestamp's unit,
+/// digits below a decimal's scale, a time of day in a date column.
+fn text_beyond(text: &arrow::array::StringArray, to: &DataType) -> Option<usize> {
+    let fits = |value: &str| match to {
+        DataType::Timestamp(unit, _) => {
+            let kept = match unit {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            };
+            // Only seconds have a fraction in what arrow parses as a timestamp.
+            value.split_once('.').is_none_or(|(_, fraction)| {
+                let digits = fraction.bytes().take_while(u8::is_ascii_digit);
+                digits.skip(kept).all(|digit| digit == b'0')
+            })
+        }
+        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => {
+            decimal_fits(value, *scale)
+        }
+        DataType::Date32 => date_fits(value),
+        _ => true,
+    };
+    text.iter()
+        .position(|value| value.is_some_and(|v| !fits(v)))
+}
+
+/// Whether decimal text (`-12.50`, `1.5e2`) has no nonzero digit below `scale`.
+fn decimal_fits(value: &str, scale: i8) -> bool {
+    let (mantissa, exponent) = match value.find(['e', 'E']) {
+        Some(at) => (&value[..at], value[at + 1..].parse::<i64>().unwrap_or(0)),
+        None => (value, 0),
+    };
+    let mantissa = mantissa.trim_start_matches(['-', '+']);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let below = fraction.len() as i64 - exponent - i64::from(scale);
+    let digits = whole.bytes().chain(fraction.bytes());
+    let count = whole.len() + fraction.len();
+    below <= 0
+        || digits
+            .skip(count.saturating_sub(below as usize))
+            .all(|digit| digit == b'0')
+}
+
+/// Whether text read as a date is one: a date, or a date-time at midnight UTC (arrow's date
+/// parser keeps the UTC day of any date-time).
+fn date_fits(value: &str) -> bool {
+    if value.len() <= 10 || value.starts_with(['+', '-']) {
+        return true;
+    }
+    match arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, value) {
+        Ok(at) => at.time() == chrono::NaiveTime::MIN,
+        // No date-time: the cast refused it already, or read a date.
+        Err(_) => true,
     }
 }
 
@@ -212,7 +303,26 @@ fn cast_strict(
         safe: false,
         ..Default::default()
     };
-    match cast_with_options(array, to, &strict) {
+    let cast = match (array.data_type(), to) {
+        // Text read as decimals as arrow-csv reads them (exponents too), which arrow's cast
+        // does not.
+        (DataType::Utf8, DataType::Decimal128(precision, scale)) => array
+            .as_string::<i32>()
+            .iter()
+            .map(|text| {
+                text.map(|text| {
+                    arrow::compute::kernels::cast_utils::parse_decimal::<
+                        arrow::datatypes::Decimal128Type,
+                    >(text, *precision, *scale)
+                })
+                .transpose()
+            })
+            .collect::<std::result::Result<arrow::array::Decimal128Array, _>>()
+            .and_then(|decimals| decimals.with_precision_and_scale(*precision, *scale))
+            .map(|decimals| Arc::new(decimals) as ArrayRef),
+        _ => cast_with_options(array, to, &strict),
+    };
+    match cast {
         Ok(cast) => Ok(cast),
         Err(error) => {
             let lenient = cast_with_options(array, to, &CastOptions::default()).ok();

@@ -29,7 +29,7 @@ use crate::source::{
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::Table;
-use crate::transform::{Intake, dedup_and_order, split_by_day, target_schema};
+use crate::transform::{Intake, dedup_and_order, split_by_day, target_schema, text_types};
 use driver::drive;
 use merge::Merge;
 use replace::Replace;
@@ -432,7 +432,8 @@ impl WriteJob {
                 None => (None, None),
             },
         };
-        let types = types.as_deref();
+        let types = types.map(|types| text_types(&types, &self.rules));
+        let types = types.as_ref();
         let intake = Intake::new(
             target.clone(),
             checks,

@@ -470,3 +470,103 @@ async fn a_large_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn text_that_says_more_than_the_tables_type_keeps_is_refused_not_cut() {
+    // arrow's parsers drop a time of day read as a date, digits of a second below the unit
+    // and digits below a decimal's scale without an error: every input path refuses them.
+    use deltalake::arrow::array::Decimal128Array;
+    use std::sync::Arc;
+    let lake = Lake::local();
+    let first = lake.input(
+        "first.csv",
+        "id,at,d,date\n1,2024-01-01T00:00:00Z,2024-01-01,2024-01-01\n",
+    );
+    lake.write(&["--input", &first, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let too_precise = "2024-01-01T00:00:00.1234567Z";
+    let with_time = "2024-01-01T10:30:00";
+    let cases = [
+        (
+            "at.csv",
+            format!("id,at,d,date\n2,{too_precise},2024-01-01,2024-01-01\n"),
+            too_precise,
+        ),
+        (
+            "d.csv",
+            format!("id,at,d,date\n2,,{with_time},2024-01-01\n"),
+            with_time,
+        ),
+        (
+            "at.json",
+            format!("{{\"id\":2,\"at\":\"{too_precise}\",\"date\":\"2024-01-01\"}}\n"),
+            too_precise,
+        ),
+    ];
+    for (name, body, value) in &cases {
+        let input = lake.input(name, body);
+        refused(
+            &lake,
+            &["--input", &input, "--date", "2024-01-01"],
+            2,
+            &[
+                &format!("{name} row 1"),
+                value,
+                "without losing information",
+            ],
+        )
+        .await;
+    }
+    // What the type keeps exactly is taken: trailing zeros, a date-time at midnight.
+    let exact = lake.input(
+        "exact.csv",
+        "id,at,d,date\n2,2024-01-01T00:00:00.123456000Z,2024-01-02T00:00:00Z,2024-01-01\n",
+    );
+    lake.write(&["--input", &exact, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let row = &lake.rows().await.parsed()[0];
+    assert_eq!(row["d"], "2024-01-02", "{row}");
+
+    // A new table: the first file's dates make a date column, a later file's time is refused.
+    let fresh = lake.sibling();
+    fresh.input("a.csv", "id,d,date\n1,2024-01-01,2024-01-01\n");
+    fresh.input("b.csv", &format!("id,d,date\n2,{with_time},2024-01-01\n"));
+    let both = format!("{}/*.csv", fresh.inputs_prefix());
+    let run = fresh.write(&["--input", &both, "--date", "2024-01-01"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains(with_time), "{}", run.stderr);
+    assert!(fresh.versions().await.is_empty());
+
+    // Decimals: digits below the scale are refused, zeros and exponents that fit are taken.
+    let decimal = lake.sibling();
+    let amounts = Decimal128Array::from(vec![1250])
+        .with_precision_and_scale(10, 2)
+        .unwrap();
+    let created = decimal.input_bytes("first.parquet", &amount_parquet(Arc::new(amounts)));
+    decimal
+        .write(&["--input", &created, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let cut = decimal.input("cut.csv", "id,amount,date\n3,1.239,2024-01-01\n");
+    refused(
+        &decimal,
+        &["--input", &cut, "--date", "2024-01-01"],
+        2,
+        &["cut.csv row 1", "1.239", "without losing information"],
+    )
+    .await;
+    let fits = decimal.input(
+        "fits.csv",
+        "id,amount,date\n3,1.2300,2024-01-01\n4,1.5e1,2024-01-01\n",
+    );
+    decimal
+        .write(&["--input", &fits, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let amounts: Vec<String> = decimal
+        .rows()
+        .await
+        .parsed()
+        .iter()
+        .map(|row| row["amount"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(amounts, ["1.23", "15.00"]);
+}

@@ -131,6 +131,12 @@ fn canonical(column: &dyn Array, i: usize) -> Value {
                 .to_string()
                 .into()
         }
+        // As text, exactly: `12.50`.
+        DataType::Decimal128(_, _) => {
+            let array = deltalake::arrow::array::make_array(column.to_data());
+            let text = deltalake::arrow::compute::cast(&array, &DataType::Utf8).unwrap();
+            canonical(text.as_ref(), i)
+        }
         // delta-rs hands STRING partition values back dictionary-encoded.
         DataType::Dictionary(_, _) => {
             let array = deltalake::arrow::array::make_array(column.to_data());
