@@ -4,11 +4,15 @@ order_id, and write a date-partitioned table replacing the scope's days.
 
     python peers.py deltalake|polars|duckdb|spark INPUT_GLOB TABLE FROM TO
 
+The deltalake peer also takes an s3://bucket/... INPUT_GLOB and TABLE (scripts/bench --s3),
+reaching S3 through the standard AWS_* environment (S3_ENV), as lakewriter does.
+
 Prints the job's own time as JSON (`job_seconds`): from after the peer's start-up (Python
 imports; for Spark also the JVM and its session) to the end of the write, so that the bench
 can show start-up beside the whole process's time.
 """
 
+import fnmatch
 import glob
 import importlib
 import json
@@ -17,18 +21,61 @@ import sys
 import time
 
 
+# What reaches S3: pyarrow's filesystem for the input and delta-rs's storage options for the
+# table are both built from these (lakewriter reads the same variables itself).
+S3_ENV = ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP"]
+
+
 def predicate(first: str, last: str) -> str:
     return f"date >= '{first}' AND date <= '{last}'"
+
+
+def s3_filesystem(environ=os.environ):
+    """pyarrow's S3 filesystem for the endpoint and credentials in `environ`'s AWS_* variables."""
+    from pyarrow import fs
+
+    scheme, _, host = environ["AWS_ENDPOINT_URL"].partition("://")
+    return fs.S3FileSystem(
+        endpoint_override=host, scheme=scheme, region=environ["AWS_REGION"],
+        access_key=environ["AWS_ACCESS_KEY_ID"], secret_key=environ["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def expand(pattern: str) -> list[str]:
+    """The files a glob names, sorted: local paths, or s3:// URIs listed through pyarrow (the
+    glob only in the last part of the key)."""
+    if not pattern.startswith("s3://"):
+        return sorted(glob.glob(pattern))
+    from pyarrow import fs
+
+    folder, _, name = pattern.removeprefix("s3://").rpartition("/")
+    listed = s3_filesystem().get_file_info(fs.FileSelector(folder))
+    return sorted(f"s3://{info.path}" for info in listed if fnmatch.fnmatch(info.base_name, name))
+
+
+def read_csv(file: str):
+    """One CSV file as a pyarrow table, from a local path or an s3:// URI."""
+    import pyarrow.csv as pacsv
+
+    if not file.startswith("s3://"):
+        return pacsv.read_csv(file)
+    with s3_filesystem().open_input_stream(file.removeprefix("s3://")) as stream:
+        return pacsv.read_csv(stream)
+
+
+def storage_options(table: str) -> dict[str, str] | None:
+    """delta-rs's options for an s3:// table, from S3_ENV. No locking options: delta-rs, like
+    lakewriter, commits with S3's conditional put by default."""
+    return {key: os.environ[key] for key in S3_ENV} if table.startswith("s3://") else None
 
 
 def deltalake_pyarrow(files: list[str], table: str, first: str, last: str) -> None:
     """pyarrow reads and deduplicates; deltalake.write_deltalake replaces the days."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
     from deltalake import write_deltalake
 
-    data = pa.concat_tables(pacsv.read_csv(f) for f in files)
+    data = pa.concat_tables(read_csv(f) for f in files)
     data = data.sort_by([("order_id", "ascending"), ("updated_at", "descending")])
     ids = data["order_id"].combine_chunks()
     first_of_key = pc.not_equal(ids[1:], ids[:-1])
@@ -39,6 +86,7 @@ def deltalake_pyarrow(files: list[str], table: str, first: str, last: str) -> No
         mode="overwrite",
         partition_by=["date"],
         predicate=predicate(first, last),
+        storage_options=storage_options(table),
     )
 
 
@@ -119,7 +167,7 @@ PEERS = {
 }
 # What each peer loads before its job starts: start-up, not the job.
 START_UP = {
-    "deltalake": ["pyarrow", "pyarrow.compute", "pyarrow.csv", "deltalake"],
+    "deltalake": ["pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.fs", "deltalake"],
     "polars": ["polars"],
     "duckdb": ["duckdb"],
     "spark": ["pyspark.sql"],
@@ -131,7 +179,7 @@ if __name__ == "__main__":
         importlib.import_module(module)
     extra = [spark_session()] if name == "spark" else []
     started = time.perf_counter()
-    PEERS[name](sorted(glob.glob(pattern)), table, first, last, *extra)
+    PEERS[name](expand(pattern), table, first, last, *extra)
     print(json.dumps({"job_seconds": round(time.perf_counter() - started, 3)}))
     for session in extra:
         session.stop()

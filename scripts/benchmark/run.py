@@ -7,6 +7,10 @@ the median in-process job time a contender reports (the peers exclude their star
 imports, the JVM), the median peak RSS and the raw rows per second. Every output is then read
 back and compared day by day, every column, so a contender that did less work (kept the
 wrong duplicate, dropped or mixed a day) is caught.
+
+--s3 runs the same job from and to S3: the CSV day uploaded to LocalStack, which the driver
+starts and stops itself, then lakewriter and pyarrow + deltalake each writing their own table
+there from it.
 """
 
 import argparse
@@ -26,7 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 FIRST_DAY = datetime.date(2024, 1, 1)
+# The bucket of --s3, created by scripts/localstack (localstack/init/ready.d/create-buckets.sh).
+BUCKET = "lakewriter-test"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ PEER_DESCRIPTIONS = [
     ("spark", "Spark + Delta replaceWhere, local[2] (RSS of the Python driver only, not the JVM)", True),
 ]
 DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *(p[0] for p in PEER_DESCRIPTIONS)]
+S3_CONTENDERS = ["lakewriter", "deltalake"]
 
 
 @dataclass
@@ -69,15 +77,27 @@ class Contender:
     # A function, so that a command can depend on what an earlier contender wrote.
     command: Callable[[], list[str]]
     writes_delta: bool
+    # Set on top of the driver's environment for the process (--s3: where S3 is).
+    env: dict[str, str] | None = None
+
+
+def lakewriter_write(args, dataset: Dataset) -> list[str]:
+    """lakewriter's command for the dataset's scope, without --table and --input."""
+    return [
+        str(args.bin / "lakewriter"), "write", "--key", "order_id", "--order-by", "updated_at",
+        "--from", str(FIRST_DAY), "--to", str(dataset.last_day), "--on-rerun", "replace",
+        "--run-id", "bench",
+    ]
+
+
+def peer_write(name: str, inputs: str, table: str, dataset: Dataset) -> list[str]:
+    """A peer's command (scripts/benchmark/peers.py) for the dataset's scope."""
+    return [sys.executable, str(HERE / "peers.py"), name, inputs, table, str(FIRST_DAY),
+            str(dataset.last_day)]
 
 
 def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset) -> list[Contender]:
-    first, last = str(FIRST_DAY), str(dataset.last_day)
-    lakewriter = [
-        str(args.bin / "lakewriter"), "write", "--key", "order_id", "--order-by", "updated_at",
-        "--from", first, "--to", last, "--on-rerun", "replace", "--run-id", "bench",
-    ]
-    peer = [sys.executable, str(HERE / "peers.py")]
+    lakewriter = lakewriter_write(args, dataset)
     def limit() -> list[str]:
         from deltalake import DeltaTable
 
@@ -105,8 +125,22 @@ def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset)
             limit, False),
     }
     for name, description, writes_delta in PEER_DESCRIPTIONS:
-        command = [*peer, name, f"{data}/csv/*.csv", str(tables / name), first, last]
+        command = peer_write(name, f"{data}/csv/*.csv", str(tables / name), dataset)
         every[name] = Contender(name, description, lambda command=command: command, writes_delta)
+    return [every[name] for name in args.only]
+
+
+def s3_contenders(args, inputs: str, tables: str, dataset: Dataset, env: dict[str, str]) -> list[Contender]:
+    """--s3's contenders: lakewriter and pyarrow + deltalake, each from the `inputs` glob on S3
+    into its own table under `tables` (an s3:// prefix), S3 reached through `env`."""
+    lakewriter = [*lakewriter_write(args, dataset), "--table", f"{tables}/lakewriter", "--input", inputs]
+    deltalake = peer_write("deltalake", inputs, f"{tables}/deltalake", dataset)
+    every = {
+        "lakewriter": Contender("lakewriter", "lakewriter, CSV input", lambda: lakewriter, True, env),
+        "deltalake": Contender(
+            "deltalake", "pyarrow (S3FileSystem) + deltalake.write_deltalake(predicate=...)",
+            lambda: deltalake, True, env),
+    }
     return [every[name] for name in args.only]
 
 
@@ -117,11 +151,11 @@ class Timing:
     job_seconds: float | None
 
 
-def run_once(command: list[str]) -> Timing:
+def run_once(command: list[str], env: dict[str, str] | None = None) -> Timing:
     started = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-f", "peak-rss-kib %M", *command],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env={**os.environ, **(env or {})},
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -131,10 +165,12 @@ def run_once(command: list[str]) -> Timing:
     return Timing(seconds, int(peak) / 1024, float(job.group(1)) if job else None)
 
 
-def digest(contender: Contender, table: pathlib.Path) -> dict:
+def digest(contender: Contender, table: pathlib.Path | str,
+           storage_options: dict[str, str] | None = None) -> dict:
     """What the output holds, compared across contenders: per day, the row count and a sum of
     row hashes over every column, each in one canonical type (the contenders type the columns
-    differently: a timestamp with or without a zone, a date or a string)."""
+    differently: a timestamp with or without a zone, a date or a string). A Delta table may be
+    an s3:// URI, read with delta-rs's `storage_options`."""
     import duckdb
 
     connection = duckdb.connect()
@@ -142,7 +178,8 @@ def digest(contender: Contender, table: pathlib.Path) -> dict:
     if contender.writes_delta:
         from deltalake import DeltaTable
 
-        rows = DeltaTable(str(table)).to_pyarrow_dataset()  # noqa: F841 (read by DuckDB)
+        delta = DeltaTable(str(table), storage_options=storage_options)
+        rows = delta.to_pyarrow_dataset()  # noqa: F841 (read by DuckDB)
         source = "rows"
     else:
         source = f"read_parquet('{table}/**/*.parquet', hive_partitioning = true)"
@@ -177,7 +214,7 @@ def versions(args) -> str:
     )
     jars = (HERE.parent / "readers" / "spark-jars.txt").read_text().split()
     delta = next(j.split(":")[-1] for j in jars if "delta-spark" in j)
-    lock = (HERE.parent.parent / "Cargo.lock").read_text()
+    lock = (ROOT / "Cargo.lock").read_text()
 
     def locked(crate: str) -> str:
         return re.search('name = "' + crate + '"\nversion = "([^"]+)"', lock).group(1)
@@ -203,19 +240,48 @@ def generated(args, dataset: Dataset) -> pathlib.Path:
 
 def measure(args, dataset: Dataset) -> list[str]:
     data = generated(args, dataset)
-    raw_rows = dataset.days * dataset.rows_per_day
     tables = args.work / "tables" / dataset.slug
     shutil.rmtree(tables, ignore_errors=True)
     tables.mkdir(parents=True)
-
-    results: dict[str, list[Timing]] = {}
     checked = contenders(args, data, tables, dataset)
+    results = time_contenders(args, dataset, checked)
+    expected = same_outputs(dataset, {c.name: digest(c, tables / c.name) for c in checked})
+    lines = results_table(dataset, checked, results, expected)
+    writer = next((c for c in checked if c.name == "lakewriter"), None)
+    return lines + (identical_rerun(args, writer) if writer else [])
+
+
+def identical_rerun(args, writer: Contender) -> list[str]:
+    """lakewriter's CSV write run again on its own table with `--on-rerun auto`: the same input
+    and run id, so it is skipped (checked), timed like the contenders."""
+    command = writer.command()
+    command[command.index("--on-rerun") + 1] = "auto"
+    done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True)
+    if '"status":"skipped"' not in done.stdout:
+        sys.exit(f"the identical rerun was not skipped: {done.stdout}{done.stderr}")
+    timings = [run_once(command) for _ in range(args.runs)]
+    seconds = statistics.median(t.seconds for t in timings)
+    rss = statistics.median(t.peak_rss_mib for t in timings)
+    return [
+        f"An identical rerun of lakewriter's CSV write (`--on-rerun auto`, skipped before any row "
+        f"is parsed), whole process: median {seconds:.3f} s, peak RSS {rss:.0f} MiB.",
+        "",
+    ]
+
+
+def time_contenders(args, dataset: Dataset, checked: list[Contender]) -> dict[str, list[Timing]]:
+    """Each contender's --runs timed runs, after a warm-up that for the Delta writers also
+    creates the table."""
+    results = {}
     for contender in checked:
         print(f"{dataset.label}: {contender.name}", file=sys.stderr, flush=True)
-        run_once(contender.command())  # warm-up; for the Delta writers it also creates the table
-        results[contender.name] = [run_once(contender.command()) for _ in range(args.runs)]
+        run_once(contender.command(), contender.env)
+        results[contender.name] = [run_once(contender.command(), contender.env) for _ in range(args.runs)]
+    return results
 
-    digests = {c.name: digest(c, tables / c.name) for c in checked}
+
+def same_outputs(dataset: Dataset, digests: dict[str, dict]) -> dict:
+    """The digest every contender's output has, or an exit naming the first that differs."""
     first_name, expected = next(iter(digests.items()))
     for name, held in digests.items():
         if held != expected:
@@ -223,6 +289,13 @@ def measure(args, dataset: Dataset) -> list[str]:
             sys.exit(f"{name}'s output differs from {first_name}'s on {differing}: {held} vs {expected}")
     if len(expected) != dataset.days:
         sys.exit(f"the outputs hold {len(expected)} days, not {dataset.days}: {expected}")
+    return expected
+
+
+def results_table(dataset: Dataset, checked: list[Contender], results: dict[str, list[Timing]],
+                  expected: dict) -> list[str]:
+    """The report's table of the contenders' medians, and what their outputs were checked for."""
+    raw_rows = dataset.days * dataset.rows_per_day
 
     def median(name: str, field: str) -> float | None:
         values = [getattr(t, field) for t in results[name]]
@@ -377,10 +450,69 @@ def memory_scaling(args) -> list[str]:
     ]
 
 
+def s3_env(endpoint: str) -> dict[str, str]:
+    """The standard AWS variables that point lakewriter, delta-rs and pyarrow at LocalStack, as
+    the integration tests set them (tests/integration/support/lake.rs); also delta-rs's storage
+    options when the driver reads the tables back."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def measure_s3(args, dataset: Dataset, env: dict[str, str]) -> list[str]:
+    """The dataset's CSV files uploaded to the bucket, then lakewriter and deltalake timed from
+    them into tables in the bucket and their outputs compared."""
+    from pyarrow import fs
+
+    from peers import s3_filesystem
+
+    data = generated(args, dataset)
+    inputs = f"{BUCKET}/inputs/{dataset.slug}"
+    print(f"uploading {data}/csv to s3://{inputs}", file=sys.stderr, flush=True)
+    fs.copy_files(str(data / "csv"), inputs, source_filesystem=fs.LocalFileSystem(),
+                  destination_filesystem=s3_filesystem(env))
+    # LocalStack starts empty (no persistence), so the tables do not exist before the warm-up.
+    tables = f"s3://{BUCKET}/bench/{dataset.slug}"
+    checked = s3_contenders(args, f"s3://{inputs}/*.csv", tables, dataset, env)
+    results = time_contenders(args, dataset, checked)
+    expected = same_outputs(dataset, {c.name: digest(c, f"{tables}/{c.name}", env) for c in checked})
+    return results_table(dataset, checked, results, expected)
+
+
+def s3_bench(args) -> list[str]:
+    """--s3: LocalStack started under --work for the measurement and stopped after it, also
+    when the measurement fails."""
+    localstack, state = str(ROOT / "scripts" / "localstack"), str(args.work / "localstack")
+    try:
+        endpoint = subprocess.run(
+            [localstack, "start", state], stdout=subprocess.PIPE, text=True, check=True,
+            env={**os.environ, "LAKEWRITER_TEST_BUCKETS": BUCKET},
+        ).stdout.strip()
+        lines = [
+            f"Measured {datetime.date.today()} with `scripts/bench --s3 --size {args.size}`, {args.runs} "
+            f"runs after a warm-up, on {machine()}, against LocalStack {localstack_version()} (S3 "
+            "only, over HTTP on 127.0.0.1) on the same machine: it shares the cores with the contender.",
+            f"Versions: {versions(args)}.",
+            "",
+        ]
+        for dataset in SIZES[args.size]:
+            lines += measure_s3(args, dataset, s3_env(endpoint))
+        return lines
+    finally:
+        subprocess.run([localstack, "stop", state], check=True)
+
+
+def localstack_version() -> str:
+    """The LocalStack version scripts/localstack installs (localstack/requirements.txt)."""
+    pins = (ROOT / "localstack" / "requirements.txt").read_text()
+    return re.search(r"^localstack-core\S*==(\S+)", pins, flags=re.M).group(1)
+
+
 def write_report(args, lines: list[str]) -> None:
-    report = HERE.parent.parent / "BENCHMARKS.md"
+    report = ROOT / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
-    name = "rerun-cost" if args.rerun_cost else "memory" if args.memory else args.size
+    name = "rerun-cost" if args.rerun_cost else "memory" if args.memory else "s3" if args.s3 else args.size
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     block = "\n".join([start, *lines, end])
     if start in text:
@@ -392,11 +524,12 @@ def write_report(args, lines: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=SIZES, default="quick")
+    parser.add_argument("--size", choices=SIZES, help="default: quick, or day with --s3")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
-                        help=f"comma-separated contenders (default: {','.join(DEFAULT_CONTENDERS)})")
+                        help=f"comma-separated contenders (default: {','.join(DEFAULT_CONTENDERS)}; "
+                        f"with --s3, {','.join(S3_CONTENDERS)})")
     parser.add_argument("--bin", type=pathlib.Path, required=True, help="the release build's folder")
     parser.add_argument("--work", type=pathlib.Path, required=True, help="data and tables go here")
     parser.add_argument("--no-report", action="store_true", help="print only; leave BENCHMARKS.md")
@@ -408,10 +541,14 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: [int(r) for r in s.split(",")],
                         default=[2_000_000, 4_000_000, 8_000_000])
     parser.add_argument("--memory-limit", default="512MiB", help="lakewriter's --memory-limit for --memory")
+    parser.add_argument("--s3", action="store_true",
+                        help="lakewriter and deltalake from and to S3 on LocalStack (started here)")
     args = parser.parse_args()
-    args.only = args.only or DEFAULT_CONTENDERS
-    if args.rerun_cost or args.memory:
-        lines = rerun_cost(args) if args.rerun_cost else memory_scaling(args)
+    args.only = args.only or (S3_CONTENDERS if args.s3 else DEFAULT_CONTENDERS)
+    args.size = args.size or ("day" if args.s3 else "quick")
+    if args.rerun_cost or args.memory or args.s3:
+        mode = rerun_cost if args.rerun_cost else memory_scaling if args.memory else s3_bench
+        lines = mode(args)
         print("\n".join(lines))
         if not args.no_report:
             write_report(args, lines)
