@@ -18,7 +18,7 @@ use crate::error::{Error, InputLocation, Result};
 use crate::rows::{encode_rows, encode_rows_of};
 use crate::rules::RowRules;
 use crate::scope::PartitionScope;
-use crate::source::{BatchSink, delta_type};
+use crate::source::{BatchSink, Sampled, delta_type};
 use crate::spill::RowStore;
 
 /// A decoded batch and where it came from, for error messages.
@@ -101,6 +101,7 @@ fn conform(
     target: &SchemaRef,
     rules: &RowRules,
     scope: &PartitionScope,
+    sample: Option<&Sampled>,
 ) -> Result<RecordBatch> {
     let input = file.batch.schema();
     let mismatch = |message: String| Error::SchemaMismatch {
@@ -141,6 +142,9 @@ fn conform(
             to_date(file, source_name, source)?
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
+            if let Some(sample) = sample.filter(|sample| sample.checks(field.name())) {
+                check_sample(file, field.name(), &column, sample)?;
+            }
             cast_lossless(file, field.name(), &column, field.data_type())?
         };
         columns.push(column);
@@ -163,12 +167,36 @@ fn input_column(file: &InputBatch<'_>, name: &str) -> std::result::Result<ArrayR
         .ok_or_else(|| format!("the column '{name}' is missing; the table has it"))
 }
 
+/// Fails on the first value of `column` (read as text) that would have given the column
+/// another type than `sample`'s, had the inference seen it. The run then infers the types
+/// from all rows and reads its input again: this error is never the run's.
+fn check_sample(
+    file: &InputBatch<'_>,
+    column: &str,
+    array: &ArrayRef,
+    sample: &Sampled,
+) -> Result<()> {
+    let text = array.as_string_opt::<i32>();
+    match text.and_then(|text| sample.first_misfit(column, text)) {
+        None => Ok(()),
+        Some(row) => Err(Error::bad_input(
+            file.file,
+            Some(file.row(row)),
+            format!(
+                "column '{column}': value '{}' does not fit the type the file's first rows gave it",
+                display_value(array.as_ref(), row)
+            ),
+        )),
+    }
+}
+
 /// The types text input is parsed with, given the table's (or a new table's first file's):
-/// the same, except dates, timestamps and decimals outside the partition column. arrow's
+/// the same, except dates, timestamps and decimals outside the partition column (and every
+/// column whose type comes from a sample, checked by [`check_sample`]). arrow's
 /// parsers for those drop what does not fit (a time of day, digits below the unit or scale)
 /// without an error, so they are read as text and cast by [`cast_lossless`], which refuses any
 /// such loss. The partition column is cut to its day anyway.
-pub(crate) fn text_types(columns: &Schema, rules: &RowRules) -> Schema {
+pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sampled>) -> Schema {
     let fields: Vec<Field> = columns
         .fields()
         .iter()
@@ -181,7 +209,8 @@ pub(crate) fn text_types(columns: &Schema, rules: &RowRules) -> Schema {
                     | DataType::Decimal128(_, _)
                     | DataType::Decimal256(_, _)
             );
-            match lossy && *field.name() != rules.partition_column {
+            let sampled = sample.is_some_and(|sample| sample.checks(field.name()));
+            match (lossy || sampled) && *field.name() != rules.partition_column {
                 true => field.as_ref().clone().with_data_type(DataType::Utf8),
                 false => field.as_ref().clone(),
             }
@@ -419,6 +448,8 @@ pub(crate) struct Intake {
     rules: Arc<RowRules>,
     scope: PartitionScope,
     buckets: usize,
+    /// With a new table's types from its first file's first rows: what every row must fit.
+    sample: Option<Arc<Sampled>>,
     taken: Arc<Mutex<Taken>>,
 }
 
@@ -446,8 +477,15 @@ impl Intake {
             rules: Arc::new(rules),
             scope,
             buckets,
+            sample: None,
             taken: Arc::default(),
         }
+    }
+
+    /// This intake, failing on any value that does not fit the types `sample` gave.
+    pub(crate) fn checking(mut self, sample: Option<Arc<Sampled>>) -> Self {
+        self.sample = sample;
+        self
     }
 
     /// The rows taken in, and how many there were. Call it once every file is in.
@@ -498,7 +536,8 @@ impl BatchSink for Intake {
         };
         let schema = self.schema_for(&input)?;
         // Shaping and checking, the costly part, runs outside the lock.
-        let conformed = conform(&input, &schema, &self.rules, &self.scope)?;
+        let sample = self.sample.as_deref();
+        let conformed = conform(&input, &schema, &self.rules, &self.scope, sample)?;
         let violation = self
             .checks
             .first_violation(&conformed)

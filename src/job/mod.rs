@@ -9,7 +9,7 @@ mod replace;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use chrono::NaiveDate;
 use deltalake::kernel::Add;
 use futures::{StreamExt, TryStreamExt};
@@ -24,7 +24,8 @@ use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::PartitionScope;
 use crate::source::{
-    InputFile, InputFormat, decode, find_inputs, fingerprint, hash, infer_columns,
+    Inferred, InputFile, InputFormat, Sampled, decode, find_inputs, fingerprint, hash,
+    infer_columns,
 };
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
@@ -416,23 +417,65 @@ impl WriteJob {
             }
             None => RowChecks::default(),
         };
-        // A new table takes the first file's columns. A CSV file's are inferred before any
-        // row is decoded, and every file is then decoded with those types; otherwise the first
-        // file's first batch gives them, and that file is decoded alone.
         let first = files.first().expect("find_inputs finds files");
         // Fewer files than cores: each is cut into byte ranges, read at once.
         let ranges = parallelism() / files.len();
-        let (target, types) = match table_schema {
-            Some(schema) => (Some(schema.clone()), Some(schema)),
-            None => match infer_columns(first, ranges).await? {
-                Some(columns) => (
-                    Some(target_schema(&first.name, &columns, None, &self.rules)?),
-                    Some(Arc::new(columns)),
-                ),
-                None => (None, None),
-            },
+        let (rows, rows_read, hashes) = match table_schema {
+            Some(schema) => {
+                let reading = Reading::table(schema, &self.rules, buckets, ranges);
+                self.read_files(&files, reading, checks, &mut on_file_read)
+                    .await?
+            }
+            // A new table takes the first file's columns. A CSV file's types come from its
+            // first rows and every file is read with them; should a value not fit them, the
+            // types are inferred from all of the file's rows and the input is read again.
+            // Other formats give their columns with the first batch: that file goes alone.
+            None => {
+                let inferred = infer_columns(first, ranges, true).await?;
+                let sampled = matches!(inferred, Some(Inferred::Sampled(_)));
+                let reading = Reading::new(first, inferred, &self.rules, buckets, ranges)?;
+                match self
+                    .read_files(&files, reading, checks, &mut on_file_read)
+                    .await
+                {
+                    Err(error) if sampled => {
+                        tracing::info!(%error, "the types of the first rows do not fit every row: inferring them from all rows");
+                        let inferred = infer_columns(first, ranges, false).await?;
+                        let reading = Reading::new(first, inferred, &self.rules, buckets, ranges)?;
+                        self.read_files(&files, reading, RowChecks::default(), &mut on_file_read)
+                            .await?
+                    }
+                    read => read?,
+                }
+            }
         };
-        let types = types.map(|types| text_types(&types, &self.rules));
+        tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), rows_read, buckets, "input read and checked");
+        let fingerprint = fingerprint(&hashes, &self.shaping_options(rows.schema()));
+        let input = PreparedInput {
+            checked_against: table.features().clone(),
+            run: self.identity(fingerprint),
+            schema: rows.schema().clone(),
+            rows_read,
+        };
+        Ok((input, rows))
+    }
+
+    /// Reads every input file as `reading` says into a row store, checking each row:
+    /// the rows, how many there were, and each file's hash.
+    async fn read_files(
+        &self,
+        files: &[InputFile],
+        reading: Reading,
+        checks: RowChecks,
+        on_file_read: &mut impl FnMut(&str),
+    ) -> Result<(RowStore, u64, Vec<[u8; 32]>)> {
+        let Reading {
+            target,
+            types,
+            sample,
+            buckets,
+            ranges,
+        } = reading;
         let types = types.as_ref();
         let intake = Intake::new(
             target.clone(),
@@ -440,7 +483,8 @@ impl WriteJob {
             self.rules.clone(),
             self.scope,
             buckets,
-        );
+        )
+        .checking(sample);
         let mut hashes = Vec::with_capacity(files.len());
         let (alone, others) = files.split_at(usize::from(target.is_none()));
         for file in alone {
@@ -467,15 +511,7 @@ impl WriteJob {
             on_file_read(&file.name);
         }
         let (rows, rows_read) = intake.finish()?;
-        tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), rows_read, buckets, "input read and checked");
-        let fingerprint = fingerprint(&hashes, &self.shaping_options(rows.schema()));
-        let input = PreparedInput {
-            checked_against: table.features().clone(),
-            run: self.identity(fingerprint),
-            schema: rows.schema().clone(),
-            rows_read,
-        };
-        Ok((input, rows))
+        Ok((rows, rows_read, hashes))
     }
 
     /// The run's identity given its input's fingerprint: the run id given, or one derived from
@@ -633,6 +669,64 @@ impl WriteJob {
             ("order_by", self.rules.order_by.clone().unwrap_or_default()),
             ("schema", columns.join(",")),
         ]
+    }
+}
+
+/// How a run reads its input files.
+struct Reading {
+    /// The schema rows take: the table's, or a new table's from its first file (`None`: from
+    /// that file's first batch).
+    target: Option<SchemaRef>,
+    /// The types text is parsed with.
+    types: Option<Schema>,
+    /// With types from the first file's first rows: what every row must fit.
+    sample: Option<Arc<Sampled>>,
+    /// Buckets rows are spread over (one: in memory).
+    buckets: usize,
+    /// Byte ranges a large file is cut into.
+    ranges: usize,
+}
+
+impl Reading {
+    /// Reading into an existing table of `schema`.
+    fn table(schema: SchemaRef, rules: &RowRules, buckets: usize, ranges: usize) -> Self {
+        Reading {
+            types: Some(text_types(&schema, rules, None)),
+            target: Some(schema),
+            sample: None,
+            buckets,
+            ranges,
+        }
+    }
+
+    /// Reading into a new table whose first file, `first`, has the `inferred` columns.
+    fn new(
+        first: &InputFile,
+        inferred: Option<Inferred>,
+        rules: &RowRules,
+        buckets: usize,
+        ranges: usize,
+    ) -> Result<Self> {
+        let (columns, sample) = match inferred {
+            None => {
+                return Ok(Reading {
+                    target: None,
+                    types: None,
+                    sample: None,
+                    buckets,
+                    ranges,
+                });
+            }
+            Some(Inferred::Whole(columns)) => (columns, None),
+            Some(Inferred::Sampled(sampled)) => (sampled.columns.clone(), Some(Arc::new(sampled))),
+        };
+        Ok(Reading {
+            target: Some(target_schema(&first.name, &columns, None, rules)?),
+            types: Some(text_types(&columns, rules, sample.as_deref())),
+            sample,
+            buckets,
+            ranges,
+        })
     }
 }
 

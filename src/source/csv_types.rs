@@ -36,6 +36,68 @@ pub(super) fn infer_types(reader: impl Read) -> Result<Schema, ArrowError> {
     Ok(schema_of(header.iter(), &classes))
 }
 
+/// The columns of a CSV file as its first `rows` rows give them, with each column's classes,
+/// unless those are all its rows or a column holds no value there: then `None`, and the whole
+/// file is to be inferred.
+pub(super) fn sample_types(reader: impl Read, rows: usize) -> Result<Option<Sampled>, ArrowError> {
+    let mut csv = csv_reader(reader, true);
+    let header = csv.headers().map_err(csv_error)?.clone();
+    let mut classes = vec![0u16; header.len()];
+    let mut record = csv::StringRecord::new();
+    for _ in 0..rows {
+        if !csv.read_record(&mut record).map_err(csv_error)? {
+            return Ok(None);
+        }
+        for (class, value) in classes.iter_mut().zip(record.iter()) {
+            if !value.is_empty() && *class & TEXT == 0 {
+                *class |= classify(value);
+            }
+        }
+    }
+    if classes.contains(&0) || !csv.read_record(&mut record).map_err(csv_error)? {
+        return Ok(None);
+    }
+    let columns = schema_of(header.iter(), &classes);
+    let classes = header.iter().map(str::to_string).zip(classes).collect();
+    Ok(Some(Sampled { columns, classes }))
+}
+
+/// A file's columns inferred from its first rows only, and what the other rows must hold for
+/// those types to be the ones all rows would give: each column's classes over the sample.
+#[derive(Debug)]
+pub(crate) struct Sampled {
+    /// The columns with the sample's types.
+    pub(crate) columns: Schema,
+    classes: std::collections::HashMap<String, u16>,
+}
+
+impl Sampled {
+    /// Whether `column`, a column the sample typed (other than text), is checked here; such a
+    /// column is to be read as text and given to [`Sampled::first_misfit`].
+    pub(crate) fn checks(&self, column: &str) -> bool {
+        self.classes
+            .get(column)
+            .is_some_and(|&c| data_type(c) != DataType::Utf8)
+    }
+
+    /// The first value of `column`'s text whose class would give the column another type than
+    /// the sample's, had the inference seen it.
+    pub(crate) fn first_misfit(
+        &self,
+        column: &str,
+        text: &arrow::array::StringArray,
+    ) -> Option<usize> {
+        let sampled = *self.classes.get(column)?;
+        let typed = data_type(sampled);
+        text.iter().position(|value| {
+            value.is_some_and(|value| {
+                let class = if value.is_empty() { 0 } else { classify(value) };
+                class & !sampled != 0 && data_type(sampled | class) != typed
+            })
+        })
+    }
+}
+
 /// The value classes of each of the `columns` columns over the rows `reader` reads (after a
 /// header row if `header`), to be merged with [`merge`] and typed by [`schema_of`]: the
 /// classes of a file's byte ranges merged are the classes of the whole file. A row of another
@@ -383,6 +445,51 @@ mod tests {
                 "{csv}"
             );
         }
+    }
+
+    /// A sample's types with its checks give the whole file's types: no later value fails the
+    /// check exactly when the whole file has the sample's types (a misleading sample is caught,
+    /// a faithful one passes), whatever the values.
+    #[test]
+    fn a_sample_is_checked_into_the_whole_files_types() {
+        let mut state: u64 = 0xFEED_5EED;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut misled = 0;
+        for _ in 0..3000 {
+            let pool: Vec<&str> = (0..1 + next(3))
+                .map(|_| VALUES[next(VALUES.len())])
+                .collect();
+            let rows: Vec<&str> = (0..4 + next(4)).map(|_| pool[next(pool.len())]).collect();
+            let sample_rows = 1 + next(3);
+            let csv: String = std::iter::once("c".to_string())
+                .chain(rows.iter().map(|v| quoted(v)))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let whole = infer_types(csv.as_bytes()).unwrap();
+            let Some(sampled) = sample_types(csv.as_bytes(), sample_rows).unwrap() else {
+                continue;
+            };
+            if !sampled.checks("c") {
+                assert_eq!(sampled.columns, whole, "text stays text: {rows:?}");
+                continue;
+            }
+            let later = arrow::array::StringArray::from(rows[sample_rows..].to_vec());
+            let misfit = sampled.first_misfit("c", &later);
+            assert_eq!(
+                misfit.is_none(),
+                sampled.columns == whole,
+                "{rows:?}, first {sample_rows} sampled: {:?} against {:?}",
+                sampled.columns,
+                whole
+            );
+            misled += usize::from(misfit.is_some());
+        }
+        assert!(misled > 100, "misleading samples were drawn: {misled}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::error::{Error, Result};
 use crate::storage::{InputObject, StorageOptions, expand_input};
+pub(crate) use csv_types::Sampled;
 
 mod csv;
 mod csv_types;
@@ -163,29 +164,56 @@ pub(crate) async fn decode<S: BatchSink + Clone>(
     }
 }
 
-/// The columns of a CSV file with the types its values fit, from one pass over it that
-/// decodes nothing, in up to `ranges` byte ranges at once for a large local file (`None` for
-/// other formats, whose columns come with their first batch).
-pub(crate) async fn infer_columns(file: &InputFile, ranges: usize) -> Result<Option<Schema>> {
+/// How many first rows of a new table's first CSV file its column types are inferred from,
+/// before every file is read with them (as DuckDB and Polars sample).
+const SAMPLE_ROWS: usize = BATCH_ROWS;
+
+/// The columns of a CSV file with the types its values fit (`None` for other formats, whose
+/// columns come with their first batch), from a pass that decodes nothing: over the first
+/// rows only with `sample` (a [`Sampled`] says what the other rows must hold), else over all
+/// rows, in up to `ranges` byte ranges at once for a large local file.
+pub(crate) async fn infer_columns(
+    file: &InputFile,
+    ranges: usize,
+    sample: bool,
+) -> Result<Option<Inferred>> {
     if file.format != InputFormat::Csv {
         return Ok(None);
     }
-    let reader = open_reader(&file.object).await?;
     let name = file.name.clone();
+    let bad = move |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
+    if sample {
+        let reader = open_reader(&file.object).await?;
+        let sampling =
+            tokio::task::spawn_blocking(move || csv_types::sample_types(reader, SAMPLE_ROWS));
+        // `None`: all rows were in the sample, or a column had no value there.
+        if let Some(sampled) =
+            Error::rejoin(sampling.await, "inferring column types")?.map_err(bad.clone())?
+        {
+            return Ok(Some(Inferred::Sampled(sampled)));
+        }
+    }
+    let reader = open_reader(&file.object).await?;
     let cut = match &file.object.local_file {
         Some(path) if ranges > 1 && file.object.size >= csv::MIN_BYTES_TO_SPLIT => {
             Some(path.clone())
         }
         _ => None,
     };
-    let inferring = tokio::task::spawn_blocking(move || {
-        let inferred = match cut {
-            Some(path) => csv::infer_in_ranges(&path, ranges),
-            None => csv_types::infer_types(reader),
-        };
-        inferred.map_err(|e| Error::bad_input(&name, None, e.to_string()))
+    let inferring = tokio::task::spawn_blocking(move || match cut {
+        Some(path) => csv::infer_in_ranges(&path, ranges),
+        None => csv_types::infer_types(reader),
     });
-    Error::rejoin(inferring.await, "inferring column types").and_then(|inferred| inferred.map(Some))
+    let columns = Error::rejoin(inferring.await, "inferring column types")?.map_err(bad)?;
+    Ok(Some(Inferred::Whole(columns)))
+}
+
+/// A CSV file's columns and their types.
+pub(crate) enum Inferred {
+    /// From all its rows.
+    Whole(Schema),
+    /// From its first rows.
+    Sampled(Sampled),
 }
 
 /// The SHA-256 of `file`'s bytes, read without decoding them: the hash [`decode`] returns.

@@ -971,3 +971,46 @@ async fn a_new_tables_later_files_are_read_with_the_first_files_types() {
     assert_eq!(sku_of(1), "abc");
     assert_eq!(sku_of(2), "007");
 }
+
+#[tokio::test]
+async fn a_new_tables_types_come_from_all_rows_even_when_its_first_rows_mislead() {
+    // The types are sampled from the first 65,536 rows; the last row holds a decimal in a
+    // column of integers and a time in a column of dates. The table must be what inferring
+    // every row gives: a double and a timestamp column, no value cut.
+    let lake = Lake::local();
+    let mut body = String::from("id,amount,d,date\n");
+    for id in 0..70_000 {
+        body += &format!("{id},{id},2024-01-01,2024-01-01\n");
+    }
+    body += "70000,2.5,2024-01-01T10:30:00Z,2024-01-01\n";
+    let input = lake.input("mislead.csv", &body);
+    let report = lake
+        .write(&["--input", &input, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    assert_eq!(report.rows_written, 70_001);
+    let rows = lake.rows().await.parsed();
+    let last = rows.iter().find(|r| r["id"] == 70_000).unwrap();
+    assert_eq!(last["amount"], 2.5);
+    assert_eq!(last["d"], "2024-01-01T10:30:00.000000Z");
+    let first = rows.iter().find(|r| r["id"] == 7).unwrap();
+    assert_eq!(first["amount"], 7.0);
+    assert_eq!(first["d"], "2024-01-01T00:00:00.000000Z");
+
+    // The same rows without the last: the sample is right, integers and dates.
+    let faithful = lake.sibling();
+    let input = faithful.input(
+        "plain.csv",
+        body.lines()
+            .take(70_001)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    );
+    faithful
+        .write(&["--input", &input, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let rows = faithful.rows().await.parsed();
+    let first = rows.iter().find(|r| r["id"] == 7).unwrap();
+    assert_eq!(first["amount"], 7);
+    assert_eq!(first["d"], "2024-01-01");
+}
