@@ -88,6 +88,19 @@ mod storage;
 mod table;
 mod transform;
 
+/// Seeded pseudo-random numbers for the unit tests' generated cases (xorshift): the same
+/// cases on every run.
+#[cfg(test)]
+pub(crate) fn test_numbers(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |below| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    }
+}
+
 pub use backfill::{Backfill, DayOutcome};
 pub use error::{Error, ErrorKind, InputLocation, Result};
 pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumReport};

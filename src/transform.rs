@@ -960,17 +960,11 @@ mod tests {
     #[test]
     fn dedup_matches_a_naive_reference_in_any_input_order() {
         // Small domains so that keys repeat and many rows tie on key and version.
-        let mut state = 0x2545_f491_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as i64
-        };
+        let mut next = crate::test_numbers(0x2545_f491_u64);
         let notes = ["a", "b", "c"];
         for _ in 0..50 {
             let rows: Vec<(i64, i64, &str)> = (0..40)
-                .map(|_| (next(8), next(3), notes[next(3) as usize]))
+                .map(|_| (next(8) as i64, next(3) as i64, notes[next(3)]))
                 .collect();
             let mut expected = std::collections::BTreeMap::new();
             for &(id, v, note) in &rows {
@@ -1013,22 +1007,16 @@ mod tests {
     /// in turn are the day's rows in order.
     #[test]
     fn parts_give_the_rows_one_part_gives() {
-        let mut state = 0x9E37_79B9_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as i64
-        };
+        let mut next = crate::test_numbers(0x9E37_79B9_u64);
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("v", DataType::Int64, true),
             Field::new("date", DataType::Date32, true),
         ]));
         for _ in 0..20 {
-            let rows = 200 + next(300) as usize;
-            let ids: Vec<i64> = (0..rows).map(|_| next(150)).collect();
-            let versions: Vec<i64> = (0..rows).map(|_| next(4)).collect();
+            let rows = 200 + next(300);
+            let ids: Vec<i64> = (0..rows).map(|_| next(150) as i64).collect();
+            let versions: Vec<i64> = (0..rows).map(|_| next(4) as i64).collect();
             let dates: Vec<i32> = (0..rows).map(|_| 19723 + next(3) as i32).collect();
             fn order<T>(mut values: Vec<T>, reversed: bool) -> Vec<T> {
                 if reversed {

@@ -265,8 +265,7 @@ def first_write(args, writer: Contender, tables: pathlib.Path) -> list[str]:
     replaced = digest(writer, tables / "lakewriter")
     if digest(writer, table) != replaced:
         sys.exit("lakewriter's first write holds other rows than its replacements")
-    seconds = statistics.median(t.seconds for t in timings)
-    rss = statistics.median(t.peak_rss_mib for t in timings)
+    seconds, rss = medians(timings)
     return [
         f"lakewriter's CSV write into a new table (the first write: column types inferred), whole "
         f"process: median {seconds:.2f} s, peak RSS {rss:.0f} MiB; same rows as above.",
@@ -282,14 +281,18 @@ def identical_rerun(args, writer: Contender) -> list[str]:
     done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True)
     if '"status":"skipped"' not in done.stdout:
         sys.exit(f"the identical rerun was not skipped: {done.stdout}{done.stderr}")
-    timings = [run_once(command) for _ in range(args.runs)]
-    seconds = statistics.median(t.seconds for t in timings)
-    rss = statistics.median(t.peak_rss_mib for t in timings)
+    seconds, rss = medians([run_once(command) for _ in range(args.runs)])
     return [
         f"An identical rerun of lakewriter's CSV write (`--on-rerun auto`, skipped before any row "
         f"is parsed), whole process: median {seconds:.3f} s, peak RSS {rss:.0f} MiB.",
         "",
     ]
+
+
+def medians(timings: list["Timing"]) -> tuple[float, float]:
+    """The median wall time (s) and peak RSS (MiB) of some runs."""
+    return (statistics.median(t.seconds for t in timings),
+            statistics.median(t.peak_rss_mib for t in timings))
 
 
 def time_contenders(args, dataset: Dataset, checked: list[Contender]) -> dict[str, list[Timing]]:

@@ -426,12 +426,17 @@ impl WriteJob {
                 self.read_files(&files, reading, checks, &mut on_file_read)
                     .await?
             }
-            // A new table takes the first file's columns. A CSV file's types come from its
-            // first rows and every file is read with them; should a value not fit them, the
-            // types are inferred from all of the file's rows and the input is read again.
-            // Other formats give their columns with the first batch: that file goes alone.
+            // A new table takes the first file's columns. A CSV file's types come from all
+            // its rows, in a pass of their own, or, when it is most of the input, from its
+            // first rows, with every row of every file checked against them as it is read
+            // (less work than a second pass there, more than one over a small first file).
+            // Should a value not fit them, the types are inferred from all of the file's rows
+            // and the input is read again. Other formats give their columns with the first
+            // batch: that file goes alone.
             None => {
-                let inferred = infer_columns(first, ranges, true).await?;
+                let input_bytes: u64 = files.iter().map(InputFile::size).sum();
+                let sample = first.size() * 2 >= input_bytes;
+                let inferred = infer_columns(first, ranges, sample).await?;
                 let sampled = matches!(inferred, Some(Inferred::Sampled(_)));
                 let reading = Reading::new(first, inferred, &self.rules, buckets, ranges)?;
                 match self

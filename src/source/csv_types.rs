@@ -410,13 +410,7 @@ mod tests {
     /// Columns mixing random values (and empty ones) promote as arrow-csv promotes them.
     #[test]
     fn mixed_columns_get_arrows_types() {
-        let mut state: u64 = 0x5EED_CAFE;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::test_numbers(0x5EED_CAFE);
         for _ in 0..400 {
             let columns = 1 + next(4);
             // Each column draws from a few values, so that like classes meet often.
@@ -452,13 +446,7 @@ mod tests {
     /// a faithful one passes), whatever the values.
     #[test]
     fn a_sample_is_checked_into_the_whole_files_types() {
-        let mut state: u64 = 0xFEED_5EED;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::test_numbers(0xFEED_5EED);
         let mut misled = 0;
         for _ in 0..3000 {
             let pool: Vec<&str> = (0..1 + next(3))

@@ -70,6 +70,11 @@ pub(crate) struct InputFile {
 }
 
 impl InputFile {
+    /// The file's size in bytes, as listed.
+    pub(crate) fn size(&self) -> u64 {
+        self.object.size
+    }
+
     /// About how many bytes the file's rows take once decoded into Arrow, for sizing the
     /// memory a run needs before it reads anything. Measured on the benchmark's sales data:
     /// Arrow holds CSV in about its own size and JSON lines (keys repeated on every line) in
@@ -573,13 +578,7 @@ mod tests {
             writer.close().unwrap();
             bytes
         };
-        let mut state: u64 = 0x0DEC_0DE5;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::test_numbers(0x0DEC_0DE5);
         let specials = b"\"\n\r,{}[]:\\\x00\xff-.9eT";
         for (format, typed, seed) in [
             (InputFormat::Csv, false, &csv),
