@@ -198,17 +198,16 @@ pub(crate) async fn infer_columns(
             return Ok(Some(Inferred::Sampled(sampled)));
         }
     }
-    let reader = open_reader(&file.object).await?;
-    let cut = match &file.object.local_file {
+    let inferring = match &file.object.local_file {
         Some(path) if ranges > 1 && file.object.size >= csv::MIN_BYTES_TO_SPLIT => {
-            Some(path.clone())
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || csv::infer_in_ranges(&path, ranges))
         }
-        _ => None,
+        _ => {
+            let reader = open_reader(&file.object).await?;
+            tokio::task::spawn_blocking(move || csv_types::infer_types(reader))
+        }
     };
-    let inferring = tokio::task::spawn_blocking(move || match cut {
-        Some(path) => csv::infer_in_ranges(&path, ranges),
-        None => csv_types::infer_types(reader),
-    });
     let columns = Error::rejoin(inferring.await, "inferring column types")?.map_err(bad)?;
     Ok(Some(Inferred::Whole(columns)))
 }
