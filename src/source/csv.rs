@@ -1,5 +1,7 @@
-//! CSV with a header row. When the table exists, its column types parse the values, so a
-//! value such as `007` in a string column is never turned into the number 7 by inference.
+//! CSV with a header row. When the column types are known (the table's, or a new table's
+//! first file's), they parse the values, so a value such as `007` in a string column is never
+//! turned into the number 7 by inference. A large local file can be cut into byte ranges at
+//! record starts, decoded (or its types inferred) on every core.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -24,7 +26,7 @@ pub(super) fn batches<'a>(
     let schema = match column_types {
         // Every column's type is known: the header is all we need.
         Some(known) => with_known_types(format.infer_schema(infer_from, Some(1))?.0, known),
-        None => Arc::new(super::csv_types::infer_types(infer_from)?),
+        None => Arc::new(csv_types::infer_types(infer_from)?),
     };
     let reader = arrow::csv::ReaderBuilder::new(schema.clone())
         .with_format(format)
