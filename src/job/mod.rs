@@ -713,6 +713,10 @@ impl Reading {
         ranges: usize,
     ) -> Result<Self> {
         let (columns, sample) = match inferred {
+            // No columns (an empty file): decoding it says so.
+            Some(Inferred::Whole(columns)) if columns.fields().is_empty() => {
+                return Self::new(first, None, rules, buckets, ranges);
+            }
             None => {
                 return Ok(Reading {
                     target: None,

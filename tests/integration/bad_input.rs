@@ -148,6 +148,13 @@ async fn a_header_that_does_not_match_the_table() {
 #[tokio::test]
 async fn an_empty_file() {
     rejected("empty.csv", b"", &[], 2, &["empty.csv", "empty"]).await;
+    // As the first file of a new table, whose types come from it.
+    let lake = Lake::local();
+    let input = lake.input("empty.csv", "");
+    let run = lake.write(&["--input", &input, "--date", "2024-01-01"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("the file is empty"), "{}", run.stderr);
+    assert!(lake.versions().await.is_empty());
 }
 
 #[tokio::test]
