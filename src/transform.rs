@@ -210,7 +210,10 @@ pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sam
                     | DataType::Decimal256(_, _)
             );
             let sampled = sample.is_some_and(|sample| sample.checks(field.name()));
-            match (lossy || sampled) && *field.name() != rules.partition_column {
+            // A column without a value in the first file is text in the table; read as Null,
+            // a later file's values there would be dropped.
+            let empty = field.data_type() == &DataType::Null;
+            match (lossy || sampled || empty) && *field.name() != rules.partition_column {
                 true => field.as_ref().clone().with_data_type(DataType::Utf8),
                 false => field.as_ref().clone(),
             }

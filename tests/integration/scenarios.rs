@@ -970,6 +970,18 @@ async fn a_new_tables_later_files_are_read_with_the_first_files_types() {
     let sku_of = |id: i64| rows.iter().find(|r| r["order_id"] == id).unwrap()["sku"].clone();
     assert_eq!(sku_of(1), "abc");
     assert_eq!(sku_of(2), "007");
+
+    // A column the first file leaves empty becomes text, and a later file's values land there.
+    let sparse = lake.sibling();
+    sparse.input("a.csv", "id,note,date\n1,,2024-01-01\n");
+    sparse.input("b.csv", "id,note,date\n2,007,2024-01-01\n");
+    let inputs = format!("{}/*.csv", sparse.inputs_prefix());
+    sparse
+        .write(&["--input", &inputs, "--date", "2024-01-01"])
+        .expect(Status::Committed);
+    let rows = sparse.rows().await.parsed();
+    let note = rows.iter().find(|r| r["id"] == 2).unwrap()["note"].clone();
+    assert_eq!(note, "007");
 }
 
 #[tokio::test]
