@@ -70,13 +70,13 @@ impl Backfill {
                 )));
             }
         }
-        if let Some(run_id) = self.job.explicit_run_id() {
-            if !run_id.contains("{date") {
-                return Err(Error::InvalidOption(format!(
-                    "backfill run id '{run_id}' has no {{date}}: each day is its own run, \
+        if let Some(run_id) = self.job.explicit_run_id()
+            && !run_id.contains("{date")
+        {
+            return Err(Error::InvalidOption(format!(
+                "backfill run id '{run_id}' has no {{date}}: each day is its own run, \
                      e.g. 'fill-{{date}}' (or leave --run-id out)"
-                )));
-            }
+            )));
         }
         // A table feature lakewriter does not write refuses the whole backfill once, rather
         // than failing every day with the same message.

@@ -240,8 +240,8 @@ fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
             Some(store) => return matches!(store, object_store::Error::Generic { .. }),
             None => {}
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if matches!(
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
                 io.kind(),
                 Io::TimedOut
                     | Io::ConnectionReset
@@ -250,9 +250,9 @@ fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
                     | Io::NotConnected
                     | Io::BrokenPipe
                     | Io::UnexpectedEof
-            ) {
-                return true;
-            }
+            )
+        {
+            return true;
         }
         cause = error.source();
     }

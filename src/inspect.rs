@@ -149,7 +149,7 @@ impl History {
                     .as_ref()
                     .and_then(|l| l.get("version"))
                     .and_then(|v| v.as_u64())
-                    .or(info.read_version.map(|v| v as u64 + 1));
+                    .or(info.read_version.map(|v| v + 1));
                 CommitSummary {
                     version,
                     timestamp: info.timestamp,

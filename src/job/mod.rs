@@ -618,12 +618,12 @@ impl WriteJob {
     }
 
     fn validate(&self) -> Result<()> {
-        if let Some(run_id) = &self.run_id {
-            if run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control) {
-                return Err(Error::InvalidOption(format!(
-                    "run id {run_id:?} must be 1 to 256 characters without control characters"
-                )));
-            }
+        if let Some(run_id) = &self.run_id
+            && (run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control))
+        {
+            return Err(Error::InvalidOption(format!(
+                "run id {run_id:?} must be 1 to 256 characters without control characters"
+            )));
         }
         if self.mode == WriteMode::Merge {
             if self.rules.key.is_empty() {

@@ -76,7 +76,7 @@ impl Table {
             Ok(state) => state.table_config().checkpoint_interval().get(),
             Err(_) => CHECKPOINT_INTERVAL,
         };
-        if (version + 1) % interval != 0 {
+        if !(version + 1).is_multiple_of(interval) {
             return;
         }
         let mut table = self.delta.clone();

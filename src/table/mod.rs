@@ -163,7 +163,7 @@ impl Table {
     /// The current version, or `None` when there is no table yet.
     pub(crate) fn version(&self) -> Option<u64> {
         self.exists
-            .then(|| self.delta.version().unwrap_or_default() as u64)
+            .then(|| self.delta.version().unwrap_or_default())
     }
 
     /// The table's columns as Arrow types, or `None` when there is no table yet.

@@ -30,7 +30,7 @@ fn merge(lake: &Lake, input: &str, from: &str, to: &str, extra: &[&str], status:
 /// together gives; the correction's commit rewrites only its own day; Spark and DuckDB agree.
 async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: &Lake) {
     merge(
-        &lake,
+        lake,
         &sales(),
         "2024-01-01",
         "2024-01-03",
@@ -39,7 +39,7 @@ async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: &Lake) {
     );
     let before: Vec<String> = lake.active_files().await;
     let version = merge(
-        &lake,
+        lake,
         &correction(),
         "2024-01-02",
         "2024-01-02",
@@ -85,7 +85,7 @@ async fn merge_updates_and_inserts_by_key_within_the_inputs_days(lake: &Lake) {
 /// twice, leave the same rows.
 async fn merges_are_idempotent_and_order_free(lake: &Lake) {
     let first = merge(
-        &lake,
+        lake,
         &sales(),
         "2024-01-01",
         "2024-01-03",
@@ -93,7 +93,7 @@ async fn merges_are_idempotent_and_order_free(lake: &Lake) {
         Status::Committed,
     );
     let second = merge(
-        &lake,
+        lake,
         &correction(),
         "2024-01-02",
         "2024-01-02",
@@ -101,7 +101,7 @@ async fn merges_are_idempotent_and_order_free(lake: &Lake) {
         Status::Committed,
     );
     let skipped = merge(
-        &lake,
+        lake,
         &correction(),
         "2024-01-02",
         "2024-01-02",

@@ -140,7 +140,7 @@ crate::support::on_backends!([local: Local, s3: S3], [announced_once_and_not_aga
 async fn announced_once_and_not_again(lake: &Lake) {
     let receiver = Receiver::start().await;
     let input = lake.input("day.csv", &day_rows(1));
-    let first = write(&lake, &input, &receiver, &[]);
+    let first = write(lake, &input, &receiver, &[]);
     let report = first.expect(Status::Committed);
     assert_eq!(report.notification, Some(Notification::Delivered));
     let acted = receiver.acted_on();
@@ -151,7 +151,7 @@ async fn announced_once_and_not_again(lake: &Lake) {
     assert_eq!(event["rows"], serde_json::json!({"2024-01-01": 3}));
     assert_eq!(event["fingerprint"], report.fingerprint);
 
-    let again = write(&lake, &input, &receiver, &[]);
+    let again = write(lake, &input, &receiver, &[]);
     assert_eq!(
         again.expect(Status::Skipped).notification,
         Some(Notification::AlreadyDelivered)
@@ -163,7 +163,7 @@ async fn announced_once_and_not_again(lake: &Lake) {
     );
 
     let corrected = lake.input("day.csv", &day_rows(2));
-    write(&lake, &corrected, &receiver, &[]).expect(Status::Committed);
+    write(lake, &corrected, &receiver, &[]).expect(Status::Committed);
     let versions: Vec<Value> = receiver
         .acted_on()
         .values()

@@ -65,7 +65,7 @@ fn dates_of(paths: &[String]) -> BTreeSet<String> {
 }
 
 pub async fn first_write_creates_the_table_in_one_commit(lake: &Lake) {
-    let report = write_sample(&lake, "first");
+    let report = write_sample(lake, "first");
     assert_eq!(report.version, Some(0));
     assert_eq!(report.rows_read, 13);
     assert_eq!(report.rows_written, 10);
@@ -111,9 +111,9 @@ pub async fn first_write_creates_the_table_in_one_commit(lake: &Lake) {
 }
 
 pub async fn identical_rerun_makes_no_commit(lake: &Lake) {
-    let first = write_sample(&lake, "daily");
+    let first = write_sample(lake, "daily");
     let files_before = lake.data_files().await;
-    let again = write_sample_expecting(&lake, "daily", Status::Skipped);
+    let again = write_sample_expecting(lake, "daily", Status::Skipped);
     assert_eq!(again.version, first.version);
     assert_eq!(again.fingerprint, first.fingerprint);
     assert_eq!(again.rows_written, 0);
@@ -167,7 +167,7 @@ fn write_sample_with(lake: &Lake, run_id: &str, extra: &[&str], status: Status) 
 }
 
 pub async fn corrected_day_is_replaced_in_one_commit(lake: &Lake) {
-    write_sample(&lake, "initial");
+    write_sample(lake, "initial");
     let before = lake.rows().await;
     let day2_files_before: Vec<String> = lake
         .commit(0)
@@ -177,7 +177,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: &Lake) {
         .filter(|p| p.starts_with("date=2024-01-02/"))
         .collect();
 
-    let report = write_correction(&lake, &[], Status::Committed);
+    let report = write_correction(lake, &[], Status::Committed);
     assert_eq!(report.version, Some(1));
     assert_eq!(lake.versions().await, vec![0, 1]);
 
@@ -213,7 +213,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: &Lake) {
         "the late correction of 1007 wins"
     );
 
-    write_correction(&lake, &[], Status::Skipped);
+    write_correction(lake, &[], Status::Skipped);
     assert_eq!(lake.versions().await, vec![0, 1]);
 
     // Time travel shows day 2 as it was before the replacement, in every engine.
@@ -236,7 +236,7 @@ pub async fn corrected_day_is_replaced_in_one_commit(lake: &Lake) {
 }
 
 pub async fn a_backfill_of_earlier_days_leaves_later_days_alone(lake: &Lake) {
-    write_sample(&lake, "january");
+    write_sample(lake, "january");
     let january = lake.rows().await;
     for day in 1..=31 {
         let date = format!("2023-12-{day:02}");
@@ -303,7 +303,7 @@ pub async fn shuffled_and_split_input_gives_identical_content(lake: &Lake) {
                 .collect::<Vec<_>>()
         })
         .collect();
-    write_sample(&lake, "run");
+    write_sample(lake, "run");
 
     let other = lake.sibling();
     // Reverse the rows and deal them round-robin into four files with unrelated names.
@@ -336,7 +336,7 @@ pub async fn shuffled_and_split_input_gives_identical_content(lake: &Lake) {
     // Stronger than equal rows: the same Parquet bytes, day by day.
     for day in ["2024-01-01", "2024-01-02", "2024-01-03"] {
         assert_eq!(
-            day_file_bytes(&lake, day).await,
+            day_file_bytes(lake, day).await,
             day_file_bytes(&other, day).await,
             "{day}"
         );
@@ -355,7 +355,7 @@ async fn day_file_bytes(lake: &Lake, day: &str) -> Vec<u8> {
 }
 
 pub async fn input_beyond_the_memory_limit_spills_and_writes_the_same_rows(lake: &Lake) {
-    let in_memory = write_sample(&lake, "run");
+    let in_memory = write_sample(lake, "run");
     let spilled = lake.sibling();
     // 1 KiB holds a few rows: the sample is spread over many buckets on disk.
     let report = write_sample_with(
@@ -474,7 +474,7 @@ pub async fn out_of_scope_rows_are_rejected_with_nothing_written(lake: &Lake) {
         "no data file was written"
     );
 
-    write_sample(&lake, "ok");
+    write_sample(lake, "ok");
     let files = lake.data_files().await;
     let run = lake.write(&[
         "--input",
@@ -519,7 +519,7 @@ pub async fn dedup_ties_are_broken_by_the_whole_row(lake: &Lake) {
 }
 
 pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: &Lake) {
-    write_sample(&lake, "full");
+    write_sample(lake, "full");
     let only_1_and_3 = lake.input(
         "sparse.csv",
         &csv(&[
@@ -564,8 +564,8 @@ pub async fn a_day_without_rows_ends_up_empty_and_recorded(lake: &Lake) {
 }
 
 pub async fn runs_lists_the_last_run_of_each_partition(lake: &Lake) {
-    let first = write_sample(&lake, "initial");
-    let fix = write_correction(&lake, &[], Status::Committed);
+    let first = write_sample(lake, "initial");
+    let fix = write_correction(lake, &[], Status::Committed);
 
     let runs = lake.runs();
     let summary: Vec<_> = runs
@@ -736,7 +736,7 @@ pub async fn concurrent_writers_on_different_days_all_commit(lake: &Lake) {
                 .to_vec()
         })
         .collect();
-    let reports = race(&lake, runs).await;
+    let reports = race(lake, runs).await;
     let versions: BTreeSet<u64> = reports
         .iter()
         .inspect(|r| assert_eq!(r.status, Status::Committed, "{r:?}"))
@@ -847,7 +847,7 @@ pub async fn concurrent_identical_runs_commit_once(lake: &Lake) {
     ]
     .map(str::to_string)
     .to_vec();
-    let reports = race(&lake, vec![args; 8]).await;
+    let reports = race(lake, vec![args; 8]).await;
     let statuses: Vec<Status> = reports.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == Status::Committed).count(),
@@ -893,7 +893,7 @@ pub async fn concurrent_different_inputs_for_one_day_leave_exactly_one(lake: &La
             .to_vec()
         })
         .collect();
-    race(&lake, runs).await;
+    race(lake, runs).await;
     let rows = lake.rows_agreed_by_readers().await.parsed();
     assert_eq!(rows.len(), 3, "one writer's rows, complete: {rows:?}");
     let quantity = rows[0]["quantity"].as_i64().unwrap();
@@ -912,16 +912,16 @@ pub async fn concurrent_different_inputs_for_one_day_leave_exactly_one(lake: &La
 }
 
 pub async fn dry_run_reports_and_changes_nothing(lake: &Lake) {
-    write_sample(&lake, "initial");
+    write_sample(lake, "initial");
     let files = lake.data_files().await;
-    let report = write_correction(&lake, &["--dry-run"], Status::Planned);
+    let report = write_correction(lake, &["--dry-run"], Status::Planned);
     assert_eq!(report.planned_action.as_deref(), Some("replace"));
     assert_eq!(report.files_removed, 1);
     assert_eq!(report.version, Some(0));
     assert_eq!(lake.versions().await, vec![0]);
     assert_eq!(lake.data_files().await, files);
 
-    let skip = write_sample_with(&lake, "initial", &["--dry-run"], Status::Planned);
+    let skip = write_sample_with(lake, "initial", &["--dry-run"], Status::Planned);
     assert_eq!(skip.planned_action.as_deref(), Some("skip"));
 }
 
