@@ -10,15 +10,11 @@ use crate::error::{Error, Result};
 /// The columns' rows in Arrow's row format: rows compare bytewise in the order the columns
 /// and their sort options define, and equal rows encode to equal bytes.
 pub(crate) fn encode_rows(columns: &[(ArrayRef, SortOptions)]) -> Result<arrow::row::Rows> {
-    let fields = columns
+    let whole: Vec<(Vec<ArrayRef>, SortOptions)> = columns
         .iter()
-        .map(|(c, options)| SortField::new_with_options(c.data_type().clone(), *options))
+        .map(|(column, options)| (vec![column.clone()], *options))
         .collect();
-    let converter = RowConverter::new(fields).map_err(|e| Error::internal("sorting rows", e))?;
-    let arrays: Vec<ArrayRef> = columns.iter().map(|(c, _)| c.clone()).collect();
-    converter
-        .convert_columns(&arrays)
-        .map_err(|e| Error::internal("sorting rows", e))
+    encode_rows_of(&whole)
 }
 
 /// The rows of columns given in pieces (each column's pieces in turn: the batches of a
