@@ -297,9 +297,13 @@ impl WriteJob {
         // for its missing partitions.
         table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let (input, outcome) = match self.skip_unread(&table).await? {
+        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
+        let (input, outcome) = match self.skip_unread(&table, &files).await? {
             Some(skipped) => skipped,
-            None => self.read_and_write(&mut table, on_file_read).await?,
+            None => {
+                self.read_and_write(&mut table, &files, on_file_read)
+                    .await?
+            }
         };
         let notification = match &outcome {
             Outcome::Committed { events, .. } | Outcome::Skipped { events, .. } => {
@@ -317,7 +321,11 @@ impl WriteJob {
     /// at once) into the fingerprint a full read would give. On a table that exists the rows
     /// take the table's columns, so the fingerprint's column list is the table's. `None`: the
     /// run must read its input (a first write, a changed input, another mode or policy).
-    async fn skip_unread(&self, table: &Table) -> Result<Option<(PreparedInput, Outcome)>> {
+    async fn skip_unread(
+        &self,
+        table: &Table,
+        files: &[InputFile],
+    ) -> Result<Option<(PreparedInput, Outcome)>> {
         let Some(schema) = table.schema()? else {
             return Ok(None);
         };
@@ -333,7 +341,6 @@ impl WriteJob {
         if !every_day_has_a_run {
             return Ok(None);
         }
-        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
         let hashes: Vec<[u8; 32]> = futures::stream::iter(files.iter().map(hash))
             .buffered(parallelism())
             .try_collect()
@@ -356,9 +363,10 @@ impl WriteJob {
     async fn read_and_write(
         &self,
         table: &mut Table,
+        files: &[InputFile],
         on_file_read: impl FnMut(&str),
     ) -> Result<(PreparedInput, Outcome)> {
-        let (input, rows) = self.prepare(table, on_file_read).await?;
+        let (input, rows) = self.prepare(table, files, on_file_read).await?;
         failpoint::hit("after-read");
         let outcome = match self.mode {
             WriteMode::Replace => {
@@ -394,10 +402,10 @@ impl WriteJob {
     async fn prepare(
         &self,
         table: &Table,
+        files: &[InputFile],
         mut on_file_read: impl FnMut(&str),
     ) -> Result<(PreparedInput, RowStore)> {
         let started = std::time::Instant::now();
-        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
         let table_schema = table.schema()?;
         let estimate = files.iter().map(InputFile::decoded_size_estimate).sum();
         let buckets = RowStore::bucket_count(estimate, self.memory_limit);
@@ -423,7 +431,7 @@ impl WriteJob {
         let (rows, rows_read, hashes) = match table_schema {
             Some(schema) => {
                 let reading = Reading::table(schema, &self.rules, buckets, ranges);
-                self.read_files(&files, reading, checks, &mut on_file_read)
+                self.read_files(files, reading, checks, &mut on_file_read)
                     .await?
             }
             // A new table takes the first file's columns. A CSV file's types come from all
@@ -440,14 +448,14 @@ impl WriteJob {
                 let sampled = matches!(inferred, Some(Inferred::Sampled(_)));
                 let reading = Reading::new(first, inferred, &self.rules, buckets, ranges)?;
                 match self
-                    .read_files(&files, reading, checks, &mut on_file_read)
+                    .read_files(files, reading, checks, &mut on_file_read)
                     .await
                 {
                     Err(error) if sampled => {
                         tracing::info!(%error, "the types of the first rows do not fit every row: inferring them from all rows");
                         let inferred = infer_columns(first, ranges, false).await?;
                         let reading = Reading::new(first, inferred, &self.rules, buckets, ranges)?;
-                        self.read_files(&files, reading, RowChecks::default(), &mut on_file_read)
+                        self.read_files(files, reading, RowChecks::default(), &mut on_file_read)
                             .await?
                     }
                     read => read?,
@@ -713,11 +721,11 @@ impl Reading {
         ranges: usize,
     ) -> Result<Self> {
         let (columns, sample) = match inferred {
-            // No columns (an empty file): decoding it says so.
-            Some(Inferred::Whole(columns)) if columns.fields().is_empty() => {
-                return Self::new(first, None, rules, buckets, ranges);
-            }
-            None => {
+            Some(Inferred::Whole(columns)) if !columns.fields().is_empty() => (columns, None),
+            Some(Inferred::Sampled(sampled)) => (sampled.columns.clone(), Some(Arc::new(sampled))),
+            // Another format (its first batch gives the columns), or no columns: decoding the
+            // empty file says so.
+            _ => {
                 return Ok(Reading {
                     target: None,
                     types: None,
@@ -726,8 +734,6 @@ impl Reading {
                     ranges,
                 });
             }
-            Some(Inferred::Whole(columns)) => (columns, None),
-            Some(Inferred::Sampled(sampled)) => (sampled.columns.clone(), Some(Arc::new(sampled))),
         };
         Ok(Reading {
             target: Some(target_schema(&first.name, &columns, None, rules)?),
