@@ -71,6 +71,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backfill;
+mod cast;
 mod constraints;
 mod error;
 mod failpoint;

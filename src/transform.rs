@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::SortOptions;
-use arrow::compute::kernels::cmp::distinct;
-use arrow::compute::{CastOptions, cast_with_options, take_record_batch};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::NaiveDate;
 
+use crate::cast::{cast_lossless, cast_strict, display_value};
 use crate::constraints::RowChecks;
 use crate::error::{Error, InputLocation, Result};
 use crate::rows::{encode_rows, encode_rows_of};
@@ -36,6 +35,11 @@ impl InputBatch<'_> {
     fn row(&self, index: usize) -> usize {
         self.first_row + index + 1
     }
+
+    /// Reports a refused value of the batch (its index, if one) as bad input at its row.
+    fn locate(&self) -> impl Fn(Option<usize>, String) -> Error + '_ {
+        |index, message| Error::bad_input(self.file, index.map(|i| self.row(i)), message)
+    }
 }
 
 /// The schema a run writes: the table's when it exists, else one built from the columns of
@@ -48,7 +52,7 @@ pub(crate) fn target_schema(
 ) -> Result<SchemaRef> {
     let schema = match table {
         Some(table) => table,
-        None => new_table_schema(input, rules),
+        None => new_table_schema(file, input, rules)?,
     };
     if schema.field_with_name(&rules.partition_column).is_err() {
         return Err(Error::SchemaMismatch {
@@ -61,37 +65,89 @@ pub(crate) fn target_schema(
         });
     }
     for column in rules.key.iter().chain(&rules.order_by) {
-        if schema.field_with_name(column).is_err() {
-            return Err(Error::SchemaMismatch {
-                file: file.to_string(),
-                message: format!(
-                    "there is no column '{column}' (named by --key or --order-by); columns: {}",
-                    column_list(&schema)
-                ),
-            });
-        }
+        let message = match schema.field_with_name(column) {
+            Err(_) => format!(
+                "there is no column '{column}' (named by --key or --order-by); columns: {}",
+                column_list(&schema)
+            ),
+            Ok(field) if field.data_type().is_nested() => format!(
+                "column '{column}' (named by --key or --order-by) is {}; name a column of \
+                 plain values (numbers, text, dates, timestamps) instead",
+                field.data_type()
+            ),
+            Ok(_) => continue,
+        };
+        return Err(Error::SchemaMismatch {
+            file: file.to_string(),
+            message,
+        });
     }
     Ok(schema)
 }
 
 /// A new table takes the first file's columns, as Delta types, plus the partition column.
-fn new_table_schema(input: &Schema, rules: &RowRules) -> SchemaRef {
-    let mut fields: Vec<Field> = input
-        .fields()
-        .iter()
-        .map(|f| {
-            let data_type = if *f.name() == rules.partition_column {
-                DataType::Date32
-            } else {
-                delta_type(f.data_type())
-            };
-            Field::new(f.name(), data_type, true)
-        })
-        .collect();
+/// The types go through the Delta kernel's conversion and back, so that they are exactly the
+/// types the table gives later runs (nested field names included): the first run's files and
+/// fingerprint are those of a rerun.
+fn new_table_schema(file: &str, input: &Schema, rules: &RowRules) -> Result<SchemaRef> {
+    use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow as _, TryIntoKernel as _};
+    let refused = |message: String| Error::SchemaMismatch {
+        file: file.to_string(),
+        message,
+    };
+    let mut fields: Vec<Field> = Vec::with_capacity(input.fields().len() + 1);
+    for f in input.fields() {
+        if let Some(name) = spark_refused_name(f.name(), f.data_type()) {
+            return Err(refused(format!(
+                "column name '{}' holds a space or one of ,;{{}}()= or a tab or line break, \
+                 which Spark refuses in a table without column mapping; rename it in the input \
+                 (or write to a table created with column mapping)",
+                name.escape_debug()
+            )));
+        }
+        let data_type = if *f.name() == rules.partition_column {
+            DataType::Date32
+        } else {
+            let delta: deltalake::kernel::DataType = (&delta_type(f.data_type()))
+                .try_into_kernel()
+                .map_err(|e| {
+                    refused(format!(
+                        "column '{}' is {}, which a Delta table cannot hold ({e}); cast it in \
+                         the input",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })?;
+            (&delta)
+                .try_into_arrow()
+                .map_err(|e| Error::internal("converting a Delta type to Arrow", e))?
+        };
+        fields.push(Field::new(f.name(), data_type, true));
+    }
     if rules.derives_partition(input) {
         fields.push(Field::new(&rules.partition_column, DataType::Date32, true));
     }
-    Arc::new(Schema::new(fields))
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The first name, of the column `name` or of a field nested in it, that Spark refuses in a
+/// table without column mapping (its `checkFieldNames`: a space or any of `,;{}()=`, a tab or
+/// a line break).
+fn spark_refused_name<'a>(name: &'a str, data_type: &'a DataType) -> Option<&'a str> {
+    if name.contains([' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '=']) {
+        return Some(name);
+    }
+    match data_type {
+        DataType::Struct(fields) => fields
+            .iter()
+            .find_map(|f| spark_refused_name(f.name(), f.data_type())),
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::FixedSizeList(item, _)
+        // A list's item and a map's entries are named by Arrow, not by the input.
+        | DataType::Map(item, _) => spark_refused_name("", item.data_type()),
+        _ => None,
+    }
 }
 
 /// Casts one file to `target`, derives the partition column if needed, and checks the contract:
@@ -145,7 +201,7 @@ fn conform(
             if let Some(sample) = sample.filter(|sample| sample.checks(field.name())) {
                 check_sample(file, field.name(), &column, sample)?;
             }
-            cast_lossless(file, field.name(), &column, field.data_type())?
+            cast_lossless(field.name(), &column, field.data_type(), &file.locate())?
         };
         columns.push(column);
     }
@@ -222,176 +278,17 @@ pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sam
     Schema::new(fields)
 }
 
-/// Casts a column to the table's type, refusing any cast that loses information: a value
-/// that does not convert, and also one that converts to something else (2.5 into a long
-/// column, nanoseconds into microseconds). Text is checked against what it says
-/// ([`text_beyond`]); anything else by casting it back.
-fn cast_lossless(
-    file: &InputBatch<'_>,
-    column: &str,
-    array: &ArrayRef,
-    to: &DataType,
-) -> Result<ArrayRef> {
-    let cast = cast_strict(file, column, array, to)?;
-    let context = || format!("checking column '{column}' of {}", file.file);
-    let lost = match array.data_type() {
-        DataType::Null => None,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
-                .map_err(|e| Error::internal(context(), e))?;
-            text_beyond(text.as_string::<i32>(), to)
-        }
-        _ => {
-            let back = cast_with_options(&cast, array.data_type(), &CastOptions::default())
-                .map_err(|e| Error::internal(context(), e))?;
-            let changed = distinct(array, &back).map_err(|e| Error::internal(context(), e))?;
-            changed.iter().position(|c| c == Some(true))
-        }
-    };
-    match lost {
-        None => Ok(cast),
-        Some(row) => Err(Error::bad_input(
-            file.file,
-            Some(file.row(row)),
-            format!(
-                "column '{column}': value '{}' ({}) does not fit the table's type {to} without \
-                 losing information; correct the value or write it to a new table",
-                display_value(array.as_ref(), row),
-                array.data_type()
-            ),
-        )),
-    }
-}
-
-/// The first row whose text says more than the table's type `to` keeps, where arrow's
-/// parsers drop the rest without an error: digits of a second below a timestamp's unit,
-/// digits below a decimal's scale, a time of day in a date column.
-fn text_beyond(text: &arrow::array::StringArray, to: &DataType) -> Option<usize> {
-    let fits = |value: &str| match to {
-        DataType::Timestamp(unit, _) => {
-            let kept = match unit {
-                TimeUnit::Second => 0,
-                TimeUnit::Millisecond => 3,
-                TimeUnit::Microsecond => 6,
-                TimeUnit::Nanosecond => 9,
-            };
-            // Only seconds have a fraction in what arrow parses as a timestamp.
-            value.split_once('.').is_none_or(|(_, fraction)| {
-                let digits = fraction.bytes().take_while(u8::is_ascii_digit);
-                digits.skip(kept).all(|digit| digit == b'0')
-            })
-        }
-        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => {
-            decimal_fits(value, *scale)
-        }
-        DataType::Date32 => date_fits(value),
-        _ => true,
-    };
-    text.iter()
-        .position(|value| value.is_some_and(|v| !fits(v)))
-}
-
-/// Whether decimal text (`-12.50`, `1.5e2`) has no nonzero digit below `scale`.
-fn decimal_fits(value: &str, scale: i8) -> bool {
-    let (mantissa, exponent) = match value.find(['e', 'E']) {
-        Some(at) => (&value[..at], value[at + 1..].parse::<i64>().unwrap_or(0)),
-        None => (value, 0),
-    };
-    let mantissa = mantissa.trim_start_matches(['-', '+']);
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let below = fraction.len() as i64 - exponent - i64::from(scale);
-    let digits = whole.bytes().chain(fraction.bytes());
-    let count = whole.len() + fraction.len();
-    below <= 0
-        || digits
-            .skip(count.saturating_sub(below as usize))
-            .all(|digit| digit == b'0')
-}
-
-/// Whether text read as a date is one: a date, or a date-time at midnight UTC (arrow's date
-/// parser keeps the UTC day of any date-time).
-fn date_fits(value: &str) -> bool {
-    if value.len() <= 10 || value.starts_with(['+', '-']) {
-        return true;
-    }
-    match arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, value) {
-        Ok(at) => at.time() == chrono::NaiveTime::MIN,
-        // No date-time: the cast refused it already, or read a date.
-        Err(_) => true,
-    }
-}
-
-/// Casts with `safe: false`; on failure finds the first value that does not convert and names it.
-fn cast_strict(
-    file: &InputBatch<'_>,
-    column: &str,
-    array: &ArrayRef,
-    to: &DataType,
-) -> Result<ArrayRef> {
-    if array.data_type() == to {
-        return Ok(array.clone());
-    }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    let cast = match (array.data_type(), to) {
-        // Text read as decimals as arrow-csv reads them (exponents too), which arrow's cast
-        // does not.
-        (DataType::Utf8, DataType::Decimal128(precision, scale)) => array
-            .as_string::<i32>()
-            .iter()
-            .map(|text| {
-                text.map(|text| {
-                    arrow::compute::kernels::cast_utils::parse_decimal::<
-                        arrow::datatypes::Decimal128Type,
-                    >(text, *precision, *scale)
-                })
-                .transpose()
-            })
-            .collect::<std::result::Result<arrow::array::Decimal128Array, _>>()
-            .and_then(|decimals| decimals.with_precision_and_scale(*precision, *scale))
-            .map(|decimals| Arc::new(decimals) as ArrayRef),
-        _ => cast_with_options(array, to, &strict),
-    };
-    match cast {
-        Ok(cast) => Ok(cast),
-        Err(error) => {
-            let lenient = cast_with_options(array, to, &CastOptions::default()).ok();
-            let failing_row = lenient.and_then(|lenient| {
-                (0..array.len()).find(|&i| array.is_valid(i) && lenient.is_null(i))
-            });
-            let value = failing_row
-                .map(|i| display_value(array, i))
-                .unwrap_or_default();
-            Err(Error::bad_input(
-                file.file,
-                failing_row.map(|i| file.row(i)),
-                format!(
-                    "column '{column}': value '{value}' is not a valid {to} ({error}); \
-                     correct the value or the column's type"
-                ),
-            ))
-        }
-    }
-}
-
-fn display_value(array: &dyn Array, row: usize) -> String {
-    let options = FormatOptions::default().with_null("null");
-    ArrayFormatter::try_new(array, &options)
-        .map(|f| f.value(row).to_string())
-        .unwrap_or_default()
-}
-
 /// Turns a date, timestamp or text column into DATE values, cutting timestamps to the UTC day.
 fn to_date(file: &InputBatch<'_>, column: &str, array: ArrayRef) -> Result<ArrayRef> {
     let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let array = match array.data_type() {
         DataType::Date32 => return Ok(array),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            cast_strict(file, column, &array, &utc)?
+            cast_strict(column, &array, &utc, &file.locate())?
         }
-        DataType::Timestamp(_, _) | DataType::Date64 => cast_strict(file, column, &array, &utc)?,
+        DataType::Timestamp(_, _) | DataType::Date64 => {
+            cast_strict(column, &array, &utc, &file.locate())?
+        }
         other => {
             return Err(Error::bad_input(
                 file.file,
@@ -400,7 +297,7 @@ fn to_date(file: &InputBatch<'_>, column: &str, array: ArrayRef) -> Result<Array
             ));
         }
     };
-    cast_strict(file, column, &array, &DataType::Date32)
+    cast_strict(column, &array, &DataType::Date32, &file.locate())
 }
 
 fn check_rows(

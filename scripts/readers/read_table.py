@@ -41,6 +41,14 @@ time.tzset()
 
 
 def canonical(value):
+    # Nested values: a struct as an object (Spark's Row, DuckDB's dict), a list as an
+    # array, a map as an object keyed by its keys' text (json.dumps sorts keys everywhere).
+    if hasattr(value, "asDict"):
+        value = value.asDict()
+    if isinstance(value, dict):
+        return {str(canonical(k)): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)

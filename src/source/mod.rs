@@ -395,10 +395,26 @@ impl<R: BufRead> BufRead for HashingReader<R> {
 }
 
 /// The type a decoded column gets in the table: Delta has no unsigned integers, no
-/// timezone-less timestamps (without an extra table feature) and no large or view strings.
+/// timezone-less timestamps (without an extra table feature), no large or view strings and
+/// lists of one kind; nested types get the same of their fields.
 pub(crate) fn delta_type(data_type: &DataType) -> DataType {
-    use arrow::datatypes::TimeUnit;
+    use arrow::datatypes::{FieldRef, TimeUnit};
+    let field = |field: &FieldRef| {
+        Arc::new(
+            field
+                .as_ref()
+                .clone()
+                .with_data_type(delta_type(field.data_type())),
+        )
+    };
     match data_type {
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item) => DataType::List(field(item)),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect()),
+        DataType::Map(entries, sorted) => DataType::Map(field(entries), *sorted),
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,

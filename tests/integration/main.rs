@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod faults;
+mod inputs;
 mod merge;
 mod notify;
 mod query_snippets;

@@ -1,0 +1,186 @@
+//! The raw files real landing zones hold: nested JSON and Parquet, compressed files, names
+//! Spark refuses, scopes far wider than the data. Each on every backend of the scenario suite.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    ArrayRef, Int64Array, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringArray,
+    StringBuilder, StructArray,
+};
+use deltalake::arrow::datatypes::{DataType, Field};
+
+use crate::support::{Lake, Status};
+
+/// Orders with a struct, a list of structs and a list of text, over two files whose objects
+/// name their keys in other orders and leave a nested field out: key 1 twice (the later
+/// `v` wins), key 2 once.
+const NESTED_A: &str = r#"{"id": 1, "v": 1, "date": "2024-02-01", "addr": {"city": "Oslo", "zip": "0150"}, "items": [{"sku": "a", "n": 2}], "tags": ["x", "y"]}
+{"id": 2, "v": 1, "date": "2024-02-01", "addr": null, "items": [], "tags": null}
+"#;
+const NESTED_B: &str = r#"{"tags": ["z"], "items": [{"n": 3, "sku": "b"}, {"n": null, "sku": "c"}], "addr": {"zip": "5003"}, "date": "2024-02-01", "v": 2, "id": 1}
+"#;
+
+pub async fn nested_json_columns_are_deduplicated_written_and_read_back(lake: &Lake) {
+    lake.input("a.jsonl", NESTED_A);
+    lake.input("b.jsonl", NESTED_B);
+    let inputs = format!("{}/*.jsonl", lake.inputs_prefix());
+    let args = [
+        "--input",
+        &inputs,
+        "--date",
+        "2024-02-01",
+        "--key",
+        "id",
+        "--order-by",
+        "v",
+    ];
+    let first = lake.write(&args).expect(Status::Committed);
+    assert_eq!((first.rows_read, first.rows_written), (3, 2));
+
+    let rows = lake.rows_agreed_by_readers().await.parsed();
+    let one = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(one["v"], 2, "the later version of key 1 wins: {one}");
+    assert_eq!(
+        one["addr"],
+        serde_json::json!({"city": null, "zip": "5003"}),
+        "struct fields matched by name, the missing one null"
+    );
+    assert_eq!(
+        one["items"],
+        serde_json::json!([{"n": 3, "sku": "b"}, {"n": null, "sku": "c"}])
+    );
+    assert_eq!(one["tags"], serde_json::json!(["z"]));
+    let two = rows.iter().find(|r| r["id"] == 2).unwrap();
+    assert_eq!(two["items"], serde_json::json!([]));
+    assert_eq!(two["addr"], serde_json::Value::Null);
+
+    // The fingerprint of the first write is a rerun's: an identical rerun is skipped.
+    let rerun = lake.write(&args).expect(Status::Skipped);
+    assert_eq!(rerun.fingerprint, first.fingerprint);
+}
+
+/// A Parquet file with a map, a struct and a list column, as Spark or pandas write them.
+fn nested_parquet() -> Vec<u8> {
+    let mut attrs = MapBuilder::new(None, StringBuilder::new(), Int64Builder::new());
+    let mut scores = ListBuilder::new(Int64Builder::new());
+    for row in 0..3_i64 {
+        attrs.keys().append_value("k");
+        attrs.values().append_value(row);
+        attrs.keys().append_value(format!("k{row}"));
+        attrs.values().append_null();
+        attrs.append(true).unwrap();
+        scores.values().append_value(row * 10);
+        scores.append(row != 1);
+    }
+    let point = StructArray::from(vec![
+        (
+            Arc::new(Field::new("x", DataType::Int64, true)),
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("label", DataType::Utf8, true)),
+            Arc::new(StringArray::from(vec![Some("p"), None, Some("r")])) as ArrayRef,
+        ),
+    ]);
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        (
+            "date",
+            Arc::new(StringArray::from(vec!["2024-02-01"; 3])) as ArrayRef,
+        ),
+        ("attrs", Arc::new(attrs.finish()) as ArrayRef),
+        ("scores", Arc::new(scores.finish()) as ArrayRef),
+        ("point", Arc::new(point) as ArrayRef),
+    ])
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+pub async fn nested_parquet_columns_with_maps_are_written_and_read_back(lake: &Lake) {
+    let input = lake.input_bytes("nested.parquet", &nested_parquet());
+    let args = ["--input", &input, "--date", "2024-02-01", "--key", "id"];
+    lake.write(&args).expect(Status::Committed);
+    let rows = lake.rows_agreed_by_readers().await.parsed();
+    assert_eq!(rows.len(), 3);
+    let two = rows.iter().find(|r| r["id"] == 2).unwrap();
+    assert_eq!(two["attrs"], serde_json::json!({"k": 1, "k1": null}));
+    assert_eq!(two["scores"], serde_json::Value::Null);
+    assert_eq!(two["point"], serde_json::json!({"label": null, "x": 2}));
+    lake.write(&args).expect(Status::Skipped);
+}
+
+pub async fn nested_keys_and_values_that_do_not_fit_are_refused(lake: &Lake) {
+    let input = lake.input("a.jsonl", NESTED_A);
+    for (dedup, column) in [
+        ["--key", "items", "--key", "id"],
+        ["--key", "id", "--order-by", "addr"],
+    ]
+    .iter()
+    .zip(["items", "addr"])
+    {
+        let mut args = vec!["--input", &input, "--date", "2024-02-01"];
+        args.extend(dedup);
+        let run = lake.write(&args);
+        assert_eq!(run.code, 2, "{dedup:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("column '{column}'")) && run.stderr.contains("plain"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(lake.versions().await.is_empty(), "nothing written");
+
+    lake.write(&["--input", &input, "--date", "2024-02-01", "--key", "id"])
+        .expect(Status::Committed);
+    // A list item's number that would lose its fraction, and a struct field the table lacks:
+    // refused, naming the nested field and the row (the second line).
+    for (name, second_line, field) in [
+        (
+            "fraction.jsonl",
+            r#"{"id": 3, "v": 1, "date": "2024-02-01", "addr": null, "items": [{"sku": "d", "n": 1}, {"sku": "e", "n": 2.5}], "tags": []}"#,
+            "items[].n",
+        ),
+        (
+            "extra.jsonl",
+            r#"{"id": 3, "v": 1, "date": "2024-02-01", "addr": {"city": "Rome", "zip": "1", "street": "Via"}, "items": [], "tags": []}"#,
+            "addr.street",
+        ),
+    ] {
+        let body = format!(
+            "{}{second_line}\n",
+            NESTED_A.lines().next().unwrap().to_owned() + "\n"
+        );
+        let input = lake.input(name, &body);
+        let run = lake.write(&[
+            "--input",
+            &input,
+            "--date",
+            "2024-02-01",
+            "--key",
+            "id",
+            "--on-rerun",
+            "replace",
+        ]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(field) && run.stderr.contains("row 2"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(lake.versions().await, vec![0], "nothing written");
+}
+
+crate::support::on_backends!(
+    [local: Local, s3: S3, s3_inputs: S3Inputs],
+    [
+        nested_json_columns_are_deduplicated_written_and_read_back,
+        nested_parquet_columns_with_maps_are_written_and_read_back,
+        nested_keys_and_values_that_do_not_fit_are_refused,
+    ]
+);
