@@ -62,6 +62,7 @@ impl Backfill {
     /// error is returned only when the backfill cannot start (an input without `{date}`, a
     /// table feature lakewriter does not write).
     pub async fn run(&self, mut on_day: impl FnMut(&DayOutcome)) -> Result<Vec<DayOutcome>> {
+        self.job.check_scope_width()?;
         for input in self.job.inputs() {
             if !input.contains("{date") {
                 return Err(Error::InvalidOption(format!(

@@ -108,7 +108,7 @@ pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumRepo
 pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;
 pub use notify::NotificationStatus;
-pub use scope::PartitionScope;
+pub use scope::{DEFAULT_MAX_DAYS, PartitionScope};
 pub use source::{InputFormat, decode_for_fuzzing};
 pub use storage::StorageOptions;
 pub use table::parquet_writer_properties;

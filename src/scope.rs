@@ -5,6 +5,12 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+/// The widest scope a run (or a backfill's range) takes unless told otherwise: ten years of
+/// days. A decade covers any backfill of a live source, while a mistyped year (2204 for
+/// 2024, 1900 for 2019) is refused before anything is read instead of writing a file for
+/// each of its tens of thousands of days.
+pub const DEFAULT_MAX_DAYS: u64 = 3660;
+
 /// An inclusive range of days. A run replaces exactly these date partitions.
 ///
 /// ```
@@ -53,6 +59,25 @@ impl PartitionScope {
     /// Whether `day` lies in the scope.
     pub fn contains(&self, day: NaiveDate) -> bool {
         self.from <= day && day <= self.to
+    }
+
+    /// How many days the scope holds.
+    pub fn day_count(&self) -> u64 {
+        (self.to - self.from).num_days() as u64 + 1
+    }
+
+    /// Refuses a scope of more than `max_days` days, before anything is read: every day of
+    /// a scope becomes at least one file, so a mistyped year would otherwise write one for
+    /// each of thousands of days.
+    pub(crate) fn check_width(&self, max_days: u64) -> Result<()> {
+        let days = self.day_count();
+        if days <= max_days {
+            return Ok(());
+        }
+        Err(Error::InvalidOption(format!(
+            "the scope {self} spans {days} days, more than --max-days {max_days}: check \
+             --from and --to for a typo, or pass a larger --max-days if the scope is meant"
+        )))
     }
 
     /// Every day of the scope, in order.

@@ -141,6 +141,10 @@ pub(crate) struct JobArgs {
     /// TMPDIR and is written a part at a time.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size, env = "LAKEWRITER_MEMORY_LIMIT")]
     pub(crate) memory_limit: u64,
+    /// The widest scope (for a backfill, range) in days; a wider one is refused before
+    /// anything is read, as a mistyped year would be. Default: ten years.
+    #[arg(long, value_name = "DAYS", default_value_t = lakewriter::DEFAULT_MAX_DAYS)]
+    pub(crate) max_days: u64,
     /// POST a JSON event announcing each commit to this URL, with an Idempotency-Key header
     /// (set LAKEWRITER_NOTIFY_URL instead to keep a secret URL out of the process list).
     #[arg(
@@ -164,7 +168,8 @@ impl JobArgs {
             .on_rerun(self.on_rerun)
             .mode(self.mode)
             .dry_run(self.dry_run)
-            .memory_limit(self.memory_limit);
+            .memory_limit(self.memory_limit)
+            .max_days(self.max_days);
         for input in &self.inputs {
             job = job.input(input);
         }

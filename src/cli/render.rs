@@ -86,7 +86,10 @@ pub(crate) fn describe(report: &WriteReport) -> String {
         .map(|v| format!("version {v}"))
         .unwrap_or_else(|| "no table yet".into());
     let headline = match report.planned_action {
-        Some(action) => format!("dry run: would {action} {partitions} ({version})"),
+        Some(action) => format!(
+            "dry run: would {action} {partitions} ({} days, {version})",
+            report.partitions.len()
+        ),
         None => format!("{:?} {partitions} at {version}", report.status).to_lowercase(),
     };
     let mut text = format!(

@@ -112,16 +112,15 @@ impl Strategy for Merge<'_> {
             }));
         }
         if job.dry_run {
-            let total: u64 = self.ordered()?.1.values().sum();
+            let days = &self.ordered()?.1;
+            let replace = decision == Decision::Replace;
             return Ok(Decided::Done(Outcome::Planned {
                 decision,
                 version: table.version(),
+                // A file per day the input touches, at the least.
+                files_to_add: if replace { days.len() as u64 } else { 0 },
                 files_to_remove: 0,
-                rows: if decision == Decision::Replace {
-                    total
-                } else {
-                    0
-                },
+                rows: if replace { days.values().sum() } else { 0 },
             }));
         }
         Ok(Decided::Commit)

@@ -22,7 +22,7 @@ use crate::features::{Access, TableFeatures};
 use crate::ledger::{Decision, PartitionOwner, RerunPolicy, RunIdentity, decide};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
-use crate::scope::PartitionScope;
+use crate::scope::{DEFAULT_MAX_DAYS, PartitionScope};
 use crate::source::{
     Inferred, InputFile, InputFormat, Sampled, decode, find_inputs, fingerprint, hash,
     infer_columns,
@@ -62,6 +62,7 @@ pub struct WriteJob {
     dry_run: bool,
     mode: WriteMode,
     memory_limit: u64,
+    max_days: u64,
     notify: Vec<Channel>,
     storage_options: StorageOptions,
 }
@@ -146,6 +147,7 @@ impl WriteJob {
             dry_run: false,
             mode: WriteMode::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            max_days: DEFAULT_MAX_DAYS,
             notify: Vec::new(),
             storage_options: StorageOptions::new(),
         }
@@ -220,6 +222,13 @@ impl WriteJob {
         self
     }
 
+    /// The widest scope the job takes, in days (default [`DEFAULT_MAX_DAYS`], ten years); a
+    /// wider one is refused before anything is read. For a backfill, the range's days.
+    pub fn max_days(mut self, days: u64) -> Self {
+        self.max_days = days;
+        self
+    }
+
     /// Announces each commit with an HTTP POST of a JSON event to `url`, with an
     /// `Idempotency-Key` header that is the same each time the commit is announced. A skipped
     /// rerun announces the commit it matches only if that was never delivered (see
@@ -249,6 +258,11 @@ impl WriteJob {
 
     pub(crate) fn scope(&self) -> PartitionScope {
         self.scope
+    }
+
+    /// Refuses a scope wider than the job's `max_days`.
+    pub(crate) fn check_scope_width(&self) -> Result<()> {
+        self.scope.check_width(self.max_days)
     }
 
     pub(crate) fn explicit_run_id(&self) -> Option<&str> {
@@ -380,6 +394,7 @@ impl WriteJob {
                     true => Outcome::Planned {
                         decision: Decision::Skip,
                         version: table.version(),
+                        files_to_add: 0,
                         files_to_remove: 0,
                         rows: 0,
                     },
@@ -605,27 +620,33 @@ impl WriteJob {
             let started = std::time::Instant::now();
             let days = self.bucket_days(&schema, bucket?, &mut written.rows_per_day)?;
             tracing::debug!(elapsed = ?started.elapsed(), "bucket deduplicated and ordered");
-            if let Some(table) = table {
-                let started = std::time::Instant::now();
-                written
-                    .adds
-                    .extend(table.write_days(&schema, column, days).await?);
-                tracing::debug!(elapsed = ?started.elapsed(), "bucket encoded and stored");
+            match table {
+                Some(table) => {
+                    let started = std::time::Instant::now();
+                    written
+                        .adds
+                        .extend(table.write_days(&schema, column, days).await?);
+                    tracing::debug!(elapsed = ?started.elapsed(), "bucket encoded and stored");
+                }
+                // At least a file per day and bucket: more only when a large day is cut.
+                None => written.files += days.len() as u64,
             }
         }
-        if let Some(table) = table {
-            let empty = self
-                .scope
-                .days()
-                .filter(|day| !written.rows_per_day.contains_key(day));
-            written
+        let empty = self
+            .scope
+            .days()
+            .filter(|day| !written.rows_per_day.contains_key(day));
+        match table {
+            Some(table) => written
                 .adds
-                .extend(table.write_empty_days(&schema, column, empty).await?);
+                .extend(table.write_empty_days(&schema, column, empty).await?),
+            None => written.files += empty.count() as u64,
         }
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
+        self.check_scope_width()?;
         if let Some(run_id) = &self.run_id
             && (run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control))
         {
@@ -764,6 +785,8 @@ struct PreparedInput {
 struct Written {
     adds: Vec<Add>,
     rows_per_day: HashMap<NaiveDate, u64>,
+    /// Without a table (a dry run): the files the run would write, at the least.
+    files: u64,
 }
 
 impl Written {
@@ -777,6 +800,7 @@ enum Outcome {
     Planned {
         decision: Decision,
         version: Option<u64>,
+        files_to_add: u64,
         files_to_remove: u64,
         rows: u64,
     },
@@ -806,13 +830,14 @@ impl PreparedInput {
                 Outcome::Planned {
                     decision: Decision::Replace,
                     version,
+                    files_to_add,
                     files_to_remove,
                     rows,
                 } => (
                     RunStatus::Planned,
                     version,
                     rows,
-                    0,
+                    files_to_add,
                     files_to_remove,
                     Some("replace"),
                 ),

@@ -82,6 +82,7 @@ pub(super) fn skipped(
         return Outcome::Planned {
             decision: Decision::Skip,
             version: table.version(),
+            files_to_add: 0,
             files_to_remove: files_in_scope as u64,
             rows: 0,
         };
@@ -125,12 +126,13 @@ impl Strategy for Replace<'_> {
             )));
         }
         if job.dry_run {
-            let rows = job.write_rows(self.take_rows(), None).await?.rows();
+            let planned = job.write_rows(self.take_rows(), None).await?;
             return Ok(Decided::Done(Outcome::Planned {
                 decision,
                 version: table.version(),
+                files_to_add: planned.files,
                 files_to_remove: removes.len() as u64,
-                rows,
+                rows: planned.rows(),
             }));
         }
         self.removes = removes;

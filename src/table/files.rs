@@ -42,6 +42,9 @@ pub fn parquet_writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Empty files written at once (they are small: this bounds open requests, not memory).
+const EMPTY_FILES_AT_ONCE: usize = 16;
+
 /// How the data files of a table name its columns; see [`Table::file_columns`].
 pub(super) struct FileColumns {
     /// The columns as files name them (with Parquet field ids under column mapping).
@@ -223,11 +226,14 @@ impl Table {
         let store = self.delta.object_store();
         let files = self.file_columns(schema, column);
         let file_schema = writer_config(&files.schema, &files.partition).file_schema();
-        let mut adds = Vec::new();
-        for day in days {
-            adds.push(write_empty_file(store.as_ref(), &file_schema, &files.partition, day).await?);
-        }
-        Ok(adds)
+        // Many at once: on S3 each is a request's round trip, and a wide scope has many.
+        let writes = days
+            .into_iter()
+            .map(|day| write_empty_file(store.as_ref(), &file_schema, &files.partition, day));
+        futures::stream::iter(writes)
+            .buffered(EMPTY_FILES_AT_ONCE)
+            .try_collect()
+            .await
     }
 
     /// Deletes files this run wrote but will not commit (best effort: vacuum removes leftovers).

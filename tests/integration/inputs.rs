@@ -176,11 +176,98 @@ pub async fn nested_keys_and_values_that_do_not_fit_are_refused(lake: &Lake) {
     assert_eq!(lake.versions().await, vec![0], "nothing written");
 }
 
+pub async fn a_scope_wider_than_max_days_is_refused_before_anything_is_read(lake: &Lake) {
+    let input = lake.input("three.jsonl", NESTED_A);
+    let typo = [
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "20240-12-31",
+        "--key",
+        "id",
+    ];
+    let run = lake.write(&typo);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("YYYY-MM-DD"), "{}", run.stderr);
+    let wide = [
+        "--input",
+        &input,
+        "--from",
+        "1900-01-01",
+        "--to",
+        "9999-12-31",
+    ];
+    let run = lake.write(&wide);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2958464 days") && run.stderr.contains("--max-days 3660"),
+        "{}",
+        run.stderr
+    );
+    let backfill = lake.backfill(&[
+        "--input",
+        "raw/{date}.jsonl",
+        "--from",
+        "1990-01-01",
+        "--to",
+        "2024-12-31",
+    ]);
+    assert_eq!(backfill.code, 2, "{}", backfill.stderr);
+    assert!(lake.versions().await.is_empty(), "nothing written");
+
+    // A wide scope that is meant: allowed with --max-days, and the dry run says what it
+    // would write (a file for each of the 366 days, two of them with rows).
+    let year = [
+        "--input",
+        &input,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-12-31",
+        "--max-days",
+        "366",
+    ];
+    let mut dry = year.to_vec();
+    dry.push("--dry-run");
+    let planned = lake.write(&dry).expect(Status::Planned);
+    assert_eq!((planned.partitions.len(), planned.files_added), (366, 366));
+    assert!(lake.versions().await.is_empty(), "a dry run writes nothing");
+    let written = lake.write(&year).expect(Status::Committed);
+    assert_eq!(written.files_added, 366);
+    lake.write(&year).expect(Status::Skipped);
+}
+
+pub async fn a_new_table_refuses_column_names_spark_cannot_read(lake: &Lake) {
+    for (name, body, column) in [
+        ("space.csv", "order id,date\n1,2024-02-01\n", "order id"),
+        ("equals.csv", "id,a=b,date\n1,2,2024-02-01\n", "a=b"),
+        (
+            "nested.jsonl",
+            "{\"id\": 1, \"date\": \"2024-02-01\", \"s\": {\"bad;name\": 1}}\n",
+            "bad;name",
+        ),
+    ] {
+        let input = lake.input(name, body);
+        let run = lake.write(&["--input", &input, "--date", "2024-02-01"]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("'{column}'")) && run.stderr.contains("Spark"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    assert!(lake.versions().await.is_empty(), "nothing written");
+}
+
 crate::support::on_backends!(
     [local: Local, s3: S3, s3_inputs: S3Inputs],
     [
         nested_json_columns_are_deduplicated_written_and_read_back,
         nested_parquet_columns_with_maps_are_written_and_read_back,
         nested_keys_and_values_that_do_not_fit_are_refused,
+        a_scope_wider_than_max_days_is_refused_before_anything_is_read,
+        a_new_table_refuses_column_names_spark_cannot_read,
     ]
 );
