@@ -2,7 +2,7 @@
 //! arguments become a [`WriteJob`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lakewriter::{InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode};
+use lakewriter::{Compression, InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode};
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +110,10 @@ pub(crate) struct JobArgs {
     /// Input format, when extensions do not tell.
     #[arg(long, value_parser = parse_format)]
     pub(crate) format: Option<InputFormat>,
+    /// How inputs are compressed: auto (from a .gz, .zst or .bz2 extension, else from the
+    /// first bytes), none, gzip, zstd or bzip2. CSV and JSON lines only.
+    #[arg(long, default_value = "auto", value_parser = parse_compression)]
+    pub(crate) compression: Compression,
     /// The table's DATE partition column.
     #[arg(long, default_value = "date")]
     pub(crate) partition_column: String,
@@ -169,7 +173,8 @@ impl JobArgs {
             .mode(self.mode)
             .dry_run(self.dry_run)
             .memory_limit(self.memory_limit)
-            .max_days(self.max_days);
+            .max_days(self.max_days)
+            .compression(self.compression);
         for input in &self.inputs {
             job = job.input(input);
         }
@@ -282,6 +287,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn parse_mode(text: &str) -> Result<WriteMode, String> {
+    text.parse().map_err(|e: lakewriter::Error| e.to_string())
+}
+
+fn parse_compression(text: &str) -> Result<Compression, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
 

@@ -24,7 +24,7 @@ use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::{DEFAULT_MAX_DAYS, PartitionScope};
 use crate::source::{
-    Inferred, InputFile, InputFormat, Sampled, decode, find_inputs, fingerprint, hash,
+    Compression, Inferred, InputFile, InputFormat, Sampled, decode, find_inputs, fingerprint, hash,
     infer_columns,
 };
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
@@ -55,6 +55,7 @@ pub struct WriteJob {
     table: String,
     inputs: Vec<String>,
     format: Option<InputFormat>,
+    compression: Compression,
     scope: PartitionScope,
     rules: RowRules,
     run_id: Option<String>,
@@ -140,6 +141,7 @@ impl WriteJob {
             table: table.into(),
             inputs: Vec::new(),
             format: None,
+            compression: Compression::Auto,
             scope,
             rules: RowRules::default(),
             run_id: None,
@@ -156,6 +158,13 @@ impl WriteJob {
     /// Adds an input path, glob or URI.
     pub fn input(mut self, pattern: impl Into<String>) -> Self {
         self.inputs.push(pattern.into());
+        self
+    }
+
+    /// Sets how input files are compressed, instead of taking it from their extensions
+    /// (`.gz`, `.zst`, `.bz2`) or first bytes ([`Compression::Auto`], the default).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
         self
     }
 
@@ -311,7 +320,13 @@ impl WriteJob {
         // for its missing partitions.
         table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let files = find_inputs(&self.inputs, self.format, &self.storage_options).await?;
+        let files = find_inputs(
+            &self.inputs,
+            self.format,
+            self.compression,
+            &self.storage_options,
+        )
+        .await?;
         let (input, outcome) = match self.skip_unread(&table, &files).await? {
             Some(skipped) => skipped,
             None => {

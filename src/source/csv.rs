@@ -19,7 +19,7 @@ use crate::error::Error;
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
 pub(super) fn batches<'a>(
     infer_from: InferFrom,
-    decode_from: &'a mut DecodeFrom,
+    decode_from: DecodeFrom<'a>,
     column_types: Option<&Schema>,
 ) -> Result<Batches<'a>, ArrowError> {
     let format = Format::default().with_header(true);

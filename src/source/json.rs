@@ -13,7 +13,7 @@ use super::text::{Batches, DecodeFrom, InferFrom};
 /// to 2), so they are not used here.
 pub(super) fn batches<'a>(
     infer_from: InferFrom,
-    decode_from: &'a mut DecodeFrom,
+    decode_from: DecodeFrom<'a>,
     _column_types: Option<&Schema>,
 ) -> Result<Batches<'a>, ArrowError> {
     let (inferred, _) = arrow::json::reader::infer_json_schema(infer_from, None)?;

@@ -8,15 +8,17 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::{BatchSink, EMPTY_SHA256, HashingReader, feed, open_reader};
+use super::{
+    BatchSink, EMPTY_SHA256, HashingReader, InputFile, compression, feed, open_reader, open_text,
+};
 use crate::error::{Error, Result};
-use crate::storage::InputObject;
 
-/// A reader of the whole file, for inferring its columns.
+/// A reader of the whole file (decompressed), for inferring its columns.
 pub(super) type InferFrom = Box<dyn BufRead + Send>;
 
-/// The reader the batches are decoded from; it hashes every byte read.
-pub(super) type DecodeFrom = HashingReader<Box<dyn BufRead + Send>>;
+/// The reader the batches are decoded from (decompressed, over a reader that hashes every
+/// byte of the file as stored).
+pub(super) type DecodeFrom<'a> = Box<dyn BufRead + Send + 'a>;
 
 /// A text format's decoded batches, with the columns they have.
 pub(super) type Batches<'a> = (
@@ -27,24 +29,26 @@ pub(super) type Batches<'a> = (
 /// How a text format decodes: its columns from the first reader (the table's column types
 /// known or not), its batches from the second.
 pub(super) type TextFormat =
-    for<'a> fn(InferFrom, &'a mut DecodeFrom, Option<&Schema>) -> Result<Batches<'a>, ArrowError>;
+    for<'a> fn(InferFrom, DecodeFrom<'a>, Option<&Schema>) -> Result<Batches<'a>, ArrowError>;
 
-/// Decodes `object` with `format` into `sink`; returns the sink and the file's SHA-256.
+/// Decodes `file` with `format` into `sink`; returns the sink and the SHA-256 of the file's
+/// bytes as stored.
 pub(super) async fn decode<S: BatchSink>(
-    object: &InputObject,
+    file: &InputFile,
     format: TextFormat,
     column_types: Option<&Schema>,
     mut sink: S,
 ) -> Result<(S, [u8; 32])> {
-    let name = object.display.clone();
+    let name = file.name.clone();
+    let codec = file.compression;
     let column_types = column_types.cloned();
-    let infer_from = open_reader(object).await?;
-    let decode_from = open_reader(object).await?;
+    let infer_from = open_text(file).await?;
+    let decode_from = open_reader(&file.object).await?;
     let decoding = tokio::task::spawn_blocking(move || {
         let bad = |e: ArrowError| Error::bad_input(&name, None, e.to_string());
         let mut hashed = HashingReader::new(decode_from);
-        let (schema, batches) =
-            format(infer_from, &mut hashed, column_types.as_ref()).map_err(bad)?;
+        let plain = compression::decompress(&mut hashed, codec);
+        let (schema, batches) = format(infer_from, plain, column_types.as_ref()).map_err(bad)?;
         if schema.fields().is_empty() {
             drop(batches);
             let hash = hashed

@@ -577,3 +577,95 @@ async fn text_that_says_more_than_the_tables_type_keeps_is_refused_not_cut() {
         .collect();
     assert_eq!(amounts, ["1.23", "15.00"]);
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn damaged_compressed_files_are_refused_naming_file_codec_and_row() {
+    // Enough rows that a cut falls after the first batch has been handed on.
+    let rows: Vec<String> = (0..70_000)
+        .map(|id| format!("{id},c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let whole = gzip(csv(&rows).as_bytes());
+    let cut = &whole[..whole.len() * 3 / 4];
+    rejected(
+        "cut.csv.gz",
+        cut,
+        &[],
+        2,
+        &["cut.csv.gz", "gzip", "cut short"],
+    )
+    .await;
+
+    // Not UTF-8 inside the gzip: named like the plain file's error.
+    let mut latin1 = csv(&[GOOD_ROW]).into_bytes();
+    latin1.extend_from_slice(b"2,c\xff\xfe,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01\n");
+    rejected(
+        "latin1.csv.gz",
+        &gzip(&latin1),
+        &[],
+        2,
+        &["latin1.csv.gz", "UTF"],
+    )
+    .await;
+
+    // A zstd frame whose header states another size than its content has.
+    let body = csv(&[GOOD_ROW, "2,c,s,1,1.0,2024-01-01T00:00:00Z,2024-01-01"]);
+    let mut frame = zstd::bulk::compress(body.as_bytes(), 3).unwrap();
+    let single_segment = frame[4] & 0x20 != 0;
+    assert!(
+        single_segment && frame[4] >> 6 == 0,
+        "a one-byte content size"
+    );
+    frame[5] = frame[5].wrapping_add(7);
+    rejected("lies.csv.zst", &frame, &[], 2, &["lies.csv.zst", "zstd"]).await;
+
+    // A bad row inside a compressed file is named by its row, as in a plain one.
+    let bad = csv(&[
+        GOOD_ROW,
+        GOOD_ROW,
+        "3,c,s,x,1.0,2024-01-01T00:00:00Z,2024-01-01",
+    ]);
+    rejected(
+        "bad.csv.bz2",
+        &bzip2(bad.as_bytes()),
+        &[],
+        2,
+        &["bad.csv.bz2", "line 3", "'x'"],
+    )
+    .await;
+
+    // Parquet compresses inside: a compressed Parquet file is refused before reading.
+    rejected(
+        "a.parquet.gz",
+        &gzip(b"PAR1"),
+        &[],
+        2,
+        &["a.parquet.gz", "decompress"],
+    )
+    .await;
+
+    // A codec named that the bytes are not in.
+    let plain = csv(&[GOOD_ROW]);
+    rejected(
+        "plain.csv",
+        plain.as_bytes(),
+        &["--compression", "gzip"],
+        2,
+        &["plain.csv", "gzip", "--compression none"],
+    )
+    .await;
+}
+
+fn bzip2(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
