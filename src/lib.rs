@@ -109,6 +109,6 @@ pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;
 pub use notify::NotificationStatus;
 pub use scope::{DEFAULT_MAX_DAYS, PartitionScope};
-pub use source::{Compression, InputFormat, decode_for_fuzzing};
+pub use source::{Compression, CsvDialect, InputFormat, decode_for_fuzzing};
 pub use storage::StorageOptions;
 pub use table::parquet_writer_properties;

@@ -101,8 +101,9 @@ fn new_table_schema(file: &str, input: &Schema, rules: &RowRules) -> Result<Sche
             return Err(refused(format!(
                 "column name '{}' holds a space or one of ,;{{}}()= or a tab or line break, \
                  which Spark refuses in a table without column mapping; rename it in the input \
-                 (or write to a table created with column mapping)",
-                name.escape_debug()
+                 (or write to a table created with column mapping){}",
+                name.escape_debug(),
+                delimiter_hint(name)
             )));
         }
         let data_type = if *f.name() == rules.partition_column {
@@ -171,9 +172,10 @@ fn conform(
     {
         return Err(mismatch(format!(
             "column '{}' is not in the table (columns: {}); drop it from the input, \
-             lakewriter does not change a table's schema",
+             lakewriter does not change a table's schema{}",
             extra.name(),
-            column_list(target)
+            column_list(target),
+            delimiter_hint(extra.name())
         )));
     }
     let derive = rules.derives_partition(&input);
@@ -209,6 +211,18 @@ fn conform(
         .map_err(|e| Error::internal(format!("cannot shape {}", file.file), e))?;
     check_rows(file, &batch, rules, scope)?;
     Ok(batch)
+}
+
+/// A hint for a column name that looks like a whole header row: the file's delimiter is
+/// likely not the one the run reads with.
+fn delimiter_hint(name: &str) -> &'static str {
+    match name.contains([',', ';', '|', '\t']) {
+        true => {
+            "; if that is a whole header row, the file's delimiter is another: pass it \
+                 with --csv-delimiter"
+        }
+        false => "",
+    }
 }
 
 fn column_list(schema: &Schema) -> String {

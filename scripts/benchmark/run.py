@@ -15,6 +15,7 @@ there from it.
 
 import argparse
 import datetime
+import gzip
 import importlib.metadata
 import os
 import pathlib
@@ -66,7 +67,8 @@ PEER_DESCRIPTIONS = [
     ("duckdb", "DuckDB COPY ... PARTITION_BY (Parquet, not Delta)", False),
     ("spark", "Spark + Delta replaceWhere, local[2] (RSS of the Python driver only, not the JVM)", True),
 ]
-DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *(p[0] for p in PEER_DESCRIPTIONS)]
+DEFAULT_CONTENDERS = ["lakewriter", "lakewriter-parquet", "limit", *(p[0] for p in PEER_DESCRIPTIONS),
+                      "lakewriter-gzip", "duckdb-gzip"]
 S3_CONTENDERS = ["lakewriter", "deltalake"]
 
 
@@ -127,7 +129,28 @@ def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset)
     for name, description, writes_delta in PEER_DESCRIPTIONS:
         command = peer_write(name, f"{data}/csv/*.csv", str(tables / name), dataset)
         every[name] = Contender(name, description, lambda command=command: command, writes_delta)
+    # The same CSV files gzipped, as landing zones hold them, read by lakewriter and DuckDB.
+    gzipped = lambda: f"{gzipped_csv(data)}/*.csv.gz"
+    every["lakewriter-gzip"] = Contender(
+        "lakewriter-gzip", "lakewriter, gzip CSV input (.csv.gz)",
+        lambda: [*lakewriter, "--table", str(tables / "lakewriter-gzip"), "--input", gzipped()],
+        True)
+    every["duckdb-gzip"] = Contender(
+        "duckdb-gzip", "DuckDB COPY ... PARTITION_BY from the gzip CSV (Parquet, not Delta)",
+        lambda: peer_write("duckdb", gzipped(), str(tables / "duckdb-gzip"), dataset), False)
     return [every[name] for name in args.only]
+
+
+def gzipped_csv(data: pathlib.Path) -> pathlib.Path:
+    """The dataset's CSV files gzipped at gzip's default level (6), made once and cached."""
+    folder = data / "csv-gz"
+    if not (folder / ".complete").exists():
+        folder.mkdir(exist_ok=True)
+        for source in sorted((data / "csv").glob("*.csv")):
+            with open(source, "rb") as plain, gzip.open(folder / f"{source.name}.gz", "wb", 6) as packed:
+                shutil.copyfileobj(plain, packed, 1 << 20)
+        (folder / ".complete").touch()
+    return folder
 
 
 def s3_contenders(args, inputs: str, tables: str, dataset: Dataset, env: dict[str, str]) -> list[Contender]:

@@ -2,7 +2,9 @@
 //! arguments become a [`WriteJob`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lakewriter::{Compression, InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode};
+use lakewriter::{
+    Compression, CsvDialect, InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode,
+};
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +116,23 @@ pub(crate) struct JobArgs {
     /// first bytes), none, gzip, zstd or bzip2. CSV and JSON lines only.
     #[arg(long, default_value = "auto", value_parser = parse_compression)]
     pub(crate) compression: Compression,
+    /// CSV: the character between fields, e.g. ';', '|' or 'tab'.
+    #[arg(long, value_name = "CHAR", default_value = ",", value_parser = parse_byte)]
+    pub(crate) csv_delimiter: u8,
+    /// CSV: the character that quotes a field (doubled inside one, it stands for itself).
+    #[arg(long, value_name = "CHAR", default_value = "\"", value_parser = parse_byte)]
+    pub(crate) csv_quote: u8,
+    /// CSV: a character that makes the next one in a quoted field stand for itself, e.g. '\'.
+    #[arg(long, value_name = "CHAR", value_parser = parse_byte)]
+    pub(crate) csv_escape: Option<u8>,
+    /// CSV: a field text that means null (repeatable), replacing the default, an empty
+    /// field: e.g. --csv-null '\N', or --csv-null '' --csv-null NULL.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) csv_null: Vec<String>,
+    /// CSV: files have no header row; their columns are the table's, in its order (without
+    /// the partition column when --partition-from derives it).
+    #[arg(long)]
+    pub(crate) csv_no_header: bool,
     /// The table's DATE partition column.
     #[arg(long, default_value = "date")]
     pub(crate) partition_column: String,
@@ -165,6 +184,18 @@ pub(crate) struct JobArgs {
 }
 
 impl JobArgs {
+    fn csv_dialect(&self) -> CsvDialect {
+        let dialect = CsvDialect::default()
+            .delimiter(self.csv_delimiter)
+            .quote(self.csv_quote)
+            .escape(self.csv_escape)
+            .header(!self.csv_no_header);
+        match self.csv_null.is_empty() {
+            true => dialect,
+            false => dialect.nulls(self.csv_null.iter().cloned()),
+        }
+    }
+
     pub(crate) fn job(&self, scope: PartitionScope) -> WriteJob {
         let mut job = WriteJob::new(&self.table.table, scope)
             .partition_column(&self.partition_column)
@@ -174,7 +205,8 @@ impl JobArgs {
             .dry_run(self.dry_run)
             .memory_limit(self.memory_limit)
             .max_days(self.max_days)
-            .compression(self.compression);
+            .compression(self.compression)
+            .csv(self.csv_dialect());
         for input in &self.inputs {
             job = job.input(input);
         }
@@ -288,6 +320,17 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 fn parse_mode(text: &str) -> Result<WriteMode, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
+}
+
+/// One ASCII character, or `tab` (`\t`) for a tab.
+fn parse_byte(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() => Ok(text.as_bytes()[0]),
+        _ => Err(format!(
+            "'{text}' is not one ASCII character: give one, e.g. ';' or '|', or 'tab'"
+        )),
+    }
 }
 
 fn parse_compression(text: &str) -> Result<Compression, String> {

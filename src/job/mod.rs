@@ -24,8 +24,8 @@ use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::{DEFAULT_MAX_DAYS, PartitionScope};
 use crate::source::{
-    Compression, Inferred, InputFile, InputFormat, Sampled, decode, find_inputs, fingerprint, hash,
-    infer_columns,
+    Compression, CsvDialect, Inferred, InputFile, InputFormat, InputOptions, Sampled, decode,
+    find_inputs, fingerprint, hash, infer_columns,
 };
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
@@ -54,8 +54,7 @@ use replace::Replace;
 pub struct WriteJob {
     table: String,
     inputs: Vec<String>,
-    format: Option<InputFormat>,
-    compression: Compression,
+    input: InputOptions,
     scope: PartitionScope,
     rules: RowRules,
     run_id: Option<String>,
@@ -140,8 +139,7 @@ impl WriteJob {
         Self {
             table: table.into(),
             inputs: Vec::new(),
-            format: None,
-            compression: Compression::Auto,
+            input: InputOptions::default(),
             scope,
             rules: RowRules::default(),
             run_id: None,
@@ -164,13 +162,20 @@ impl WriteJob {
     /// Sets how input files are compressed, instead of taking it from their extensions
     /// (`.gz`, `.zst`, `.bz2`) or first bytes ([`Compression::Auto`], the default).
     pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = compression;
+        self.input.compression = compression;
         self
     }
 
     /// Sets the input format instead of taking it from file extensions.
     pub fn format(mut self, format: InputFormat) -> Self {
-        self.format = Some(format);
+        self.input.format = Some(format);
+        self
+    }
+
+    /// Sets how CSV input is written (delimiter, quote, escape, null texts, header row),
+    /// instead of the default [`CsvDialect`].
+    pub fn csv(mut self, dialect: CsvDialect) -> Self {
+        self.input.csv = dialect;
         self
     }
 
@@ -320,13 +325,8 @@ impl WriteJob {
         // for its missing partitions.
         table.check_access(self.access())?;
         table.check_partitioning(&self.rules.partition_column)?;
-        let files = find_inputs(
-            &self.inputs,
-            self.format,
-            self.compression,
-            &self.storage_options,
-        )
-        .await?;
+        let reading = self.reading(&table)?;
+        let files = find_inputs(&self.inputs, &reading, &self.storage_options).await?;
         let (input, outcome) = match self.skip_unread(&table, &files).await? {
             Some(skipped) => skipped,
             None => {
@@ -343,6 +343,32 @@ impl WriteJob {
         let mut report = input.report(outcome);
         report.notification = notification;
         Ok(report)
+    }
+
+    /// How the input is read: the job's options, with the columns of CSV files without a
+    /// header row named by the table's, in its order (the partition column left out when
+    /// `--partition-from` derives it).
+    fn reading(&self, table: &Table) -> Result<InputOptions> {
+        let mut reading = self.input.clone();
+        if reading.csv.has_header() {
+            return Ok(reading);
+        }
+        let schema = table.schema()?.ok_or_else(|| {
+            Error::InvalidOption(
+                "--csv-no-header takes the columns' names from the table, which does not exist \
+                 yet: write its first run from files with a header row"
+                    .into(),
+            )
+        })?;
+        let derived = self.rules.partition_from.is_some();
+        let names = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .filter(|name| !(derived && *name == self.rules.partition_column))
+            .collect();
+        reading.csv = reading.csv.with_columns(names);
+        Ok(reading)
     }
 
     /// An identical rerun, told from the input's bytes before any row is parsed: when the
@@ -662,6 +688,7 @@ impl WriteJob {
 
     fn validate(&self) -> Result<()> {
         self.check_scope_width()?;
+        self.input.csv.check()?;
         if let Some(run_id) = &self.run_id
             && (run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control))
         {
@@ -700,14 +727,16 @@ impl WriteJob {
         Ok(())
     }
 
-    /// Every option that changes the table's content, for the fingerprint.
+    /// Every option that changes the table's content, for the fingerprint. Options added
+    /// since the first release enter it only when they are not the default, so that the runs
+    /// of earlier versions keep matching.
     fn shaping_options(&self, schema: &arrow::datatypes::Schema) -> Vec<(&'static str, String)> {
         let columns: Vec<String> = schema
             .fields()
             .iter()
             .map(|f| format!("{}:{}", f.name(), f.data_type()))
             .collect();
-        vec![
+        let mut options = vec![
             ("scope", self.scope.to_string()),
             ("partition_column", self.rules.partition_column.clone()),
             (
@@ -717,7 +746,9 @@ impl WriteJob {
             ("key", self.rules.key.join(",")),
             ("order_by", self.rules.order_by.clone().unwrap_or_default()),
             ("schema", columns.join(",")),
-        ]
+        ];
+        options.extend(self.input.csv.fingerprint_text().map(|text| ("csv", text)));
+        options
     }
 }
 

@@ -1,4 +1,4 @@
-//! CSV with a header row. When the column types are known (the table's, or a new table's
+//! CSV, in the dialect the run names (see `dialect.rs`). When the column types are known (the table's, or a new table's
 //! first file's), they parse the values, so a value such as `007` in a string column is never
 //! turned into the number 7 by inference. A large local file can be cut into byte ranges at
 //! record starts, decoded (or its types inferred) on every core.
@@ -7,13 +7,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use arrow::csv::reader::Format;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use csv_core::ReadRecordResult;
 
 use super::text::{Batches, DecodeFrom, InferFrom};
-use super::{BATCH_ROWS, BatchSink, HashingReader, READ_BUFFER, Stopped, csv_types, feed};
+use super::{
+    BATCH_ROWS, BatchSink, CsvDialect, HashingReader, READ_BUFFER, Stopped, csv_types, feed,
+};
 use crate::error::Error;
 
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
@@ -21,18 +22,26 @@ pub(super) fn batches<'a>(
     infer_from: InferFrom,
     decode_from: DecodeFrom<'a>,
     column_types: Option<&Schema>,
+    dialect: &CsvDialect,
 ) -> Result<Batches<'a>, ArrowError> {
-    let format = Format::default().with_header(true);
     let schema = match column_types {
         // Every column's type is known: the header is all we need.
-        Some(known) => with_known_types(format.infer_schema(infer_from, Some(1))?.0, known),
-        None => Arc::new(csv_types::infer_types(infer_from)?),
+        Some(known) => with_known_types(header(infer_from, dialect)?, known),
+        None => Arc::new(csv_types::infer_types(infer_from, dialect)?),
     };
     let reader = arrow::csv::ReaderBuilder::new(schema.clone())
-        .with_format(format)
+        .with_format(dialect.format(dialect.has_header()))
         .with_batch_size(BATCH_ROWS)
         .build(decode_from)?;
     Ok((schema, Box::new(reader)))
+}
+
+/// The columns a file's header row names, or the run's without one.
+fn header(reader: impl Read, dialect: &CsvDialect) -> Result<Schema, ArrowError> {
+    match dialect.has_header() {
+        true => Ok(dialect.format(true).infer_schema(reader, Some(1))?.0),
+        false => Ok(dialect.headerless_columns()),
+    }
 }
 
 /// The inferred schema with each column the table already has parsed as the table's type.
@@ -77,6 +86,7 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     name: &str,
     path: &std::path::Path,
     known: &Schema,
+    dialect: &CsvDialect,
     ranges: usize,
     sink: S,
 ) -> Result<Ranged<S>, Error> {
@@ -84,16 +94,13 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
     let open = || File::open(path).map_err(read_error);
     let size = open()?.metadata().map_err(read_error)?.len();
-    let format = Format::default().with_header(true);
-    let (header, _) = format
-        .infer_schema(BufReader::new(open()?), Some(1))
-        .map_err(bad)?;
-    let cuts = record_starts(BufReader::with_capacity(READ_BUFFER, open()?), size, ranges)
-        .map_err(read_error)?;
-    if header.fields().is_empty() || cuts.is_empty() {
+    let columns = header(BufReader::new(open()?), dialect).map_err(bad)?;
+    let reader = BufReader::with_capacity(READ_BUFFER, open()?);
+    let cuts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
+    if columns.fields().is_empty() || cuts.is_empty() {
         return Ok(Ranged::Whole(sink));
     }
-    let schema = with_known_types(header, known);
+    let schema = with_known_types(columns, known);
     let starts: Vec<(u64, usize)> = std::iter::once((0, 0)).chain(cuts).collect();
     let decode_range = |index: usize, mut sink: S| -> Result<(), Stopped> {
         let (start, first_row) = starts[index];
@@ -103,7 +110,7 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
             .map_err(|e| Stopped::Failed(read_error(e)))?;
         let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
         let batches = arrow::csv::ReaderBuilder::new(schema.clone())
-            .with_format(Format::default().with_header(index == 0))
+            .with_format(dialect.format(index == 0 && dialect.has_header()))
             .with_batch_size(BATCH_ROWS)
             .build(reader)
             .map_err(Stopped::Decoder)?;
@@ -138,9 +145,9 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     match failures.into_iter().next() {
         None => Ok(Ranged::Decoded(sink, hash)),
         Some(Stopped::Failed(error)) => Err(error),
-        Some(Stopped::Decoder(error)) => {
-            Err(bad(first_decode_error(&schema, open()?).unwrap_or(error)))
-        }
+        Some(Stopped::Decoder(error)) => Err(bad(
+            first_decode_error(&schema, dialect, open()?).unwrap_or(error)
+        )),
     }
 }
 
@@ -148,16 +155,20 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
 /// inferred in `ranges` byte ranges at once (cut as [`decode_in_ranges`] cuts). Should a
 /// range fail, the whole file is inferred in one piece, so that its error is reported as
 /// without the cut.
-pub(super) fn infer_in_ranges(path: &std::path::Path, ranges: usize) -> Result<Schema, ArrowError> {
+pub(super) fn infer_in_ranges(
+    path: &std::path::Path,
+    dialect: &CsvDialect,
+    ranges: usize,
+) -> Result<Schema, ArrowError> {
     let open = || File::open(path).map(|file| BufReader::with_capacity(READ_BUFFER, file));
-    let whole = || csv_types::infer_types(open()?);
+    let whole = || csv_types::infer_types(open()?, dialect);
     let size = std::fs::metadata(path)?.len();
-    let mut header = csv::ReaderBuilder::new().from_reader(open()?);
+    let mut header = dialect.reader(open()?, true);
     let names = header
         .headers()
         .map_err(|e| ArrowError::CsvError(e.to_string()))?
         .clone();
-    let cuts = record_starts(open()?, size, ranges)?;
+    let cuts = record_starts(open()?, size, ranges, dialect)?;
     if cuts.is_empty() {
         return whole();
     }
@@ -176,7 +187,7 @@ pub(super) fn infer_in_ranges(path: &std::path::Path, ranges: usize) -> Result<S
                     let mut file = File::open(path)?;
                     file.seek(SeekFrom::Start(start))?;
                     let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
-                    csv_types::classes(reader, index == 0, columns)
+                    csv_types::classes(reader, index == 0, columns, dialect)
                 })
             })
             .collect();
@@ -199,9 +210,9 @@ pub(super) fn infer_in_ranges(path: &std::path::Path, ranges: usize) -> Result<S
 }
 
 /// The first error decoding the whole `file` gives, as it would read without cuts.
-fn first_decode_error(schema: &SchemaRef, file: File) -> Option<ArrowError> {
+fn first_decode_error(schema: &SchemaRef, dialect: &CsvDialect, file: File) -> Option<ArrowError> {
     let whole = arrow::csv::ReaderBuilder::new(schema.clone())
-        .with_format(Format::default().with_header(true))
+        .with_format(dialect.format(dialect.has_header()))
         .with_batch_size(BATCH_ROWS)
         .build(BufReader::with_capacity(READ_BUFFER, file));
     match whole {
@@ -211,14 +222,16 @@ fn first_decode_error(schema: &SchemaRef, file: File) -> Option<ArrowError> {
 }
 
 /// Where records begin nearest after each of `ranges - 1` even cuts of a file of `size` bytes,
-/// with the data rows before each (the header row is none of them). Found by the CSV parser
+/// with the data rows before each (a header row is none of them). Found by the CSV parser
 /// arrow-csv decodes with, and with the same settings, so the records are the ones it decodes.
 fn record_starts(
     mut reader: impl BufRead,
     size: u64,
     ranges: usize,
+    dialect: &CsvDialect,
 ) -> std::io::Result<Vec<(u64, usize)>> {
-    let mut parser = csv_core::Reader::new();
+    let mut parser = dialect.core();
+    let header = usize::from(dialect.has_header());
     // Field bytes are not needed, only where records end: small buffers, overwritten.
     let (mut output, mut ends) = (vec![0u8; 64 * 1024], vec![0usize; 1024]);
     let (mut position, mut records) = (0u64, 0usize);
@@ -238,8 +251,8 @@ fn record_starts(
         let starts_with_mark = reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF");
         while cut < ranges && position >= size * cut as u64 / ranges as u64 {
             cut += 1;
-            if position < size && records > 1 && !starts_with_mark {
-                starts.push((position, records - 1));
+            if position < size && records > header && !starts_with_mark {
+                starts.push((position, records - header));
             }
         }
         starts.dedup();
@@ -252,6 +265,7 @@ mod tests {
     use super::*;
     use crate::error::Result;
     use arrow::array::RecordBatch;
+    use arrow::csv::reader::Format;
     use arrow::datatypes::DataType;
     use std::sync::Mutex;
 
@@ -278,7 +292,14 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), csv).unwrap();
         let sink = Keep::default();
-        let result = decode_in_ranges("in.csv", file.path(), &columns(), ranges, sink.clone());
+        let result = decode_in_ranges(
+            "in.csv",
+            file.path(),
+            &columns(),
+            &CsvDialect::default(),
+            ranges,
+            sink.clone(),
+        );
         let error = match result {
             Ok(Ranged::Decoded(_, hash)) => {
                 assert_eq!(
@@ -294,6 +315,41 @@ mod tests {
         batches.retain(|(_, batch)| batch.num_rows() > 0);
         batches.sort_by_key(|(first_row, _)| *first_row);
         (batches, error)
+    }
+
+    /// Cut in another dialect (pipes, single quotes around line breaks and delimiters, a null
+    /// text), the ranges hold the rows the whole file decodes to.
+    #[test]
+    fn ranges_follow_the_dialect() {
+        let dialect = CsvDialect::default()
+            .delimiter(b'|')
+            .quote(b'\'')
+            .nulls(["NULL"]);
+        let mut csv = b"id|note\n".to_vec();
+        for id in 0..200 {
+            let note = ["'a\n|b'", "NULL", "x"][id % 3];
+            csv.extend(format!("{id}|{note}\n").bytes());
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &csv).unwrap();
+        let sink = Keep::default();
+        let ranged = decode_in_ranges("in.csv", file.path(), &columns(), &dialect, 4, sink.clone());
+        assert!(matches!(ranged, Ok(Ranged::Decoded(..))));
+        let mut batches = std::mem::take(&mut *sink.0.lock().unwrap());
+        batches.sort_by_key(|(first_row, _)| *first_row);
+        let batches: Vec<RecordBatch> = batches.into_iter().map(|(_, batch)| batch).collect();
+        let schema = Arc::new(columns());
+        let cut = arrow::compute::concat_batches(&schema, &batches).unwrap();
+        let whole = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_format(dialect.format(true))
+            .build(&csv[..])
+            .unwrap()
+            .map(|batch| batch.unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(cut, arrow::compute::concat_batches(&schema, &whole).unwrap());
+        assert_eq!(cut.num_rows(), 200);
+        assert_eq!(cut.column(1).null_count(), 67, "every NULL text is null");
+        assert!(batches.len() > 1, "the file was cut");
     }
 
     /// Every row once, in order, with the row numbers of the whole file, wherever the cuts
@@ -359,22 +415,24 @@ mod tests {
         }
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &csv).unwrap();
-        let whole = csv_types::infer_types(csv.as_bytes()).unwrap();
+        let whole = csv_types::infer_types(csv.as_bytes(), &CsvDialect::default()).unwrap();
         assert_eq!(whole.field(1).data_type(), &DataType::Float64);
         for ranges in [2, 3, 9] {
             assert_eq!(
-                infer_in_ranges(file.path(), ranges).unwrap(),
+                infer_in_ranges(file.path(), &CsvDialect::default(), ranges).unwrap(),
                 whole,
                 "{ranges}"
             );
         }
         csv += "1,2\n";
         std::fs::write(file.path(), &csv).unwrap();
-        let whole = csv_types::infer_types(csv.as_bytes())
+        let whole = csv_types::infer_types(csv.as_bytes(), &CsvDialect::default())
             .unwrap_err()
             .to_string();
         assert_eq!(
-            infer_in_ranges(file.path(), 3).unwrap_err().to_string(),
+            infer_in_ranges(file.path(), &CsvDialect::default(), 3)
+                .unwrap_err()
+                .to_string(),
             whole
         );
     }

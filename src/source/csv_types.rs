@@ -16,6 +16,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::error::ArrowError;
 use regex::RegexSet;
 
+use super::CsvDialect;
+
 /// Value classes, one bit each, in the order of arrow-csv's `InferredDataType`.
 const BOOLEAN: u16 = 1;
 const INTEGER: u16 = 1 << 1;
@@ -29,18 +31,22 @@ const TEXT: u16 = 1 << 8;
 
 /// The columns of the CSV file `reader` reads (header row first) with the type every value of
 /// each column fits, as arrow-csv would infer them from all rows.
-pub(super) fn infer_types(reader: impl Read) -> Result<Schema, ArrowError> {
-    let mut csv = csv_reader(reader, true);
+pub(super) fn infer_types(reader: impl Read, dialect: &CsvDialect) -> Result<Schema, ArrowError> {
+    let mut csv = dialect.reader(reader, true);
     let header = csv.headers().map_err(csv_error)?.clone();
-    let classes = classes_of(csv, header.len())?;
+    let classes = classes_of(csv, header.len(), dialect)?;
     Ok(schema_of(header.iter(), &classes))
 }
 
 /// The columns of a CSV file as its first `rows` rows give them, with each column's classes,
 /// unless those are all its rows or a column holds no value there: then `None`, and the whole
 /// file is to be inferred.
-pub(super) fn sample_types(reader: impl Read, rows: usize) -> Result<Option<Sampled>, ArrowError> {
-    let mut csv = csv_reader(reader, true);
+pub(super) fn sample_types(
+    reader: impl Read,
+    rows: usize,
+    dialect: &CsvDialect,
+) -> Result<Option<Sampled>, ArrowError> {
+    let mut csv = dialect.reader(reader, true);
     let header = csv.headers().map_err(csv_error)?.clone();
     let mut classes = vec![0u16; header.len()];
     let mut record = csv::StringRecord::new();
@@ -49,7 +55,7 @@ pub(super) fn sample_types(reader: impl Read, rows: usize) -> Result<Option<Samp
             return Ok(None);
         }
         for (class, value) in classes.iter_mut().zip(record.iter()) {
-            if !value.is_empty() && *class & TEXT == 0 {
+            if *class & TEXT == 0 && !dialect.is_null(value) {
                 *class |= classify(value);
             }
         }
@@ -91,7 +97,7 @@ impl Sampled {
         let typed = data_type(sampled);
         text.iter().position(|value| {
             value.is_some_and(|value| {
-                let class = if value.is_empty() { 0 } else { classify(value) };
+                let class = classify(value);
                 class & !sampled != 0 && data_type(sampled | class) != typed
             })
         })
@@ -106,8 +112,9 @@ pub(super) fn classes(
     reader: impl Read,
     header: bool,
     columns: usize,
+    dialect: &CsvDialect,
 ) -> Result<Vec<u16>, ArrowError> {
-    classes_of(csv_reader(reader, header), columns)
+    classes_of(dialect.reader(reader, header), columns, dialect)
 }
 
 /// Classes of many ranges of a file as one.
@@ -128,15 +135,11 @@ pub(super) fn schema_of<'a>(names: impl Iterator<Item = &'a str>, classes: &[u16
     Schema::new(fields)
 }
 
-/// The reader arrow-csv's inference and decoder use by default: comma, double quotes, rows of
-/// equal length.
-fn csv_reader<R: Read>(reader: R, header: bool) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .has_headers(header)
-        .from_reader(reader)
-}
-
-fn classes_of<R: Read>(mut csv: csv::Reader<R>, columns: usize) -> Result<Vec<u16>, ArrowError> {
+fn classes_of<R: Read>(
+    mut csv: csv::Reader<R>,
+    columns: usize,
+    dialect: &CsvDialect,
+) -> Result<Vec<u16>, ArrowError> {
     let mut classes = vec![0u16; columns];
     let mut record = csv::StringRecord::new();
     while csv.read_record(&mut record).map_err(csv_error)? {
@@ -147,8 +150,8 @@ fn classes_of<R: Read>(mut csv: csv::Reader<R>, columns: usize) -> Result<Vec<u1
             )));
         }
         for (class, value) in classes.iter_mut().zip(record.iter()) {
-            // Empty is null; text stays text whatever comes after.
-            if !value.is_empty() && *class & TEXT == 0 {
+            // Text stays text whatever comes after.
+            if *class & TEXT == 0 && !dialect.is_null(value) {
                 *class |= classify(value);
             }
         }
@@ -186,9 +189,9 @@ fn data_type(classes: u16) -> DataType {
     }
 }
 
-/// The class of one non-empty value.
+/// The class of one value that is not null (an empty one, with other texts for null, is text).
 fn classify(value: &str) -> u16 {
-    if value.starts_with('"') {
+    if value.is_empty() || value.starts_with('"') {
         return TEXT;
     }
     if !value.is_ascii() {
@@ -314,6 +317,17 @@ fn classify_by_expressions(value: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_texts_are_no_values_and_an_empty_field_is_text_when_not_one_of_them() {
+        let dialect = CsvDialect::default().delimiter(b';').nulls(["\\N"]);
+        let csv = "n;note\n1;\\N\n\\N;\n";
+        let schema = infer_types(csv.as_bytes(), &dialect).unwrap();
+        assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+        assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+        let default = infer_types("n,note\n1,\n,\n".as_bytes(), &CsvDialect::default()).unwrap();
+        assert_eq!(default.field(1).data_type(), &DataType::Null);
+    }
     use arrow::csv::reader::Format;
 
     /// Values of every class, their near misses, and non-ASCII look-alikes.
@@ -400,7 +414,7 @@ mod tests {
         for value in VALUES {
             let csv = format!("c\n{}\n", quoted(value));
             assert_eq!(
-                infer_types(csv.as_bytes()).unwrap(),
+                infer_types(csv.as_bytes(), &CsvDialect::default()).unwrap(),
                 arrow_inference(csv.as_bytes()).unwrap(),
                 "{value:?}"
             );
@@ -434,7 +448,7 @@ mod tests {
                 csv += &(row.join(",") + "\n");
             }
             assert_eq!(
-                infer_types(csv.as_bytes()).unwrap(),
+                infer_types(csv.as_bytes(), &CsvDialect::default()).unwrap(),
                 arrow_inference(csv.as_bytes()).unwrap(),
                 "{csv}"
             );
@@ -458,8 +472,10 @@ mod tests {
                 .chain(rows.iter().map(|v| quoted(v)))
                 .collect::<Vec<_>>()
                 .join("\n");
-            let whole = infer_types(csv.as_bytes()).unwrap();
-            let Some(sampled) = sample_types(csv.as_bytes(), sample_rows).unwrap() else {
+            let whole = infer_types(csv.as_bytes(), &CsvDialect::default()).unwrap();
+            let Some(sampled) =
+                sample_types(csv.as_bytes(), sample_rows, &CsvDialect::default()).unwrap()
+            else {
                 continue;
             };
             if !sampled.checks("c") {
@@ -485,8 +501,14 @@ mod tests {
         let ragged: [&[u8]; 3] = [b"a,b\n1,2\n3\n", b"a,b\n1,2,3\n", b"a\n\xff\n"];
         for csv in ragged {
             assert!(arrow_inference(csv).is_err(), "{csv:?}");
-            assert!(infer_types(csv).is_err(), "{csv:?}");
+            assert!(infer_types(csv, &CsvDialect::default()).is_err(), "{csv:?}");
         }
-        assert_eq!(infer_types(&b""[..]).unwrap().fields().len(), 0);
+        assert_eq!(
+            infer_types(&b""[..], &CsvDialect::default())
+                .unwrap()
+                .fields()
+                .len(),
+            0
+        );
     }
 }

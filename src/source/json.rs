@@ -5,8 +5,8 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use arrow::error::ArrowError;
 
-use super::BATCH_ROWS;
 use super::text::{Batches, DecodeFrom, InferFrom};
+use super::{BATCH_ROWS, CsvDialect};
 
 /// The batches of a JSON-lines file, with the types its values carry. The table's types are
 /// applied later by a cast that refuses to lose information (the JSON decoder would cut 2.5
@@ -15,6 +15,7 @@ pub(super) fn batches<'a>(
     infer_from: InferFrom,
     decode_from: DecodeFrom<'a>,
     _column_types: Option<&Schema>,
+    _dialect: &CsvDialect,
 ) -> Result<Batches<'a>, ArrowError> {
     let (inferred, _) = arrow::json::reader::infer_json_schema(infer_from, None)?;
     let schema = Arc::new(inferred);

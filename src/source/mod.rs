@@ -21,10 +21,12 @@ use crate::error::{Error, Result};
 use crate::storage::{InputObject, StorageOptions, expand_input};
 pub use compression::Compression;
 pub(crate) use csv_types::Sampled;
+pub use dialect::CsvDialect;
 
 mod compression;
 mod csv;
 mod csv_types;
+mod dialect;
 mod json;
 mod parquet;
 mod text;
@@ -69,7 +71,17 @@ pub(crate) struct InputFile {
     pub(crate) name: String,
     format: InputFormat,
     compression: Compression,
+    csv: Arc<CsvDialect>,
     object: InputObject,
+}
+
+/// How a run reads its input files, beyond their names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InputOptions {
+    /// The format of every file, else from each file's extension.
+    pub(crate) format: Option<InputFormat>,
+    pub(crate) compression: Compression,
+    pub(crate) csv: CsvDialect,
 }
 
 impl InputFile {
@@ -118,10 +130,11 @@ pub(crate) trait BatchSink: Send + 'static {
 /// depends on the order of the patterns or of the listing.
 pub(crate) async fn find_inputs(
     patterns: &[String],
-    format: Option<InputFormat>,
-    compression: Compression,
+    reading: &InputOptions,
     options: &StorageOptions,
 ) -> Result<Vec<InputFile>> {
+    let (format, compression) = (reading.format, reading.compression);
+    let csv = Arc::new(reading.csv.clone());
     if patterns.is_empty() {
         return Err(Error::InvalidOption(
             "no --input given: name at least one input file or glob".into(),
@@ -163,6 +176,7 @@ pub(crate) async fn find_inputs(
                 name,
                 format,
                 compression,
+                csv: csv.clone(),
                 object,
             })
         })
@@ -187,9 +201,9 @@ pub(crate) async fn decode<S: BatchSink + Clone>(
     };
     let sink = match (cut, column_types) {
         (Some(path), Some(types)) => {
-            let (name, types) = (file.name.clone(), types.clone());
+            let (name, types, dialect) = (file.name.clone(), types.clone(), file.csv.clone());
             let cut = tokio::task::spawn_blocking(move || {
-                csv::decode_in_ranges(&name, &path, &types, ranges, sink)
+                csv::decode_in_ranges(&name, &path, &types, &dialect, ranges, sink)
             });
             match Error::rejoin(cut.await, "decoding input")?? {
                 csv::Ranged::Decoded(sink, hash) => return Ok((sink, hash)),
@@ -225,8 +239,10 @@ pub(crate) async fn infer_columns(
     let bad = move |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
     if sample {
         let reader = open_text(file).await?;
-        let sampling =
-            tokio::task::spawn_blocking(move || csv_types::sample_types(reader, SAMPLE_ROWS));
+        let dialect = file.csv.clone();
+        let sampling = tokio::task::spawn_blocking(move || {
+            csv_types::sample_types(reader, SAMPLE_ROWS, &dialect)
+        });
         // `None`: all rows were in the sample, or a column had no value there.
         if let Some(sampled) =
             Error::rejoin(sampling.await, "inferring column types")?.map_err(bad.clone())?
@@ -234,13 +250,14 @@ pub(crate) async fn infer_columns(
             return Ok(Some(Inferred::Sampled(sampled)));
         }
     }
+    let dialect = file.csv.clone();
     let inferring = match file.splittable() {
         Some(path) if ranges > 1 => {
-            tokio::task::spawn_blocking(move || csv::infer_in_ranges(&path, ranges))
+            tokio::task::spawn_blocking(move || csv::infer_in_ranges(&path, &dialect, ranges))
         }
         _ => {
             let reader = open_text(file).await?;
-            tokio::task::spawn_blocking(move || csv_types::infer_types(reader))
+            tokio::task::spawn_blocking(move || csv_types::infer_types(reader, &dialect))
         }
     };
     let columns = Error::rejoin(inferring.await, "inferring column types")?.map_err(bad)?;
@@ -497,6 +514,7 @@ pub fn decode_for_fuzzing(format: InputFormat, bytes: &[u8], typed: bool) -> Res
             name: "input".into(),
             format,
             compression: Compression::Auto,
+            csv: Default::default(),
             object,
         };
         let table = typed.then(fuzz_table);
@@ -591,6 +609,7 @@ mod tests {
             name: "t.csv.gz".into(),
             format: InputFormat::Csv,
             compression: Compression::Auto,
+            csv: Default::default(),
             object: InputObject {
                 store,
                 path,

@@ -9,7 +9,8 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::{
-    BatchSink, EMPTY_SHA256, HashingReader, InputFile, compression, feed, open_reader, open_text,
+    BatchSink, CsvDialect, EMPTY_SHA256, HashingReader, InputFile, compression, feed, open_reader,
+    open_text,
 };
 use crate::error::{Error, Result};
 
@@ -27,9 +28,13 @@ pub(super) type Batches<'a> = (
 );
 
 /// How a text format decodes: its columns from the first reader (the table's column types
-/// known or not), its batches from the second.
-pub(super) type TextFormat =
-    for<'a> fn(InferFrom, DecodeFrom<'a>, Option<&Schema>) -> Result<Batches<'a>, ArrowError>;
+/// known or not), its batches from the second; CSV in the run's dialect.
+pub(super) type TextFormat = for<'a> fn(
+    InferFrom,
+    DecodeFrom<'a>,
+    Option<&Schema>,
+    &CsvDialect,
+) -> Result<Batches<'a>, ArrowError>;
 
 /// Decodes `file` with `format` into `sink`; returns the sink and the SHA-256 of the file's
 /// bytes as stored.
@@ -41,6 +46,7 @@ pub(super) async fn decode<S: BatchSink>(
 ) -> Result<(S, [u8; 32])> {
     let name = file.name.clone();
     let codec = file.compression;
+    let dialect = file.csv.clone();
     let column_types = column_types.cloned();
     let infer_from = open_text(file).await?;
     let decode_from = open_reader(&file.object).await?;
@@ -48,7 +54,8 @@ pub(super) async fn decode<S: BatchSink>(
         let bad = |e: ArrowError| Error::bad_input(&name, None, e.to_string());
         let mut hashed = HashingReader::new(decode_from);
         let plain = compression::decompress(&mut hashed, codec);
-        let (schema, batches) = format(infer_from, plain, column_types.as_ref()).map_err(bad)?;
+        let (schema, batches) =
+            format(infer_from, plain, column_types.as_ref(), &dialect).map_err(bad)?;
         if schema.fields().is_empty() {
             drop(batches);
             let hash = hashed

@@ -669,3 +669,37 @@ fn bzip2(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
+
+#[tokio::test]
+async fn csv_dialect_mistakes_are_refused_with_what_to_pass() {
+    // A delimiter that never occurs: the header is read as one column.
+    let semicolons = csv(&[GOOD_ROW]).replace(',', ";");
+    rejected(
+        "semicolons.csv",
+        semicolons.as_bytes(),
+        &[],
+        2,
+        &["semicolons.csv", "--csv-delimiter"],
+    )
+    .await;
+    let body = csv(&[GOOD_ROW]);
+    for (options, expected) in [
+        (&["--csv-delimiter", "\""][..], "different"),
+        (&["--csv-delimiter", ";;"][..], "one ASCII character"),
+        (&["--csv-escape", ","][..], "different"),
+    ] {
+        rejected("good.csv", body.as_bytes(), options, 2, &[expected]).await;
+    }
+    // Without a header, the names come from the table: a new table has none to give.
+    let lake = Lake::local();
+    let input = lake.input("headerless.csv", "1,2024-01-01\n");
+    let run = lake.write(&["--input", &input, "--date", "2024-01-01", "--csv-no-header"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("header row"), "{}", run.stderr);
+    assert!(lake.versions().await.is_empty());
+    // A headerless file with a column too many is refused naming its line.
+    let lake = lake_with_a_table();
+    let extra = lake.input("extra.csv", &format!("{GOOD_ROW},surplus\n"));
+    let args = ["--input", &extra, "--date", "2024-01-01", "--csv-no-header"];
+    refused(&lake, &args, 2, &["extra.csv", "line 1"]).await;
+}

@@ -346,6 +346,90 @@ pub async fn compressed_inputs_give_the_rows_of_plain_ones(lake: &Lake) {
     assert_eq!(lake.rows_agreed_by_readers().await.len(), 2);
 }
 
+pub async fn csv_dialects_read_the_rows_the_default_one_gives(lake: &Lake) {
+    let day = ["--date", "2024-02-01", "--key", "id"];
+    let reference = lake.sibling();
+    let input = reference.input(
+        "plain.csv",
+        "id,name,amount,date\n1,\"a, b\",2.5,2024-02-01\n2,,3,2024-02-01\n3,it's,,2024-02-01\n",
+    );
+    let mut args = vec!["--input", input.as_str()];
+    args.extend(day);
+    reference.write(&args).expect(Status::Committed);
+    let expected = reference.rows().await;
+    assert_eq!(expected.len(), 3);
+
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "semicolons.csv",
+            "id;name;amount;date\n1;a, b;2.5;2024-02-01\n2;;3;2024-02-01\n3;it's;;2024-02-01\n",
+            &["--csv-delimiter", ";"],
+        ),
+        (
+            "pipes.csv",
+            "id|name|amount|date\n1|'a, b'|2.5|2024-02-01\n2||3|2024-02-01\n3|'it\\'s'||2024-02-01\n",
+            &[
+                "--csv-delimiter",
+                "|",
+                "--csv-quote",
+                "'",
+                "--csv-escape",
+                "\\",
+            ],
+        ),
+        (
+            "null-texts.csv",
+            "id,name,amount,date\n1,\"a, b\",2.5,2024-02-01\n2,NULL,3,2024-02-01\n3,it's,NULL,2024-02-01\n",
+            &["--csv-null", "", "--csv-null", "NULL"],
+        ),
+        (
+            "export.tsv",
+            "id\tname\tamount\tdate\n1\ta, b\t2.5\t2024-02-01\n2\t\\N\t3\t2024-02-01\n3\tit's\t\\N\t2024-02-01\n",
+            &[
+                "--format",
+                "csv",
+                "--csv-delimiter",
+                "tab",
+                "--csv-null",
+                "\\N",
+            ],
+        ),
+    ];
+    for (name, body, options) in cases {
+        let target = lake.sibling();
+        let input = target.input(name, body);
+        let mut args = vec!["--input", input.as_str()];
+        args.extend(day);
+        args.extend(options);
+        target.write(&args).expect(Status::Committed);
+        assert_eq!(target.rows().await, expected, "{name} {options:?}");
+        target.write(&args).expect(Status::Skipped);
+    }
+
+    // Without a header row, the file's columns are the table's: this lake's table, first
+    // written from a file with a header, is replaced by one without.
+    let input = lake.input("first.csv", "id,name,amount,date\n9,z,1.5,2024-02-01\n");
+    let mut args = vec!["--input", input.as_str()];
+    args.extend(day);
+    lake.write(&args).expect(Status::Committed);
+    let headerless = lake.input(
+        "headerless.tsv",
+        "1\ta, b\t2.5\t2024-02-01\n2\t\\N\t3\t2024-02-01\n3\tit's\t\\N\t2024-02-01\n",
+    );
+    let mut args = vec!["--input", headerless.as_str(), "--format", "csv"];
+    args.extend(day);
+    args.extend([
+        "--csv-delimiter",
+        "tab",
+        "--csv-null",
+        "\\N",
+        "--csv-no-header",
+    ]);
+    lake.write(&args).expect(Status::Committed);
+    assert_eq!(lake.rows_agreed_by_readers().await, expected);
+    lake.write(&args).expect(Status::Skipped);
+}
+
 crate::support::on_backends!(
     [local: Local, s3: S3, s3_inputs: S3Inputs],
     [
@@ -355,5 +439,6 @@ crate::support::on_backends!(
         a_scope_wider_than_max_days_is_refused_before_anything_is_read,
         a_new_table_refuses_column_names_spark_cannot_read,
         compressed_inputs_give_the_rows_of_plain_ones,
+        csv_dialects_read_the_rows_the_default_one_gives,
     ]
 );
