@@ -298,6 +298,115 @@ fn date_fits(value: &str) -> bool {
     }
 }
 
+/// Text written in a format of the user's (`--date-format`, `--timestamp-format`: chrono's
+/// strftime) as the table's type `to`: DATE, or TIMESTAMP in microseconds (read as UTC, or
+/// with the offset the format holds; as written for a TIMESTAMP_NTZ column). Every value must
+/// match the format whole.
+pub(crate) fn parse_formatted(
+    column: &str,
+    array: &ArrayRef,
+    to: &DataType,
+    format: &str,
+    at: Locate<'_>,
+) -> Result<ArrayRef> {
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+    let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
+        .map_err(|e| Error::internal(format!("reading column '{column}' as text"), e))?;
+    let text = text.as_string::<i32>();
+    let misfit = |row: usize| {
+        at(
+            Some(row),
+            format!(
+                "column '{column}': value '{}' does not match the format '{format}' given for \
+                 its {to} values; correct the value or the format (--date-format, \
+                 --timestamp-format)",
+                text.value(row)
+            ),
+        )
+    };
+    let parsed: ArrayRef = match to {
+        DataType::Date32 => {
+            let epoch = chrono::NaiveDate::default();
+            let days = text.iter().enumerate().map(|(row, value)| {
+                value
+                    .map(|value| {
+                        chrono::NaiveDate::parse_from_str(value, format)
+                            .map(|day| (day - epoch).num_days() as i32)
+                            .map_err(|_| misfit(row))
+                    })
+                    .transpose()
+            });
+            Arc::new(days.collect::<Result<Date32Array>>()?)
+        }
+        DataType::Timestamp(_, zone) => {
+            let with_offset = has_offset(format);
+            let micros = text.iter().enumerate().map(|(row, value)| {
+                value
+                    .map(|value| {
+                        let at = match with_offset {
+                            true => chrono::DateTime::parse_from_str(value, format)
+                                .map(|at| at.naive_utc()),
+                            false => chrono::NaiveDateTime::parse_from_str(value, format),
+                        };
+                        at.map(|at| at.and_utc().timestamp_micros())
+                            .map_err(|_| misfit(row))
+                    })
+                    .transpose()
+            });
+            let micros = micros.collect::<Result<TimestampMicrosecondArray>>()?;
+            Arc::new(micros.with_timezone_opt(zone.clone()))
+        }
+        _ => return cast_lossless(column, array, to, at),
+    };
+    // Another unit than microseconds (a table other engines made): cast, losing nothing.
+    cast_lossless(column, &parsed, to, at)
+}
+
+/// Refuses a `--date-format` or `--timestamp-format` that cannot give back the values it
+/// writes (a format without a year, say), before anything is read.
+pub(crate) fn check_format(option: &str, format: &str, timestamp: bool) -> Result<()> {
+    use std::fmt::Write as _;
+    let sample = chrono::NaiveDate::from_ymd_opt(2024, 1, 31)
+        .and_then(|day| day.and_hms_opt(13, 45, 30))
+        .expect("a valid date-time");
+    let with_offset = timestamp && has_offset(format);
+    let mut written = String::new();
+    let writes = match with_offset {
+        true => write!(
+            written,
+            "{}",
+            sample.and_utc().fixed_offset().format(format)
+        ),
+        false => write!(written, "{}", sample.format(format)),
+    }
+    .is_ok();
+    let reads_back = writes
+        && match (timestamp, with_offset) {
+            (false, _) => chrono::NaiveDate::parse_from_str(&written, format) == Ok(sample.date()),
+            (true, true) => chrono::DateTime::parse_from_str(&written, format)
+                .is_ok_and(|at| at.naive_utc() == sample),
+            (true, false) => chrono::NaiveDateTime::parse_from_str(&written, format) == Ok(sample),
+        };
+    match reads_back {
+        true => Ok(()),
+        false => Err(Error::InvalidOption(format!(
+            "{option} '{format}' does not read back the values it writes (2024-01-31 13:45:30 \
+             gives '{written}'): it needs a year, a month and a day{}, e.g. {}",
+            if timestamp { " and a time of day" } else { "" },
+            if timestamp {
+                "'%d/%m/%Y %H:%M:%S'"
+            } else {
+                "'%d/%m/%Y'"
+            }
+        ))),
+    }
+}
+
+/// Whether a strftime format holds a UTC offset (`%z`, `%:z`, `%::z`, `%#z`).
+fn has_offset(format: &str) -> bool {
+    format.contains("%z") || format.contains(":z") || format.contains("%#z")
+}
+
 /// Casts with `safe: false`; on failure finds the first value that does not convert and names it.
 pub(crate) fn cast_strict(
     column: &str,

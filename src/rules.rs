@@ -14,6 +14,10 @@ pub(crate) struct RowRules {
     pub(crate) key: Vec<String>,
     /// Among rows with the same key, the one with the largest value here wins.
     pub(crate) order_by: Option<String>,
+    /// How text in DATE columns is written (chrono's strftime), when not `YYYY-MM-DD`.
+    pub(crate) date_format: Option<String>,
+    /// How text in TIMESTAMP columns is written, when not RFC 3339 or ISO 8601.
+    pub(crate) timestamp_format: Option<String>,
 }
 
 impl Default for RowRules {
@@ -23,11 +27,23 @@ impl Default for RowRules {
             partition_from: None,
             key: Vec::new(),
             order_by: None,
+            date_format: None,
+            timestamp_format: None,
         }
     }
 }
 
 impl RowRules {
+    /// The format text of a column of type `to` is written in, if the run names one.
+    pub(crate) fn text_format(&self, to: &arrow::datatypes::DataType) -> Option<&str> {
+        use arrow::datatypes::DataType;
+        match to {
+            DataType::Date32 => self.date_format.as_deref(),
+            DataType::Timestamp(_, _) => self.timestamp_format.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether the partition column is computed rather than read.
     pub(crate) fn derives_partition(&self, input: &Schema) -> bool {
         input.field_with_name(&self.partition_column).is_err() && self.partition_from.is_some()

@@ -11,7 +11,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 
-use crate::cast::{cast_lossless, cast_strict, display_value};
+use crate::cast::{cast_lossless, cast_strict, display_value, parse_formatted};
 use crate::constraints::RowChecks;
 use crate::error::{Error, InputLocation, Result};
 use crate::rows::{encode_rows, encode_rows_of};
@@ -197,13 +197,26 @@ fn conform(
                     rules.partition_column.as_str(),
                 )
             };
+            let source_type = target
+                .field_with_name(source_name)
+                .map_or(DataType::Utf8, |f| f.data_type().clone());
+            let source = match partition_text_format(rules, &source, &source_type) {
+                Some((to, format)) => {
+                    parse_formatted(source_name, &source, &to, format, &file.locate())?
+                }
+                None => source,
+            };
             to_date(file, source_name, source)?
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
             if let Some(sample) = sample.filter(|sample| sample.checks(field.name())) {
                 check_sample(file, field.name(), &column, sample)?;
             }
-            cast_lossless(field.name(), &column, field.data_type(), &file.locate())?
+            let to = field.data_type();
+            match rules.text_format(to).filter(|_| is_text(&column)) {
+                Some(format) => parse_formatted(field.name(), &column, to, format, &file.locate())?,
+                None => cast_lossless(field.name(), &column, to, &file.locate())?,
+            }
         };
         columns.push(column);
     }
@@ -211,6 +224,33 @@ fn conform(
         .map_err(|e| Error::internal(format!("cannot shape {}", file.file), e))?;
     check_rows(file, &batch, rules, scope)?;
     Ok(batch)
+}
+
+fn is_text(array: &ArrayRef) -> bool {
+    matches!(
+        array.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// The type and format the text of the partition column's source (of table type
+/// `source_type`: DATE for the partition column itself) is parsed with, when the run gives
+/// `--date-format` or `--timestamp-format`: the one for the source's type, else either.
+fn partition_text_format<'a>(
+    rules: &'a RowRules,
+    source: &ArrayRef,
+    source_type: &DataType,
+) -> Option<(DataType, &'a str)> {
+    if !is_text(source) {
+        return None;
+    }
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let date = rules.date_format.as_deref().map(|f| (DataType::Date32, f));
+    let timestamp = rules.timestamp_format.as_deref().map(|f| (utc, f));
+    match source_type {
+        DataType::Timestamp(_, _) => timestamp.or(date),
+        _ => date.or(timestamp),
+    }
 }
 
 /// A hint for a column name that looks like a whole header row: the file's delimiter is
@@ -283,7 +323,11 @@ pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sam
             // A column without a value in the first file is text in the table; read as Null,
             // a later file's values there would be dropped.
             let empty = field.data_type() == &DataType::Null;
-            match (lossy || sampled || empty) && *field.name() != rules.partition_column {
+            // The partition column is parsed as it is read (it is cut to its day anyway),
+            // unless its text is in a format of the user's.
+            let formatted = rules.date_format.is_some() || rules.timestamp_format.is_some();
+            let partition = *field.name() == rules.partition_column && !formatted;
+            match (lossy || sampled || empty) && !partition {
                 true => field.as_ref().clone().with_data_type(DataType::Utf8),
                 false => field.as_ref().clone(),
             }

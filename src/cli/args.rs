@@ -133,6 +133,14 @@ pub(crate) struct JobArgs {
     /// the partition column when --partition-from derives it).
     #[arg(long)]
     pub(crate) csv_no_header: bool,
+    /// How dates are written in the input, in strftime, e.g. '%d/%m/%Y' for 31/01/2024
+    /// (default: YYYY-MM-DD); for the partition column, --partition-from and DATE columns.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) date_format: Option<String>,
+    /// How timestamps are written in the input, e.g. '%d/%m/%Y %H:%M:%S' (UTC unless the
+    /// format holds %z); for --partition-from and TIMESTAMP columns.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) timestamp_format: Option<String>,
     /// The table's DATE partition column.
     #[arg(long, default_value = "date")]
     pub(crate) partition_column: String,
@@ -218,6 +226,12 @@ impl JobArgs {
         }
         if let Some(column) = &self.partition_from {
             job = job.partition_from(column);
+        }
+        if let Some(format) = &self.date_format {
+            job = job.date_format(format);
+        }
+        if let Some(format) = &self.timestamp_format {
+            job = job.timestamp_format(format);
         }
         if let Some(column) = &self.order_by {
             job = job.order_by(column);

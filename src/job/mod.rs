@@ -203,6 +203,21 @@ impl WriteJob {
         self
     }
 
+    /// How text in DATE columns is written, in chrono's strftime (`%d/%m/%Y` for 31/01/2024),
+    /// when not `YYYY-MM-DD`: for the partition column, a `--partition-from` column and the
+    /// table's DATE columns.
+    pub fn date_format(mut self, format: impl Into<String>) -> Self {
+        self.rules.date_format = Some(format.into());
+        self
+    }
+
+    /// How text in TIMESTAMP columns is written (`%d/%m/%Y %H:%M:%S`; read as UTC unless the
+    /// format holds an offset, `%z`), when not RFC 3339 or ISO 8601.
+    pub fn timestamp_format(mut self, format: impl Into<String>) -> Self {
+        self.rules.timestamp_format = Some(format.into());
+        self
+    }
+
     /// Names the run; by default the id is derived from the scope and the input fingerprint.
     pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
         self.run_id = Some(run_id.into());
@@ -350,6 +365,11 @@ impl WriteJob {
     /// `--partition-from` derives it).
     fn reading(&self, table: &Table) -> Result<InputOptions> {
         let mut reading = self.input.clone();
+        let formats = (
+            self.rules.date_format.clone(),
+            self.rules.timestamp_format.clone(),
+        );
+        reading.csv = reading.csv.with_text_formats(formats.0, formats.1);
         if reading.csv.has_header() {
             return Ok(reading);
         }
@@ -689,6 +709,12 @@ impl WriteJob {
     fn validate(&self) -> Result<()> {
         self.check_scope_width()?;
         self.input.csv.check()?;
+        if let Some(format) = &self.rules.date_format {
+            crate::cast::check_format("--date-format", format, false)?;
+        }
+        if let Some(format) = &self.rules.timestamp_format {
+            crate::cast::check_format("--timestamp-format", format, true)?;
+        }
         if let Some(run_id) = &self.run_id
             && (run_id.is_empty() || run_id.len() > 256 || run_id.chars().any(char::is_control))
         {
@@ -748,6 +774,8 @@ impl WriteJob {
             ("schema", columns.join(",")),
         ];
         options.extend(self.input.csv.fingerprint_text().map(|text| ("csv", text)));
+        options.extend(self.rules.date_format.clone().map(|f| ("date_format", f)));
+        options.extend((self.rules.timestamp_format.clone()).map(|f| ("timestamp_format", f)));
         options
     }
 }

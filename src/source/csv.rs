@@ -346,7 +346,10 @@ mod tests {
             .unwrap()
             .map(|batch| batch.unwrap())
             .collect::<Vec<_>>();
-        assert_eq!(cut, arrow::compute::concat_batches(&schema, &whole).unwrap());
+        assert_eq!(
+            cut,
+            arrow::compute::concat_batches(&schema, &whole).unwrap()
+        );
         assert_eq!(cut.num_rows(), 200);
         assert_eq!(cut.column(1).null_count(), 67, "every NULL text is null");
         assert!(batches.len() > 1, "the file was cut");

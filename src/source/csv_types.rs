@@ -22,10 +22,10 @@ use super::CsvDialect;
 const BOOLEAN: u16 = 1;
 const INTEGER: u16 = 1 << 1;
 const FLOAT: u16 = 1 << 2;
-const DATE: u16 = 1 << 3;
+pub(super) const DATE: u16 = 1 << 3;
 const SECONDS: u16 = 1 << 4;
 const MILLISECONDS: u16 = 1 << 5;
-const MICROSECONDS: u16 = 1 << 6;
+pub(super) const MICROSECONDS: u16 = 1 << 6;
 const NANOSECONDS: u16 = 1 << 7;
 const TEXT: u16 = 1 << 8;
 
@@ -56,7 +56,7 @@ pub(super) fn sample_types(
         }
         for (class, value) in classes.iter_mut().zip(record.iter()) {
             if *class & TEXT == 0 && !dialect.is_null(value) {
-                *class |= classify(value);
+                *class |= dialect.class_of(value, classify);
             }
         }
     }
@@ -65,7 +65,12 @@ pub(super) fn sample_types(
     }
     let columns = schema_of(header.iter(), &classes);
     let classes = header.iter().map(str::to_string).zip(classes).collect();
-    Ok(Some(Sampled { columns, classes }))
+    let dialect = dialect.clone();
+    Ok(Some(Sampled {
+        columns,
+        classes,
+        dialect,
+    }))
 }
 
 /// A file's columns inferred from its first rows only, and what the other rows must hold for
@@ -75,6 +80,8 @@ pub(crate) struct Sampled {
     /// The columns with the sample's types.
     pub(crate) columns: Schema,
     classes: std::collections::HashMap<String, u16>,
+    /// The dialect the sample was classified in (its date and timestamp formats).
+    dialect: CsvDialect,
 }
 
 impl Sampled {
@@ -97,7 +104,7 @@ impl Sampled {
         let typed = data_type(sampled);
         text.iter().position(|value| {
             value.is_some_and(|value| {
-                let class = classify(value);
+                let class = self.dialect.class_of(value, classify);
                 class & !sampled != 0 && data_type(sampled | class) != typed
             })
         })
@@ -152,7 +159,7 @@ fn classes_of<R: Read>(
         for (class, value) in classes.iter_mut().zip(record.iter()) {
             // Text stays text whatever comes after.
             if *class & TEXT == 0 && !dialect.is_null(value) {
-                *class |= classify(value);
+                *class |= dialect.class_of(value, classify);
             }
         }
     }

@@ -30,6 +30,9 @@ pub struct CsvDialect {
     header: bool,
     /// Without a header row: the columns' names, in order (set by the run from the table).
     columns: Vec<String>,
+    /// The run's `--date-format` and `--timestamp-format`, for inferring a new table's types.
+    date_format: Option<String>,
+    timestamp_format: Option<String>,
 }
 
 impl Default for CsvDialect {
@@ -41,6 +44,8 @@ impl Default for CsvDialect {
             nulls: vec![String::new()],
             header: true,
             columns: Vec::new(),
+            date_format: None,
+            timestamp_format: None,
         }
     }
 }
@@ -118,6 +123,37 @@ impl CsvDialect {
     pub(crate) fn with_columns(mut self, names: Vec<String>) -> Self {
         self.columns = names;
         self
+    }
+
+    /// The dialect whose dates and timestamps are written in these formats (chrono's
+    /// strftime), so that a new table's columns of such values are inferred as DATE and
+    /// TIMESTAMP columns.
+    pub(crate) fn with_text_formats(
+        mut self,
+        date: Option<String>,
+        timestamp: Option<String>,
+    ) -> Self {
+        self.date_format = date;
+        self.timestamp_format = timestamp;
+        self
+    }
+
+    /// The value class (see `csv_types`) of a field's text: a date or a timestamp when it
+    /// matches the run's format for them, else what `classify` says.
+    pub(super) fn class_of(&self, value: &str, classify: fn(&str) -> u16) -> u16 {
+        use super::csv_types::{DATE, MICROSECONDS};
+        let date = |format: &String| chrono::NaiveDate::parse_from_str(value, format).is_ok();
+        let timestamp = |format: &String| {
+            chrono::NaiveDateTime::parse_from_str(value, format).is_ok()
+                || chrono::DateTime::parse_from_str(value, format).is_ok()
+        };
+        if self.date_format.as_ref().is_some_and(date) {
+            DATE
+        } else if self.timestamp_format.as_ref().is_some_and(timestamp) {
+            MICROSECONDS
+        } else {
+            classify(value)
+        }
     }
 
     /// The columns of a file without a header row, as text: the names the run gave.

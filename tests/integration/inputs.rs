@@ -430,6 +430,82 @@ pub async fn csv_dialects_read_the_rows_the_default_one_gives(lake: &Lake) {
     lake.write(&args).expect(Status::Skipped);
 }
 
+pub async fn dates_and_timestamps_in_a_format_of_the_users_are_read_as_such(lake: &Lake) {
+    let formats = [
+        "--date-format",
+        "%d/%m/%Y",
+        "--timestamp-format",
+        "%d/%m/%Y %H:%M:%S %z",
+    ];
+    let input = lake.input(
+        "eu.csv",
+        "id,signed_up,at\n1,31/12/2023,31/01/2024 23:30:00 -0100\n2,01/02/2024,01/02/2024 08:00:00 +0200\n",
+    );
+    let mut args = vec![
+        "--input",
+        input.as_str(),
+        "--from",
+        "2024-01-31",
+        "--to",
+        "2024-02-01",
+        "--key",
+        "id",
+        "--partition-from",
+        "at",
+    ];
+    args.extend(formats);
+    lake.write(&args).expect(Status::Committed);
+    let rows = lake.rows_agreed_by_readers().await.parsed();
+    let one = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(one["signed_up"], "2023-12-31", "a DATE column: {one}");
+    assert_eq!(
+        one["at"], "2024-02-01T00:30:00.000000Z",
+        "UTC from the offset"
+    );
+    assert_eq!(one["date"], "2024-02-01", "the UTC day");
+    lake.write(&args).expect(Status::Skipped);
+
+    // A value that does not match is refused, naming its row; so is a format that cannot
+    // give a date back.
+    let bad = lake.input(
+        "iso.csv",
+        "id,signed_up,at\n3,31/01/2024,31/01/2024 10:00:00 +0000\n4,2024-01-31,31/01/2024 10:00:00 +0000\n",
+    );
+    let mut args = vec![
+        "--input",
+        bad.as_str(),
+        "--from",
+        "2024-01-31",
+        "--to",
+        "2024-02-01",
+        "--key",
+        "id",
+        "--partition-from",
+        "at",
+    ];
+    args.extend(formats);
+    let run = lake.write(&args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("row 2")
+            && run.stderr.contains("'2024-01-31'")
+            && run.stderr.contains("%d/%m/%Y"),
+        "{}",
+        run.stderr
+    );
+    let run = lake.write(&[
+        "--input",
+        &bad,
+        "--date",
+        "2024-01-31",
+        "--date-format",
+        "%d/%m",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--date-format"), "{}", run.stderr);
+    assert_eq!(lake.versions().await, vec![0], "nothing written");
+}
+
 crate::support::on_backends!(
     [local: Local, s3: S3, s3_inputs: S3Inputs],
     [
@@ -440,5 +516,6 @@ crate::support::on_backends!(
         a_new_table_refuses_column_names_spark_cannot_read,
         compressed_inputs_give_the_rows_of_plain_ones,
         csv_dialects_read_the_rows_the_default_one_gives,
+        dates_and_timestamps_in_a_format_of_the_users_are_read_as_such,
     ]
 );
