@@ -22,6 +22,12 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::error::{Error, Result};
 
+/// Casting that fails on a value that does not convert, instead of making it null.
+const STRICT: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: FormatOptions::new(),
+};
+
 /// Turns a refusal into the run's error: given the index of the value refused in the array
 /// cast (`None` when it is not one value) and what to say about it.
 pub(crate) type Locate<'a> = &'a dyn Fn(Option<usize>, String) -> Error;
@@ -38,10 +44,6 @@ pub(crate) fn cast_lossless(
     if array.data_type() == to {
         return Ok(array.clone());
     }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     let internal = |e| Error::internal(format!("casting column '{column}'"), e);
     match (array.data_type(), to) {
         (DataType::Null, _) => Ok(new_null_array(to, array.len())),
@@ -57,12 +59,12 @@ pub(crate) fn cast_lossless(
         // Offsets of another width first: the values stay as they are.
         (DataType::LargeList(from) | DataType::FixedSizeList(from, _), DataType::List(_)) => {
             let offsets = DataType::List(from.clone());
-            let array = cast_with_options(array, &offsets, &strict).map_err(internal)?;
+            let array = cast_with_options(array, &offsets, &STRICT).map_err(internal)?;
             cast_lossless(column, &array, to, at)
         }
         (DataType::List(from), DataType::LargeList(_)) => {
             let offsets = DataType::LargeList(from.clone());
-            let array = cast_with_options(array, &offsets, &strict).map_err(internal)?;
+            let array = cast_with_options(array, &offsets, &STRICT).map_err(internal)?;
             cast_lossless(column, &array, to, at)
         }
         (DataType::Map(_, _), DataType::Map(field, sorted)) => {
@@ -417,10 +419,6 @@ pub(crate) fn cast_strict(
     if array.data_type() == to {
         return Ok(array.clone());
     }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     let cast = match (array.data_type(), to) {
         // Text read as decimals as arrow-csv reads them (exponents too), which arrow's cast
         // does not.
@@ -438,7 +436,7 @@ pub(crate) fn cast_strict(
             .collect::<std::result::Result<arrow::array::Decimal128Array, _>>()
             .and_then(|decimals| decimals.with_precision_and_scale(*precision, *scale))
             .map(|decimals| Arc::new(decimals) as ArrayRef),
-        _ => cast_with_options(array, to, &strict),
+        _ => cast_with_options(array, to, &STRICT),
     };
     cast.map_err(|error| {
         let lenient = cast_with_options(array, to, &CastOptions::default()).ok();

@@ -452,20 +452,12 @@ pub async fn csv_dialects_read_the_rows_the_default_one_gives(lake: &Lake) {
     lake.write(&args).expect(Status::Skipped);
 }
 
-pub async fn dates_and_timestamps_in_a_format_of_the_users_are_read_as_such(lake: &Lake) {
-    let formats = [
-        "--date-format",
-        "%d/%m/%Y",
-        "--timestamp-format",
-        "%d/%m/%Y %H:%M:%S %z",
-    ];
-    let input = lake.input(
-        "eu.csv",
-        "id,signed_up,at\n1,31/12/2023,31/01/2024 23:30:00 -0100\n2,01/02/2024,01/02/2024 08:00:00 +0200\n",
-    );
-    let mut args = vec![
+/// A write of `input` (id, signed_up, at) for 31 January and 1 February, its days from `at`,
+/// dates written `31/01/2024` and timestamps `31/01/2024 10:00:00 +0100`.
+fn eu_formats_write(input: &str) -> Vec<&str> {
+    vec![
         "--input",
-        input.as_str(),
+        input,
         "--from",
         "2024-01-31",
         "--to",
@@ -474,8 +466,19 @@ pub async fn dates_and_timestamps_in_a_format_of_the_users_are_read_as_such(lake
         "id",
         "--partition-from",
         "at",
-    ];
-    args.extend(formats);
+        "--date-format",
+        "%d/%m/%Y",
+        "--timestamp-format",
+        "%d/%m/%Y %H:%M:%S %z",
+    ]
+}
+
+pub async fn dates_and_timestamps_in_a_format_of_the_users_are_read_as_such(lake: &Lake) {
+    let input = lake.input(
+        "eu.csv",
+        "id,signed_up,at\n1,31/12/2023,31/01/2024 23:30:00 -0100\n2,01/02/2024,01/02/2024 08:00:00 +0200\n",
+    );
+    let args = eu_formats_write(&input);
     lake.write(&args).expect(Status::Committed);
     let rows = lake.rows_agreed_by_readers().await.parsed();
     let one = rows.iter().find(|r| r["id"] == 1).unwrap();
@@ -493,20 +496,7 @@ pub async fn dates_and_timestamps_in_a_format_of_the_users_are_read_as_such(lake
         "iso.csv",
         "id,signed_up,at\n3,31/01/2024,31/01/2024 10:00:00 +0000\n4,2024-01-31,31/01/2024 10:00:00 +0000\n",
     );
-    let mut args = vec![
-        "--input",
-        bad.as_str(),
-        "--from",
-        "2024-01-31",
-        "--to",
-        "2024-02-01",
-        "--key",
-        "id",
-        "--partition-from",
-        "at",
-    ];
-    args.extend(formats);
-    let run = lake.write(&args);
+    let run = lake.write(&eu_formats_write(&bad));
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("row 2")
