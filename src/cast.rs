@@ -97,8 +97,8 @@ fn cast_struct(
             return Err(at(
                 Some(row),
                 format!(
-                    "field '{column}.{}' is not in the table; drop it from the input, \
-                     lakewriter does not change a table's schema",
+                    "field '{column}.{}' is not in the table; drop it from the input, or \
+                     pass --schema-evolution add-columns to add it to the table",
                     input.name()
                 ),
             ));

@@ -74,6 +74,7 @@ mod backfill;
 mod cast;
 mod constraints;
 mod error;
+mod evolve;
 mod failpoint;
 mod features;
 mod inspect;
@@ -104,6 +105,7 @@ pub(crate) fn test_numbers(seed: u64) -> impl FnMut(usize) -> usize {
 
 pub use backfill::{Backfill, DayOutcome};
 pub use error::{Error, ErrorKind, InputLocation, Result};
+pub use evolve::{SchemaChange, SchemaEvolution};
 pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumReport};
 pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;

@@ -3,6 +3,8 @@
 
 use arrow::datatypes::Schema;
 
+use crate::evolve::SchemaEvolution;
+
 /// How rows map onto the table: the partition column, where it comes from, and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RowRules {
@@ -18,6 +20,8 @@ pub(crate) struct RowRules {
     pub(crate) date_format: Option<String>,
     /// How text in TIMESTAMP columns is written, when not RFC 3339 or ISO 8601.
     pub(crate) timestamp_format: Option<String>,
+    /// Whether the run may add columns (then a table column the input lacks is null).
+    pub(crate) schema_evolution: SchemaEvolution,
 }
 
 impl Default for RowRules {
@@ -29,6 +33,7 @@ impl Default for RowRules {
             order_by: None,
             date_format: None,
             timestamp_format: None,
+            schema_evolution: SchemaEvolution::None,
         }
     }
 }

@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use crate::cast::{cast_lossless, cast_strict, display_value, parse_formatted};
 use crate::constraints::RowChecks;
 use crate::error::{Error, InputLocation, Result};
+use crate::evolve::SchemaEvolution;
 use crate::rows::{encode_rows, encode_rows_of};
 use crate::rules::RowRules;
 use crate::scope::PartitionScope;
@@ -90,38 +91,11 @@ pub(crate) fn target_schema(
 /// types the table gives later runs (nested field names included): the first run's files and
 /// fingerprint are those of a rerun.
 fn new_table_schema(file: &str, input: &Schema, rules: &RowRules) -> Result<SchemaRef> {
-    use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow as _, TryIntoKernel as _};
-    let refused = |message: String| Error::SchemaMismatch {
-        file: file.to_string(),
-        message,
-    };
     let mut fields: Vec<Field> = Vec::with_capacity(input.fields().len() + 1);
     for f in input.fields() {
-        if let Some(name) = spark_refused_name(f.name(), f.data_type()) {
-            return Err(refused(format!(
-                "column name '{}' holds a space or one of ,;{{}}()= or a tab or line break, \
-                 which Spark refuses in a table without column mapping; rename it in the input \
-                 (or write to a table created with column mapping){}",
-                name.escape_debug(),
-                delimiter_hint(name)
-            )));
-        }
-        let data_type = if *f.name() == rules.partition_column {
-            DataType::Date32
-        } else {
-            let delta: deltalake::kernel::DataType = (&delta_type(f.data_type()))
-                .try_into_kernel()
-                .map_err(|e| {
-                    refused(format!(
-                        "column '{}' is {}, which a Delta table cannot hold ({e}); cast it in \
-                         the input",
-                        f.name(),
-                        f.data_type()
-                    ))
-                })?;
-            (&delta)
-                .try_into_arrow()
-                .map_err(|e| Error::internal("converting a Delta type to Arrow", e))?
+        let data_type = match *f.name() == rules.partition_column {
+            true => DataType::Date32,
+            false => table_type(file, f)?,
         };
         fields.push(Field::new(f.name(), data_type, true));
     }
@@ -129,6 +103,47 @@ fn new_table_schema(file: &str, input: &Schema, rules: &RowRules) -> Result<Sche
         fields.push(Field::new(&rules.partition_column, DataType::Date32, true));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The type an input column of `file` gets as a new column of the table: see
+/// [`kernel_type`]. Refuses a name Spark cannot take without column mapping.
+pub(crate) fn table_type(file: &str, field: &Field) -> Result<DataType> {
+    if let Some(name) = spark_refused_name(field.name(), field.data_type()) {
+        return Err(Error::SchemaMismatch {
+            file: file.to_string(),
+            message: format!(
+                "column name '{}' holds a space or one of ,;{{}}()= or a tab or line break, \
+             which Spark refuses in a table without column mapping; rename it in the input \
+             (or write to a table created with column mapping){}",
+                name.escape_debug(),
+                delimiter_hint(name)
+            ),
+        });
+    }
+    kernel_type(file, field)
+}
+
+/// The type of an input column of `file` in a table: its Delta type, through the Delta
+/// kernel's conversion and back, so that it is the type the table gives later runs. Refuses
+/// a type Delta cannot hold.
+pub(crate) fn kernel_type(file: &str, field: &Field) -> Result<DataType> {
+    use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow as _, TryIntoKernel as _};
+    let refused = |message: String| Error::SchemaMismatch {
+        file: file.to_string(),
+        message,
+    };
+    let delta: deltalake::kernel::DataType = (&delta_type(field.data_type()))
+        .try_into_kernel()
+        .map_err(|e| {
+            refused(format!(
+                "column '{}' is {}, which a Delta table cannot hold ({e}); cast it in the input",
+                field.name(),
+                field.data_type()
+            ))
+        })?;
+    (&delta)
+        .try_into_arrow()
+        .map_err(|e| Error::internal("converting a Delta type to Arrow", e))
 }
 
 /// The first name, of the column `name` or of a field nested in it, that Spark refuses in a
@@ -171,14 +186,15 @@ fn conform(
         .find(|f| target.field_with_name(f.name()).is_err())
     {
         return Err(mismatch(format!(
-            "column '{}' is not in the table (columns: {}); drop it from the input, \
-             lakewriter does not change a table's schema{}",
+            "column '{}' is not in the table (columns: {}); drop it from the input, or pass \
+             --schema-evolution add-columns to add it to the table{}",
             extra.name(),
             column_list(target),
             delimiter_hint(extra.name())
         )));
     }
     let derive = rules.derives_partition(&input);
+    let evolving = rules.schema_evolution != SchemaEvolution::None;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let column = if *field.name() == rules.partition_column {
@@ -207,6 +223,9 @@ fn conform(
                 None => source,
             };
             to_date(file, source_name, source)?
+        } else if evolving && file.batch.column_by_name(field.name()).is_none() {
+            // Evolving: a table column this file lacks is null (NOT NULL ones fail the checks).
+            arrow::array::new_null_array(field.data_type(), file.batch.num_rows())
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
             if let Some(sample) = sample.filter(|sample| sample.checks(field.name())) {

@@ -3,7 +3,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lakewriter::{
-    Compression, CsvDialect, InputFormat, PartitionScope, RerunPolicy, WriteJob, WriteMode,
+    Compression, CsvDialect, InputFormat, PartitionScope, RerunPolicy, SchemaEvolution, WriteJob,
+    WriteMode,
 };
 
 #[derive(Parser)]
@@ -133,6 +134,11 @@ pub(crate) struct JobArgs {
     /// the partition column when --partition-from derives it).
     #[arg(long)]
     pub(crate) csv_no_header: bool,
+    /// none: the input's columns must be the table's. add-columns: input columns the table
+    /// lacks are added (nullable, at the end) in the run's commit, and table columns the
+    /// input lacks are written as nulls.
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = parse_evolution)]
+    pub(crate) schema_evolution: SchemaEvolution,
     /// How dates are written in the input, in strftime, e.g. '%d/%m/%Y' for 31/01/2024
     /// (default: YYYY-MM-DD); for the partition column, --partition-from and DATE columns.
     #[arg(long, value_name = "FORMAT")]
@@ -214,6 +220,7 @@ impl JobArgs {
             .memory_limit(self.memory_limit)
             .max_days(self.max_days)
             .compression(self.compression)
+            .schema_evolution(self.schema_evolution)
             .csv(self.csv_dialect());
         for input in &self.inputs {
             job = job.input(input);
@@ -345,6 +352,10 @@ fn parse_byte(text: &str) -> Result<u8, String> {
             "'{text}' is not one ASCII character: give one, e.g. ';' or '|', or 'tab'"
         )),
     }
+}
+
+fn parse_evolution(text: &str) -> Result<SchemaEvolution, String> {
+    text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
 
 fn parse_compression(text: &str) -> Result<Compression, String> {

@@ -101,6 +101,14 @@ pub(crate) fn describe(report: &WriteReport) -> String {
         report.files_added,
         report.files_removed,
     );
+    if !report.schema_changes.is_empty() {
+        let added: Vec<String> = report
+            .schema_changes
+            .iter()
+            .map(|c| format!("{} ({})", c.column, c.data_type))
+            .collect();
+        text.push_str(&format!("  added        {}\n", added.join(", ")));
+    }
     if let Some(status) = report.notification {
         let status = match status {
             NotificationStatus::Delivered => "delivered",
@@ -172,6 +180,20 @@ pub(crate) fn history(commits: &[CommitSummary]) -> String {
             c.operation.as_deref().unwrap_or("?"),
             c.user_metadata.as_deref().unwrap_or(""),
         ));
+        let changes = c
+            .lakewriter
+            .as_ref()
+            .and_then(|run| run["schemaChanges"].as_array());
+        if let Some(changes) = changes {
+            let columns: Vec<&str> = changes
+                .iter()
+                .filter_map(|c| c["column"].as_str())
+                .collect();
+            text.push_str(&format!(
+                "               added columns: {}\n",
+                columns.join(", ")
+            ));
+        }
     }
     text
 }

@@ -116,10 +116,21 @@ pub(super) async fn drive(
 /// changed any of them since the run began.
 fn still_fits(job: &WriteJob, table: &Table, input: &PreparedInput) -> Result<()> {
     // Only a table created by another writer since this run began can have other column
-    // types: a run on an existing table reads its input with the table's types.
-    if !table.has_columns(&input.schema)? {
-        return Err(Error::TableCreatedMeanwhile {
-            table: job.table.clone(),
+    // types: a run on an existing table reads its input with the table's types. A run that
+    // adds columns takes columns another writer added meanwhile (its files read as nulls
+    // there), not a column it adds with another type.
+    let evolving = !input.schema_changes.is_empty();
+    if !table.takes_columns(&input.schema, evolving)? {
+        return Err(match evolving {
+            false => Error::TableCreatedMeanwhile {
+                table: job.table.clone(),
+            },
+            true => Error::TableChangedMeanwhile {
+                table: job.table.clone(),
+                what: "columns: another writer added one of this run's new columns with \
+                       another type"
+                    .into(),
+            },
         });
     }
     table.check_access(job.access())?;

@@ -39,6 +39,7 @@ impl<'a> Merge<'a> {
             let attempt = table.next_attempt();
             let no_rows = HashMap::new();
             let creation = Replacement {
+                schema_changes: &[],
                 schema: &input.schema,
                 column: &job.rules.partition_column,
                 run: &input.run,

@@ -17,20 +17,23 @@ use serde::Serialize;
 
 use crate::constraints::RowChecks;
 use crate::error::{Error, Result};
+use crate::evolve::{Evolved, SchemaChange, SchemaEvolution, evolve};
 use crate::failpoint;
-use crate::features::{Access, TableFeatures};
+use crate::features::{Access, ColumnMapping, TableFeatures};
 use crate::ledger::{Decision, PartitionOwner, RerunPolicy, RunIdentity, decide};
 use crate::notify::{Channel, CommitEvent, NotificationStatus, announce};
 use crate::rules::RowRules;
 use crate::scope::{DEFAULT_MAX_DAYS, PartitionScope};
 use crate::source::{
-    Compression, CsvDialect, Inferred, InputFile, InputFormat, InputOptions, Sampled, decode,
-    find_inputs, fingerprint, hash, infer_columns,
+    Compression, CsvDialect, Inferred, InputFile, InputFormat, InputOptions, Sampled,
+    columns as source_columns, decode, find_inputs, fingerprint, hash, infer_columns,
 };
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::Table;
-use crate::transform::{Intake, dedup_and_order, split_by_day, target_schema, text_types};
+use crate::transform::{
+    Intake, dedup_and_order, kernel_type, split_by_day, table_type, target_schema, text_types,
+};
 use driver::drive;
 use merge::Merge;
 use replace::Replace;
@@ -131,6 +134,8 @@ pub struct WriteReport {
     /// With notifications configured: whether the commit (made or matched) was announced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification: Option<NotificationStatus>,
+    /// The columns the run added (or, for a dry run, would add) to the table's schema.
+    pub schema_changes: Vec<SchemaChange>,
 }
 
 impl WriteJob {
@@ -200,6 +205,13 @@ impl WriteJob {
     /// Derives the partition column from this date or timestamp column (cut to the UTC day).
     pub fn partition_from(mut self, column: impl Into<String>) -> Self {
         self.rules.partition_from = Some(column.into());
+        self
+    }
+
+    /// Whether the run may add the input's new columns to the table (default
+    /// [`SchemaEvolution::None`]); see [`SchemaEvolution::AddColumns`].
+    pub fn schema_evolution(mut self, evolution: SchemaEvolution) -> Self {
+        self.rules.schema_evolution = evolution;
         self
     }
 
@@ -430,6 +442,7 @@ impl WriteJob {
             run,
             schema,
             rows_read: 0,
+            schema_changes: Vec::new(),
         };
         Ok(Some((input, outcome)))
     }
@@ -482,7 +495,13 @@ impl WriteJob {
         mut on_file_read: impl FnMut(&str),
     ) -> Result<(PreparedInput, RowStore)> {
         let started = std::time::Instant::now();
-        let table_schema = table.schema()?;
+        let (table_schema, schema_changes) = match table.schema()? {
+            Some(schema) if self.rules.schema_evolution != SchemaEvolution::None => {
+                let evolved = self.evolved(table, &schema, files).await?;
+                (Some(evolved.schema), evolved.changes)
+            }
+            schema => (schema, Vec::new()),
+        };
         let estimate = files.iter().map(InputFile::decoded_size_estimate).sum();
         let buckets = RowStore::bucket_count(estimate, self.memory_limit);
         let checks = match &table_schema {
@@ -545,8 +564,58 @@ impl WriteJob {
             run: self.identity(fingerprint),
             schema: rows.schema().clone(),
             rows_read,
+            schema_changes,
         };
         Ok((input, rows))
+    }
+
+    /// The table's schema grown by the columns the input files bring (see `evolve`), found
+    /// from each file's columns before any row is read.
+    async fn evolved(
+        &self,
+        table: &Table,
+        schema: &arrow::datatypes::Schema,
+        files: &[InputFile],
+    ) -> Result<Evolved> {
+        let partition = &self.rules.partition_column;
+        // Built as a list first, as in `read_files`: `Send` for every lifetime.
+        let reads: Vec<_> = files
+            .iter()
+            .map(|file| async move {
+                let input = source_columns(file, schema).await?;
+                let fields = input
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name() != partition)
+                    .map(|f| {
+                        // A column the table has keeps its name as it is (other engines' tables
+                        // may hold names lakewriter would not create).
+                        let data_type = match schema.field_with_name(f.name()) {
+                            Ok(_) => kernel_type(&file.name, f)?,
+                            Err(_) => table_type(&file.name, f)?,
+                        };
+                        Ok(arrow::datatypes::Field::new(f.name(), data_type, true))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok::<_, Error>((file.name.clone(), arrow::datatypes::Schema::new(fields)))
+            })
+            .collect();
+        let columns: Vec<_> = futures::stream::iter(reads)
+            .buffered(parallelism())
+            .try_collect()
+            .await?;
+        let evolved = evolve(schema, &columns, partition)?;
+        if !evolved.changes.is_empty() && table.features().column_mapping() != ColumnMapping::None {
+            return Err(Error::UnsupportedTableFeature {
+                table: self.table.clone(),
+                feature: "columnMapping".into(),
+                message: "adding columns to a table with column mapping needs field ids and \
+                          physical names, which lakewriter does not assign: add the columns \
+                          with Spark (ALTER TABLE ... ADD COLUMNS) and rerun"
+                    .into(),
+            });
+        }
+        Ok(evolved)
     }
 
     /// Reads every input file as `reading` says into a row store, checking each row:
@@ -723,6 +792,13 @@ impl WriteJob {
             )));
         }
         if self.mode == WriteMode::Merge {
+            if self.rules.schema_evolution != SchemaEvolution::None {
+                return Err(Error::InvalidOption(
+                    "--schema-evolution takes --mode replace: a merge keeps the table's \
+                     columns"
+                        .into(),
+                ));
+            }
             if self.rules.key.is_empty() {
                 return Err(Error::InvalidOption(
                     "--mode merge needs --key: the columns that identify a row".into(),
@@ -775,6 +851,9 @@ impl WriteJob {
         ];
         options.extend(self.input.csv.fingerprint_text().map(|text| ("csv", text)));
         options.extend(self.rules.date_format.clone().map(|f| ("date_format", f)));
+        if self.rules.schema_evolution != SchemaEvolution::None {
+            options.push(("schema_evolution", self.rules.schema_evolution.to_string()));
+        }
         options.extend((self.rules.timestamp_format.clone()).map(|f| ("timestamp_format", f)));
         options
     }
@@ -852,6 +931,8 @@ struct PreparedInput {
     run: RunIdentity,
     schema: SchemaRef,
     rows_read: u64,
+    /// The columns the run adds to the table (`--schema-evolution add-columns`).
+    schema_changes: Vec<SchemaChange>,
 }
 
 /// The data files a run wrote, not yet committed.
@@ -943,6 +1024,10 @@ impl PreparedInput {
             files_removed,
             planned_action,
             notification: None,
+            schema_changes: match status {
+                RunStatus::Committed | RunStatus::Planned => self.schema_changes.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

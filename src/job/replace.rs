@@ -162,6 +162,7 @@ impl Strategy for Replace<'_> {
             removes,
             adds: &files.adds,
             rows_per_day: &files.rows_per_day,
+            schema_changes: &self.input.schema_changes,
         };
         let outcome = table.commit(attempt, change).await?;
         Ok(outcome.map(|()| self.committed(table, attempt)))

@@ -37,7 +37,7 @@ pub(super) fn batches<'a>(
 }
 
 /// The columns a file's header row names, or the run's without one.
-fn header(reader: impl Read, dialect: &CsvDialect) -> Result<Schema, ArrowError> {
+pub(super) fn header(reader: impl Read, dialect: &CsvDialect) -> Result<Schema, ArrowError> {
     match dialect.has_header() {
         true => Ok(dialect.format(true).infer_schema(reader, Some(1))?.0),
         false => Ok(dialect.headerless_columns()),

@@ -8,6 +8,11 @@ use arrow::error::ArrowError;
 use super::text::{Batches, DecodeFrom, InferFrom};
 use super::{BATCH_ROWS, CsvDialect};
 
+/// The columns of a JSON-lines file, with the types its values carry (from all its lines).
+pub(super) fn columns(reader: InferFrom) -> Result<Schema, ArrowError> {
+    Ok(arrow::json::reader::infer_json_schema(reader, None)?.0)
+}
+
 /// The batches of a JSON-lines file, with the types its values carry. The table's types are
 /// applied later by a cast that refuses to lose information (the JSON decoder would cut 2.5
 /// to 2), so they are not used here.

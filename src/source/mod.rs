@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
@@ -262,6 +262,42 @@ pub(crate) async fn infer_columns(
     };
     let columns = Error::rejoin(inferring.await, "inferring column types")?.map_err(bad)?;
     Ok(Some(Inferred::Whole(columns)))
+}
+
+/// The columns `file` holds with the types of its values, for schema evolution, before its
+/// rows are read: a CSV file's header, with the types of `table` for the columns the table
+/// has and the types all its rows give the others (a pass of their own, only when the
+/// header names a column the table lacks); a JSON-lines file's columns from all its lines; a
+/// Parquet file's from its footer.
+pub(crate) async fn columns(file: &InputFile, table: &Schema) -> Result<Schema> {
+    let name = file.name.clone();
+    let bad = move |e: arrow::error::ArrowError| Error::bad_input(&name, None, e.to_string());
+    let reader = match file.format {
+        InputFormat::Parquet => return self::parquet::columns(&file.object).await,
+        InputFormat::Csv | InputFormat::Json => open_text(file).await?,
+    };
+    let dialect = file.csv.clone();
+    let format = file.format;
+    let reading = tokio::task::spawn_blocking(move || match format {
+        InputFormat::Json => json::columns(reader),
+        _ => csv::header(reader, &dialect),
+    });
+    let columns = Error::rejoin(reading.await, "reading input columns")?.map_err(bad)?;
+    if format == InputFormat::Json {
+        return Ok(columns);
+    }
+    let known: Option<Vec<Field>> = columns
+        .fields()
+        .iter()
+        .map(|f| table.field_with_name(f.name()).ok().cloned())
+        .collect();
+    match known {
+        Some(fields) => Ok(Schema::new(fields)),
+        None => match infer_columns(file, 1, false).await? {
+            Some(Inferred::Whole(columns)) => Ok(columns),
+            _ => Ok(columns),
+        },
+    }
 }
 
 /// A CSV file's columns and their types.

@@ -6,6 +6,45 @@ use super::{BATCH_ROWS, BatchSink, HashingReader, feed, open_reader};
 use crate::error::{Error, Result};
 use crate::storage::InputObject;
 
+/// The columns of a Parquet file, from its footer alone: two ranged reads (the footer's
+/// length, then the footer), however large the file.
+pub(super) async fn columns(object: &InputObject) -> Result<arrow::datatypes::Schema> {
+    use ::parquet::file::metadata::ParquetMetaDataReader;
+    use object_store::ObjectStoreExt as _;
+    let bad = |message: String| Error::bad_input(&object.display, None, message);
+    let read = |range: std::ops::Range<u64>| {
+        let store = object.store.clone();
+        async move {
+            store
+                .get_range(&object.path, range)
+                .await
+                .map_err(|e| Error::internal(format!("cannot read input {}", object.display), e))
+        }
+    };
+    // The last 8 bytes: the footer's length (little-endian) and the magic number PAR1.
+    let size = object.size;
+    let tail = match size >= 12 {
+        true => read(size - 8..size).await?,
+        false => return Err(bad("not a Parquet file: too short".into())),
+    };
+    if &tail[4..] != b"PAR1" {
+        return Err(bad("not a Parquet file: no PAR1 at its end".into()));
+    }
+    let length = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
+    if length + 8 > size - 4 {
+        return Err(bad(
+            "not a readable Parquet file: its footer is longer than the file".into(),
+        ));
+    }
+    let footer = read(size - 8 - length..size - 8).await?;
+    let unreadable =
+        |e: ::parquet::errors::ParquetError| bad(format!("not a readable Parquet file: {e}"));
+    let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(unreadable)?;
+    // Without the embedded Arrow schema, as `decode` reads the rows.
+    ::parquet::arrow::parquet_to_arrow_schema(metadata.file_metadata().schema_descr(), None)
+        .map_err(unreadable)
+}
+
 /// Decodes a Parquet file. Parquet needs random access: a local file is read where it is
 /// (hashed in one pass first); anything else is copied to a temporary file by one streamed GET
 /// that hashes the bytes on the way. Memory stays flat however large the file is.

@@ -10,11 +10,15 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{
     CommitBuilder, CommitProperties, TableReference, TransactionError,
 };
-use deltalake::kernel::{Action, Add, Protocol, Remove, StructType, new_metadata};
+use deltalake::kernel::{
+    Action, Add, Metadata, MetadataExt as _, Protocol, Remove, StructField, StructType,
+    new_metadata,
+};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 
 use super::{CHECKPOINT_INTERVAL, Table};
 use crate::error::{Error, Result};
+use crate::evolve::{SchemaChange, is_struct_growth};
 use crate::failpoint;
 use crate::ledger::{CommitAttempt, RunIdentity};
 
@@ -71,6 +75,8 @@ pub(crate) struct Replacement<'a> {
     pub(crate) adds: &'a [Add],
     /// The rows each day holds, for the record.
     pub(crate) rows_per_day: &'a HashMap<NaiveDate, u64>,
+    /// The columns the run adds to the table's schema (in the commit's record too).
+    pub(crate) schema_changes: &'a [SchemaChange],
 }
 
 /// The properties of every lakewriter commit: the run in the commit's metadata (Spark's
@@ -81,20 +87,22 @@ pub(super) fn commit_properties(
     run: &RunIdentity,
     attempt: &CommitAttempt,
     rows: u64,
+    schema_changes: &[SchemaChange],
 ) -> CommitProperties {
+    let mut record = serde_json::json!({
+        "runId": run.run_id,
+        "version": attempt.version,
+        "committedAt": attempt.committed_at,
+        "fingerprint": run.fingerprint,
+        "scope": run.scope.to_string(),
+        "rows": rows,
+    });
+    if !schema_changes.is_empty() {
+        record["schemaChanges"] = serde_json::json!(schema_changes);
+    }
     let metadata = [
         ("userMetadata".to_string(), serde_json::json!(run.run_id)),
-        (
-            "lakewriter".to_string(),
-            serde_json::json!({
-                "runId": run.run_id,
-                "version": attempt.version,
-                "committedAt": attempt.committed_at,
-                "fingerprint": run.fingerprint,
-                "scope": run.scope.to_string(),
-                "rows": rows,
-            }),
-        ),
+        ("lakewriter".to_string(), record),
     ];
     CommitProperties::default()
         .with_max_retries(0)
@@ -127,10 +135,13 @@ impl Table {
             removes,
             adds,
             rows_per_day,
+            schema_changes,
         } = change;
         let mut actions = Vec::with_capacity(adds.len() + removes.len() + 2);
         if !self.exists {
             actions.extend(self.create_actions(schema, column)?);
+        } else if let Some(metadata) = self.evolved_metadata(schema, column)? {
+            actions.push(Action::Metadata(metadata));
         }
         actions.extend(removes.into_iter().map(Action::Remove));
         let key = self.partition_key(column);
@@ -154,7 +165,8 @@ impl Table {
                 run.scope.to()
             )),
         };
-        let properties = commit_properties(run, attempt, rows_per_day.values().sum::<u64>());
+        let rows = rows_per_day.values().sum::<u64>();
+        let properties = commit_properties(run, attempt, rows, schema_changes);
         failpoint::hit("before-commit");
         let snapshot = if self.exists {
             Some(self.snapshot()?)
@@ -172,6 +184,40 @@ impl Table {
         Ok(CommitOutcome::of(result.map(|_| ()), || {
             format!("committing to {}", self.uri)
         }))
+    }
+
+    /// The table's metadata with the columns of `schema` it lacks appended and its struct
+    /// columns grown as `schema` grows them (the partition column `column` aside), when there
+    /// are any: the `metaData` action of a commit that adds columns. Built on the table as
+    /// loaded now, so that columns another writer added meanwhile are kept.
+    fn evolved_metadata(&self, schema: &SchemaRef, column: &str) -> Result<Option<Metadata>> {
+        let table = self.schema()?.expect("an existing table has columns");
+        let snapshot = self.snapshot()?;
+        let mut fields: Vec<StructField> = snapshot.schema().fields().cloned().collect();
+        let mut changed = false;
+        let internal = |e| Error::internal("converting the schema to Delta", e);
+        for field in schema.fields().iter().filter(|f| f.name() != column) {
+            let ours: StructField = field.as_ref().try_into_kernel().map_err(internal)?;
+            match table.field_with_name(field.name()) {
+                Err(_) => fields.push(ours),
+                Ok(theirs) if is_struct_growth(theirs.data_type(), field.data_type()) => {
+                    let at = fields.iter().position(|f| f.name() == field.name());
+                    let at = at.expect("the table's arrow and Delta schemas name the same columns");
+                    fields[at].data_type = ours.data_type;
+                }
+                Ok(_) => continue,
+            }
+            changed = true;
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let merged =
+            StructType::try_new(fields).map_err(|e| Error::internal("evolving the schema", e))?;
+        let metadata = snapshot.metadata().clone().with_schema(&merged);
+        metadata
+            .map(Some)
+            .map_err(|e| Error::internal("evolving the table's metadata", e))
     }
 
     fn create_actions(&self, schema: &SchemaRef, column: &str) -> Result<[Action; 2]> {

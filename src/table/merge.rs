@@ -123,7 +123,7 @@ impl Table {
         let source_rows = SessionContext::new()
             .read_batches(rows)
             .map_err(|e| Error::internal("preparing the merge", e))?;
-        let properties = commit_properties(run, attempt, rows_total)
+        let properties = commit_properties(run, attempt, rows_total, &[])
             .with_application_transaction(merge_transaction(run));
         let merge = self
             .delta

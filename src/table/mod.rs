@@ -194,22 +194,37 @@ impl Table {
         Ok(Some(Arc::new(Schema::new(fields))))
     }
 
-    /// Whether the table, if there is one, has exactly these column names and types.
-    pub(crate) fn has_columns(&self, schema: &Schema) -> Result<bool> {
+    /// Whether rows of `schema`, prepared on an earlier load of the table, fit it now: every
+    /// column of `schema` the table has with the same type (for a run that adds columns,
+    /// `evolving`, also a struct type `schema` grows), and no other column, unless the run adds
+    /// it. Columns the table has and `schema` lacks are fine: another writer added them
+    /// meanwhile, and the run's files read as nulls there, as older files do.
+    pub(crate) fn takes_columns(&self, schema: &Schema, evolving: bool) -> Result<bool> {
         let Some(table) = self.schema()? else {
             return Ok(true);
         };
         // `equals_datatype` ignores the names of nested fields: Arrow calls a list's items
         // `item`, the Delta log gives them back as `element`.
-        Ok(table.fields().len() == schema.fields().len()
-            && table
-                .fields()
-                .iter()
-                .zip(schema.fields())
-                .all(|(ours, theirs)| {
-                    ours.name() == theirs.name()
-                        && ours.data_type().equals_datatype(theirs.data_type())
-                }))
+        Ok(schema
+            .fields()
+            .iter()
+            .all(|ours| match table.field_with_name(ours.name()) {
+                Ok(theirs) => {
+                    theirs.data_type().equals_datatype(ours.data_type())
+                        || (evolving
+                            && crate::evolve::is_struct_growth(
+                                theirs.data_type(),
+                                ours.data_type(),
+                            ))
+                }
+                Err(_) => {
+                    evolving
+                        && !table
+                            .fields()
+                            .iter()
+                            .any(|f| f.name().eq_ignore_ascii_case(ours.name()))
+                }
+            }))
     }
 
     /// Checks that the table is partitioned by exactly `column`, as lakewriter writes it.

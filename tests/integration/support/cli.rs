@@ -215,6 +215,8 @@ pub struct Report {
     /// With notifications configured only.
     #[serde(default)]
     pub notification: Option<Notification>,
+    /// The columns the run added: `column`, `change`, `data_type`.
+    pub schema_changes: Vec<serde_json::Value>,
 }
 
 /// `backfill --output json`.

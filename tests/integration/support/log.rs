@@ -121,7 +121,7 @@ impl Lake {
         files
     }
 
-    pub(super) async fn open(&self) -> deltalake::DeltaTable {
+    pub async fn open(&self) -> deltalake::DeltaTable {
         let url = match self.backend {
             Backend::Local => url::Url::from_directory_path(&self.table).unwrap(),
             _ => url::Url::parse(&self.table).unwrap(),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub use cli::{BackfillReport, HistoryCommit, Notification, Report, Run, Status, lakewriter};
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
-pub use readers::{ENGINES, Engine};
+pub use readers::{ENGINES, Engine, readers_available};
 pub use rows::Rows;
 
 /// A number from the environment (seeds, iteration counts of the long forms), or `default`.
