@@ -286,9 +286,8 @@ mod tests {
 
     #[test]
     fn a_struct_gains_the_fields_its_input_has() {
-        let address = |fields: &[(&str, DataType)]| {
-            DataType::Struct(schema(fields).fields().clone())
-        };
+        let address =
+            |fields: &[(&str, DataType)]| DataType::Struct(schema(fields).fields().clone());
         let table = schema(&[("addr", address(&[("city", DataType::Utf8)]))]);
         let files = vec![(
             "a.jsonl".to_string(),

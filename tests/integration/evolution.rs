@@ -103,6 +103,31 @@ pub async fn new_columns_are_added_in_the_commit_of_the_data(lake: &Lake) {
         run.stderr
     );
     assert_eq!(lake.versions().await, versions);
+
+    // No narrowing or lossy cast: a value the table's type cannot hold is refused, naming
+    // the row; and widening a type is refused as not done.
+    let lossy = lake.input(
+        "d5.csv",
+        "id,discount,date
+5,0.25,2024-03-05
+6,x,2024-03-05
+",
+    );
+    let run = lake.write(&day_write(&lossy, "2024-03-05", &ADD));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("d5.csv") && run.stderr.contains("'x'"),
+        "{}",
+        run.stderr
+    );
+    let widen = lake.write(&day_write(
+        &lossy,
+        "2024-03-05",
+        &["--schema-evolution", "widen"],
+    ));
+    assert_eq!(widen.code, 2, "{}", widen.stderr);
+    assert!(widen.stderr.contains("typeWidening"), "{}", widen.stderr);
+    assert_eq!(lake.versions().await, versions, "nothing written");
 }
 
 pub async fn a_struct_gains_the_fields_its_input_has(lake: &Lake) {
