@@ -81,6 +81,7 @@ mod inspect;
 mod job;
 mod ledger;
 mod notify;
+mod optimize;
 mod rows;
 mod rules;
 mod scope;
@@ -110,6 +111,7 @@ pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumRepo
 pub use job::{RunStatus, WriteJob, WriteMode, WriteReport};
 pub use ledger::RerunPolicy;
 pub use notify::NotificationStatus;
+pub use optimize::{DEFAULT_TARGET_FILE_SIZE, Optimize, OptimizeReport};
 pub use scope::{DEFAULT_MAX_DAYS, PartitionScope};
 pub use source::{Compression, CsvDialect, InputFormat, decode_for_fuzzing};
 pub use storage::StorageOptions;

@@ -42,6 +42,9 @@ pub(crate) enum Command {
     /// Delete data files no retained version references (removed ones, and files left by
     /// crashed runs).
     Vacuum(VacuumArgs),
+    /// Compact each day's small files into as few as its bytes need, keeping the days' run
+    /// records; one commit that changes no data. A compact day is left alone.
+    Optimize(OptimizeArgs),
 }
 
 #[derive(Args)]
@@ -288,6 +291,27 @@ pub(crate) struct VacuumArgs {
     /// List the files that would be deleted, delete nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct OptimizeArgs {
+    #[command(flatten)]
+    pub(crate) table: TableArgs,
+    /// Only this day (YYYY-MM-DD); default: every day.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub(crate) date: Option<String>,
+    /// First day to compact, inclusive.
+    #[arg(long, requires = "to")]
+    pub(crate) from: Option<String>,
+    /// Last day to compact, inclusive.
+    #[arg(long, requires = "from")]
+    pub(crate) to: Option<String>,
+    /// A day with more files than its bytes need at this size is compacted, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "100MiB", value_parser = parse_size)]
+    pub(crate) target_file_size: u64,
+    /// The table's DATE partition column.
+    #[arg(long, default_value = "date")]
+    pub(crate) partition_column: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::ProgressBar;
-use lakewriter::{Backfill, History, NotificationStatus, PartitionScope, Runs, Vacuum};
+use lakewriter::{Backfill, History, NotificationStatus, Optimize, PartitionScope, Runs, Vacuum};
 
 use args::{BackfillArgs, Cli, Command, WriteArgs};
 use exit::Exit;
@@ -78,6 +78,26 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
                 .run()
                 .await?;
             print(args.table.output, &report, render::vacuum);
+            Ok(Exit::Done)
+        }
+        Command::Optimize(args) => {
+            let mut optimize = Optimize::new(&args.table.table)
+                .partition_column(&args.partition_column)
+                .target_file_size(args.target_file_size);
+            let scope = match (&args.date, &args.from, &args.to) {
+                (Some(day), _, _) => Some(PartitionScope::parse(day, day)?),
+                (None, Some(from), Some(to)) => Some(PartitionScope::parse(from, to)?),
+                _ => None,
+            };
+            if let Some(scope) = scope {
+                optimize = optimize.scope(scope);
+            }
+            let report = args
+                .table
+                .with_storage_options(optimize, Optimize::storage_option)
+                .run()
+                .await?;
+            print(args.table.output, &report, render::optimize);
             Ok(Exit::Done)
         }
         Command::History(args) => {

@@ -1,12 +1,12 @@
 //! Reports for people (text) and programs (JSON): write reports, backfill summaries,
-//! `runs`, `history`, `vacuum`, and the progress bar.
+//! `runs`, `history`, `vacuum`, `optimize`, and the progress bar.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
-    CommitSummary, DayOutcome, NotificationStatus, PartitionRun, RunStatus, VacuumReport,
-    WriteReport,
+    CommitSummary, DayOutcome, NotificationStatus, OptimizeReport, PartitionRun, RunStatus,
+    VacuumReport, WriteReport,
 };
 
 use crate::args::Output;
@@ -166,6 +166,21 @@ pub(crate) fn vacuum(report: &VacuumReport) -> String {
         text.push_str(&format!("  {file}\n"));
     }
     text
+}
+
+/// `optimize` for people.
+pub(crate) fn optimize(report: &OptimizeReport) -> String {
+    match report.status {
+        "committed" => format!(
+            "compacted {} day(s) at version {}: {} files into {}\n  days  {}\n",
+            report.days.len(),
+            report.version.map_or_else(|| "?".into(), |v| v.to_string()),
+            report.files_removed,
+            report.files_added,
+            report.days.join(", ")
+        ),
+        _ => "nothing to compact: every day is compact (or was changed meanwhile)\n".into(),
+    }
 }
 
 /// `history` for people: one line per commit.

@@ -8,6 +8,7 @@
 //! (the winner may have written this very run), instead of delta-rs replaying stale actions.
 
 mod commit;
+mod compact;
 mod files;
 mod maintenance;
 mod merge;
@@ -24,6 +25,7 @@ use crate::features::{Access, TableFeatures};
 use crate::storage::{StorageOptions, table_url};
 
 pub(crate) use commit::{CommitOutcome, Replacement};
+pub(crate) use compact::LooseDay;
 pub use files::parquet_writer_properties;
 pub(crate) use merge::{Merged, Upsert, fingerprint_as_version};
 

@@ -12,7 +12,7 @@ use crate::scope::PartitionScope;
 
 impl Table {
     /// The table's active files as (partition date, file).
-    fn files(&self, column: &str) -> Result<Vec<(NaiveDate, Add)>> {
+    pub(super) fn files(&self, column: &str) -> Result<Vec<(NaiveDate, Add)>> {
         if !self.exists {
             return Ok(Vec::new());
         }

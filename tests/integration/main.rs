@@ -11,6 +11,7 @@ mod faults;
 mod inputs;
 mod merge;
 mod notify;
+mod optimize;
 mod query_snippets;
 mod scenarios;
 mod security;

@@ -11,7 +11,9 @@ mod rows;
 
 use std::path::PathBuf;
 
-pub use cli::{BackfillReport, HistoryCommit, Notification, Report, Run, Status, lakewriter};
+pub use cli::{
+    BackfillReport, HistoryCommit, Notification, PartitionRun, Report, Run, Status, lakewriter,
+};
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
 pub use readers::{ENGINES, Engine, readers_available};

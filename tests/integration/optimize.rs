@@ -1,0 +1,207 @@
+//! `lakewriter optimize`: a day's small files compacted in one commit that changes no data,
+//! the run ledger kept, nothing done to a compact day, a day a writer replaced meanwhile
+//! given up, and a crash leaving the table as it was or compacted.
+
+use serde::Deserialize;
+
+use crate::scenarios::csv;
+use crate::support::{Lake, PartitionRun, Run, Status};
+
+/// `optimize --output json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptimizeReport {
+    status: String,
+    version: Option<u64>,
+    days: Vec<String>,
+    files_removed: u64,
+    files_added: u64,
+}
+
+const SCOPE: [&str; 4] = ["--from", "2024-04-01", "--to", "2024-04-03"];
+
+/// Orders over 1 and 2 April (3 April left empty), written under a tiny memory limit: the
+/// rows spill into many buckets, and each day gets a file per bucket.
+fn write_spilled(lake: &Lake, quantity: u32) -> Run {
+    let rows: Vec<String> = (0..6000)
+        .map(|id| {
+            let day = 1 + id % 2;
+            format!("{id},c,s,{quantity},1.5,2024-04-0{day}T00:00:00Z,2024-04-0{day}")
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let input = lake.input(&format!("orders-{quantity}.csv"), &csv(&rows));
+    let mut args = vec!["--input", input.as_str(), "--key", "order_id"];
+    args.extend(SCOPE);
+    args.extend(["--memory-limit", "64KiB", "--run-id", "spilled"]);
+    lake.write(&args)
+}
+
+fn optimize(lake: &Lake, args: &[&str]) -> OptimizeReport {
+    lake.run("optimize", args).parse()
+}
+
+/// The ledger without file counts (which a compaction changes by design).
+fn ledger(lake: &Lake) -> Vec<PartitionRun> {
+    let runs = lake.runs().into_iter();
+    runs.map(|run| PartitionRun { files: 0, ..run }).collect()
+}
+
+async fn files_of(lake: &Lake, day: &str) -> usize {
+    let prefix = format!("date={day}/");
+    lake.active_files()
+        .await
+        .iter()
+        .filter(|f| f.starts_with(&prefix))
+        .count()
+}
+
+pub async fn small_files_are_compacted_and_the_ledger_kept(lake: &Lake) {
+    write_spilled(lake, 1).expect(Status::Committed);
+    assert!(
+        files_of(lake, "2024-04-01").await > 2,
+        "the spilled day has many files"
+    );
+    let rows = lake.rows_agreed_by_readers().await;
+    let runs = ledger(lake);
+
+    // One day first, by scope; then the rest.
+    let first = optimize(lake, &["--date", "2024-04-01"]);
+    assert_eq!(
+        (first.status.as_str(), first.days.as_slice()),
+        ("committed", &["2024-04-01".to_string()][..])
+    );
+    assert_eq!(first.files_added, 1);
+    assert!(first.files_removed > 2);
+    assert!(
+        files_of(lake, "2024-04-02").await > 2,
+        "out of scope: untouched"
+    );
+    let rest = optimize(lake, &[]);
+    assert_eq!(
+        rest.days,
+        ["2024-04-02"],
+        "the empty day's one file is compact"
+    );
+    assert_eq!(files_of(lake, "2024-04-02").await, 1);
+
+    // No data changed: same rows in every engine, every action dataChange = false.
+    assert_eq!(lake.rows_agreed_by_readers().await, rows);
+    let commit = lake.commit(rest.version.unwrap()).await;
+    assert_eq!(commit.info()["operation"], "OPTIMIZE");
+    let file_actions: Vec<_> = commit
+        .actions
+        .iter()
+        .filter_map(|a| a.get("add").or_else(|| a.get("remove")))
+        .collect();
+    assert!(
+        file_actions.iter().all(|a| a["dataChange"] == false),
+        "{file_actions:?}"
+    );
+
+    // The ledger is kept: `runs` is the same, and the identical rerun is still skipped.
+    assert_eq!(ledger(lake), runs);
+    write_spilled(lake, 1).expect(Status::Skipped);
+
+    // Nothing to do the second time: no commit.
+    let versions = lake.versions().await;
+    let again = optimize(lake, &[]);
+    assert_eq!((again.status.as_str(), again.files_added), ("skipped", 0));
+    assert_eq!(lake.versions().await, versions);
+}
+
+pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
+    write_spilled(lake, 1).expect(Status::Committed);
+    // The optimize and a writer replacing both days with other rows reach their commit
+    // together (a barrier); whichever lands first, the writer's rows are the table's.
+    let rows: Vec<String> = (0..10)
+        .map(|id| format!("{id},c,s,9,1.5,2024-04-01T00:00:00Z,2024-04-01"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let input = lake.input("replacement.csv", &csv(&rows));
+    let barrier = tempfile::tempdir().unwrap();
+    let pause = format!("before-commit:2:{}", barrier.path().display());
+    let mut write_args = vec![
+        "--input",
+        input.as_str(),
+        "--key",
+        "order_id",
+        "--run-id",
+        "fix",
+    ];
+    write_args.extend(SCOPE);
+    let children: Vec<_> = [
+        lake.json_command("optimize", &[]),
+        lake.json_command("write", &write_args),
+    ]
+    .into_iter()
+    .map(|mut command| {
+        command
+            .env("LAKEWRITER_PAUSE_AT", &pause)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    })
+    .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|child| Run::of(child.wait_with_output().unwrap()))
+        .collect();
+    let optimized: OptimizeReport = runs[0].parse();
+    runs[1].expect(Status::Committed);
+    assert!(
+        optimized.status == "skipped" || optimized.status == "committed",
+        "{optimized:?}"
+    );
+    let table = lake.rows_agreed_by_readers().await;
+    assert_eq!(table.len(), 10, "the writer's rows, and only them");
+    assert!(table.parsed().iter().all(|r| r["quantity"] == 9));
+    assert!(
+        ledger(lake)
+            .iter()
+            .all(|r| r.run_id.as_deref() == Some("fix"))
+    );
+}
+
+crate::support::on_backends!(
+    [local: Local, s3: S3],
+    [
+        small_files_are_compacted_and_the_ledger_kept,
+        a_day_a_writer_replaces_meanwhile_is_given_up,
+    ]
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_optimize_leaves_the_table_as_it_was_or_compacted() {
+    for (point, landed) in [
+        ("after-upload", false),
+        ("before-commit", false),
+        ("after-commit", true),
+    ] {
+        let lake = Lake::local();
+        write_spilled(&lake, 1).expect(Status::Committed);
+        let rows = lake.rows().await;
+        let runs = ledger(&lake);
+        let before = files_of(&lake, "2024-04-01").await;
+        let crashed = Run::of(
+            lake.json_command("optimize", &[])
+                .env("LAKEWRITER_FAIL_AT", point)
+                .output()
+                .unwrap(),
+        );
+        crashed.assert_aborted_at(point);
+        assert_eq!(lake.rows().await, rows, "{point}: the same rows");
+        assert_eq!(ledger(&lake), runs, "{point}: the same ledger");
+        let after = files_of(&lake, "2024-04-01").await;
+        assert_eq!(after == 1, landed, "{point}: {before} files, then {after}");
+        let rerun = optimize(&lake, &[]);
+        assert_eq!(
+            rerun.status,
+            if landed { "skipped" } else { "committed" },
+            "{point}"
+        );
+        assert_eq!(files_of(&lake, "2024-04-01").await, 1, "{point}: converges");
+        assert_eq!(lake.rows().await, rows, "{point}");
+    }
+}
