@@ -468,6 +468,76 @@ def rerun_cost(args) -> list[str]:
     ]
 
 
+def active_files(table: pathlib.Path) -> list[str]:
+    from deltalake import DeltaTable
+
+    return [u.removeprefix("file://") for u in DeltaTable(str(table)).file_uris()]
+
+
+def query_day(table: pathlib.Path, runs: int) -> tuple[float, tuple]:
+    """Median seconds of a DuckDB aggregate over the table's active files (what a reader of the
+    day opens), and its answer."""
+    import duckdb
+
+    files = active_files(table)
+    query = f"SELECT count(*), sum(quantity), max(updated_at)::VARCHAR FROM read_parquet({files!r})"
+    seconds, answer = [], None
+    for _ in range(runs + 1):
+        con = duckdb.connect()
+        started = time.perf_counter()
+        answer = con.execute(query).fetchone()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:]), answer
+
+
+def optimize_cost(args) -> list[str]:
+    """A day written by --merges hourly merges of an hour's new orders, then `lakewriter
+    optimize`: files before and after, a DuckDB query over the day's files before and after
+    (same answer checked), and the optimize's time and peak RSS. (A merge that also updates
+    earlier orders rewrites the files holding them: with an update in every hour, the day
+    stays one file, and there is nothing to compact.)"""
+    base = args.work / "optimize"
+    shutil.rmtree(base, ignore_errors=True)
+    inputs, table = base / "input", base / "table"
+    inputs.mkdir(parents=True)
+    day = FIRST_DAY
+    per_hour = args.merge_rows
+    print(f"writing one day by {args.merges} merges", file=sys.stderr, flush=True)
+    for hour in range(args.merges):
+        at = datetime.datetime.combine(day, datetime.time()) + datetime.timedelta(minutes=7 * hour)
+        lines = ["order_id,quantity,updated_at,date"]
+        lines += [f"{i},{hour + 1},{at.isoformat()}Z,{day}"
+                  for i in range(hour * per_hour, (hour + 1) * per_hour)]
+        path = inputs / f"{hour:03}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        write(args, table, ["--date", str(day), "--key", "order_id", "--order-by", "updated_at",
+                            "--mode", "merge", "--run-id", f"hour-{hour}", "--input", str(path)],
+              expect="committed")
+    files_before = len(active_files(table))
+    query_before, answer_before = query_day(table, args.runs)
+    optimized = run_once([str(args.bin / "lakewriter"), "optimize", "--table", str(table)])
+    files_after = len(active_files(table))
+    query_after, answer_after = query_day(table, args.runs)
+    if answer_after != answer_before:
+        sys.exit(f"optimize changed the day: {answer_before} before, {answer_after} after")
+    return [
+        f"Measured {datetime.date.today()} with `scripts/bench --optimize`, on {machine()}: one day "
+        f"written by {args.merges} `--mode merge` runs of {per_hour:,} new orders each, then one "
+        f"`lakewriter optimize` (whole process). The DuckDB query is "
+        f"`count(*), sum, max` over the day's active files, median of {args.runs} after a warm-up; "
+        f"its answer before and after is checked equal.",
+        "",
+        "| | data files of the day | DuckDB query on the day (s) |",
+        "|---|---:|---:|",
+        f"| before | {files_before:,} | {query_before:.3f} |",
+        f"| after | {files_after:,} | {query_after:.3f} |",
+        "",
+        f"`lakewriter optimize`: {optimized.seconds:.2f} s, peak RSS {optimized.peak_rss_mib:.0f} MiB "
+        f"({answer_after[0]:,} rows).",
+        "",
+    ]
+
+
 def memory_scaling(args) -> list[str]:
     """lakewriter's wall time and peak RSS on one day of each of --rows rows, with and without
     deduplication, under --memory-limit: RSS should follow the limit, not the input."""
@@ -561,7 +631,8 @@ def localstack_version() -> str:
 def write_report(args, lines: list[str]) -> None:
     report = ROOT / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
-    name = "rerun-cost" if args.rerun_cost else "memory" if args.memory else "s3" if args.s3 else args.size
+    name = ("rerun-cost" if args.rerun_cost else "memory" if args.memory else "s3" if args.s3
+            else "optimize" if args.optimize else args.size)
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     block = "\n".join([start, *lines, end])
     if start in text:
@@ -592,11 +663,16 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="512MiB", help="lakewriter's --memory-limit for --memory")
     parser.add_argument("--s3", action="store_true",
                         help="lakewriter and deltalake from and to S3 on LocalStack (started here)")
+    parser.add_argument("--optimize", action="store_true",
+                        help="a day written by --merges merges, then lakewriter optimize")
+    parser.add_argument("--merges", type=int, default=200)
+    parser.add_argument("--merge-rows", type=int, default=1000)
     args = parser.parse_args()
     args.only = args.only or (S3_CONTENDERS if args.s3 else DEFAULT_CONTENDERS)
     args.size = args.size or ("day" if args.s3 else "quick")
-    if args.rerun_cost or args.memory or args.s3:
-        mode = rerun_cost if args.rerun_cost else memory_scaling if args.memory else s3_bench
+    if args.rerun_cost or args.memory or args.s3 or args.optimize:
+        mode = (rerun_cost if args.rerun_cost else memory_scaling if args.memory
+                else s3_bench if args.s3 else optimize_cost)
         lines = mode(args)
         print("\n".join(lines))
         if not args.no_report:
