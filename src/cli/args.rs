@@ -45,6 +45,9 @@ pub(crate) enum Command {
     /// Compact each day's small files into as few as its bytes need, keeping the days' run
     /// records; one commit that changes no data. A compact day is left alone.
     Optimize(OptimizeArgs),
+    /// Make a scope's days what they were at an earlier version (or what a run wrote), in
+    /// one commit; the restored run shows in `runs`.
+    Restore(RestoreArgs),
 }
 
 #[derive(Args)]
@@ -309,6 +312,30 @@ pub(crate) struct OptimizeArgs {
     /// A day with more files than its bytes need at this size is compacted, e.g. 64MiB.
     #[arg(long, value_name = "SIZE", default_value = "100MiB", value_parser = parse_size)]
     pub(crate) target_file_size: u64,
+    /// The table's DATE partition column.
+    #[arg(long, default_value = "date")]
+    pub(crate) partition_column: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    pub(crate) table: TableArgs,
+    /// The only day to restore (YYYY-MM-DD).
+    #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+    pub(crate) date: Option<String>,
+    /// First day to restore, inclusive.
+    #[arg(long, requires = "to")]
+    pub(crate) from: Option<String>,
+    /// Last day to restore, inclusive.
+    #[arg(long, requires = "from")]
+    pub(crate) to: Option<String>,
+    /// The table version whose files of those days come back (see `history`).
+    #[arg(long, conflicts_with = "run_id", required_unless_present = "run_id")]
+    pub(crate) version: Option<u64>,
+    /// The run whose files of those days come back (the version it committed).
+    #[arg(long)]
+    pub(crate) run_id: Option<String>,
     /// The table's DATE partition column.
     #[arg(long, default_value = "date")]
     pub(crate) partition_column: String,

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::ProgressBar;
-use lakewriter::{Backfill, History, NotificationStatus, Optimize, PartitionScope, Runs, Vacuum};
+use lakewriter::{
+    Backfill, History, NotificationStatus, Optimize, PartitionScope, Restore, Runs, Vacuum,
+};
 
 use args::{BackfillArgs, Cli, Command, WriteArgs};
 use exit::Exit;
@@ -98,6 +100,28 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
                 .run()
                 .await?;
             print(args.table.output, &report, render::optimize);
+            Ok(Exit::Done)
+        }
+        Command::Restore(args) => {
+            let scope = match (&args.date, &args.from, &args.to) {
+                (Some(day), _, _) => PartitionScope::parse(day, day)?,
+                (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
+                _ => unreachable!("clap requires --date or --from and --to"),
+            };
+            let restore = match (args.version, &args.run_id) {
+                (Some(version), _) => Restore::to_version(&args.table.table, scope, version),
+                (None, Some(run_id)) => Restore::to_run(&args.table.table, scope, run_id),
+                (None, None) => unreachable!("clap requires --version or --run-id"),
+            };
+            let report = args
+                .table
+                .with_storage_options(
+                    restore.partition_column(&args.partition_column),
+                    Restore::storage_option,
+                )
+                .run()
+                .await?;
+            print(args.table.output, &report, render::restore);
             Ok(Exit::Done)
         }
         Command::History(args) => {

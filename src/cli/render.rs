@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lakewriter::{
-    CommitSummary, DayOutcome, NotificationStatus, OptimizeReport, PartitionRun, RunStatus,
-    VacuumReport, WriteReport,
+    CommitSummary, DayOutcome, NotificationStatus, OptimizeReport, PartitionRun, RestoreReport,
+    RunStatus, VacuumReport, WriteReport,
 };
 
 use crate::args::Output;
@@ -180,6 +180,23 @@ pub(crate) fn optimize(report: &OptimizeReport) -> String {
             report.days.join(", ")
         ),
         _ => "nothing to compact: every day is compact (or was changed meanwhile)\n".into(),
+    }
+}
+
+/// `restore` for people.
+pub(crate) fn restore(report: &RestoreReport) -> String {
+    match report.status {
+        "committed" => format!(
+            "restored to version {} at version {}: {} files removed, {} added back\n",
+            report.restored_from,
+            report.version.map_or_else(|| "?".into(), |v| v.to_string()),
+            report.files_removed,
+            report.files_added
+        ),
+        _ => format!(
+            "nothing to restore: the days already are as at version {}\n",
+            report.restored_from
+        ),
     }
 }
 

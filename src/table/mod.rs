@@ -12,6 +12,7 @@ mod compact;
 mod files;
 mod maintenance;
 mod merge;
+mod restore;
 mod snapshot;
 
 use std::sync::Arc;

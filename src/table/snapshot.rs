@@ -16,7 +16,16 @@ impl Table {
         if !self.exists {
             return Ok(Vec::new());
         }
-        let snapshot = self.snapshot()?;
+        self.files_in(self.snapshot()?, column)
+    }
+
+    /// The active files of `snapshot` (this table's, at some version) as (partition date,
+    /// file).
+    pub(super) fn files_in(
+        &self,
+        snapshot: &deltalake::table::state::DeltaTableState,
+        column: &str,
+    ) -> Result<Vec<(NaiveDate, Add)>> {
         let key = self.partition_key(column);
         let mut files = Vec::new();
         for view in snapshot.log_data().iter() {

@@ -13,6 +13,7 @@ mod merge;
 mod notify;
 mod optimize;
 mod query_snippets;
+mod restore;
 mod scenarios;
 mod security;
 mod support;
