@@ -104,6 +104,14 @@ pub(super) fn commit_properties(
         ("userMetadata".to_string(), serde_json::json!(run.run_id)),
         ("lakewriter".to_string(), record),
     ];
+    properties_with(metadata)
+}
+
+/// The properties every lakewriter commit has (see [`commit_properties`]), with `metadata` in
+/// its commit info; maintenance commits (optimize, restore) record themselves there.
+pub(super) fn properties_with(
+    metadata: impl IntoIterator<Item = (String, serde_json::Value)>,
+) -> CommitProperties {
     CommitProperties::default()
         .with_max_retries(0)
         .with_create_checkpoint(false)

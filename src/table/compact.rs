@@ -8,10 +8,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use chrono::NaiveDate;
 use deltalake::datafusion::prelude::{SessionContext, cast, ident, lit};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::transaction::{CommitBuilder, TableReference};
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 
+use super::commit::properties_with;
 use super::{CommitOutcome, Table};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -162,14 +163,10 @@ impl Table {
             }));
         }
         let compacted: Vec<String> = days.iter().map(|(l, _)| l.day.to_string()).collect();
-        let properties = CommitProperties::default()
-            .with_max_retries(0)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false))
-            .with_metadata([(
-                "lakewriter".to_string(),
-                serde_json::json!({"version": version, "optimize": {"days": compacted}}),
-            )]);
+        let properties = properties_with([(
+            "lakewriter".to_string(),
+            serde_json::json!({"version": version, "optimize": {"days": compacted}}),
+        )]);
         let operation = DeltaOperation::Optimize {
             predicate: None,
             target_size: target as i64,

@@ -2,12 +2,13 @@
 //! version's files of those days (with their run records) and removing today's, in one commit.
 
 use chrono::NaiveDate;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::transaction::{CommitBuilder, TableReference};
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
 
+use super::commit::properties_with;
 use super::{CommitOutcome, Table};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -92,17 +93,13 @@ impl Table {
                 ..add.clone()
             })
         }));
-        let properties = CommitProperties::default()
-            .with_max_retries(0)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false))
-            .with_metadata([(
-                "lakewriter".to_string(),
-                serde_json::json!({
-                    "version": version,
-                    "restore": {"fromVersion": from, "scope": scope.to_string()},
-                }),
-            )]);
+        let properties = properties_with([(
+            "lakewriter".to_string(),
+            serde_json::json!({
+                "version": version,
+                "restore": {"fromVersion": from, "scope": scope.to_string()},
+            }),
+        )]);
         let operation = DeltaOperation::Restore {
             version: Some(from),
             datetime: None,
