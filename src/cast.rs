@@ -137,6 +137,14 @@ fn cast_list<O: OffsetSizeTrait>(
     let (offsets, values) = referenced(array.offsets(), array.values());
     let in_row = row_of(&offsets, at);
     let values = cast_lossless(&format!("{column}[]"), &values, field.data_type(), &in_row)?;
+    if !field.is_nullable()
+        && let Some(item) = (0..values.len()).find(|&i| values.is_null(i))
+    {
+        return Err(in_row(
+            Some(item),
+            format!("column '{column}[]': an empty list item where the table requires values"),
+        ));
+    }
     let cast = GenericListArray::try_new(
         field.clone(),
         offsets.clone(),
@@ -462,4 +470,66 @@ pub(crate) fn display_value(array: &dyn Array, row: usize) -> String {
     ArrayFormatter::try_new(array, &options)
         .map(|f| f.value(row).to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, Int64Builder, ListBuilder, StringArray};
+    use arrow::datatypes::Field;
+
+    /// Refusals as (row, message), the row of the outermost array.
+    fn located(index: Option<usize>, message: String) -> Error {
+        Error::bad_input("f", index.map(|i| i + 1), message)
+    }
+
+    #[test]
+    fn struct_fields_are_matched_by_name_and_missing_ones_are_null() {
+        let input: ArrayRef = Arc::new(StructArray::from(vec![
+            (
+                Arc::new(Field::new("b", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("a", DataType::Int64, true)),
+                Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            ),
+        ]));
+        let to = DataType::Struct(Fields::from(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Float64, true),
+        ]));
+        let cast = cast_lossless("s", &input, &to, &located).unwrap();
+        let cast = cast.as_struct();
+        assert_eq!(
+            cast.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(1),
+            2
+        );
+        assert_eq!(cast.column(1).as_string::<i32>().value(0), "x");
+        assert_eq!(cast.column(2).null_count(), 2);
+    }
+
+    #[test]
+    fn a_refused_list_item_is_reported_at_its_lists_row() {
+        // Rows: [1], [], [2, null]: the null is the fourth value, in the third row.
+        let mut lists = ListBuilder::new(Int64Builder::new());
+        lists.values().append_value(1);
+        lists.append(true);
+        lists.append(true);
+        lists.values().append_value(2);
+        lists.values().append_null();
+        lists.append(true);
+        let input: ArrayRef = Arc::new(lists.finish());
+        let to = DataType::List(Arc::new(Field::new("element", DataType::Int64, false)));
+        let error = cast_lossless("l", &input, &to, &located)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("row 3") && error.contains("'l[]'"),
+            "{error}"
+        );
+    }
 }
