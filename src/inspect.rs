@@ -169,6 +169,8 @@ pub struct VacuumReport {
     pub dry_run: bool,
     /// The data files deleted (or deletable), relative to the table.
     pub files: Vec<String>,
+    /// With `log`: how many expired commit files of the log were deleted (none on a dry run).
+    pub log_files_deleted: usize,
 }
 
 /// Deletes the data files that no version within the retention references: files removed
@@ -182,6 +184,7 @@ pub struct Vacuum {
     retain_hours: u64,
     force: bool,
     dry_run: bool,
+    log: Option<Option<u64>>,
     storage_options: StorageOptions,
 }
 
@@ -193,6 +196,7 @@ impl Vacuum {
             retain_hours: 168,
             force: false,
             dry_run: false,
+            log: None,
             storage_options: StorageOptions::new(),
         }
     }
@@ -206,6 +210,14 @@ impl Vacuum {
     /// Allows a retention below the table's `delta.deletedFileRetentionDuration`.
     pub fn force(mut self, force: bool) -> Self {
         self.force = force;
+        self
+    }
+
+    /// Also deletes the log's expired commit files: older than `retain_hours` (the table's
+    /// `delta.logRetentionDuration` when `None`, 30 days unless set) and before a checkpoint
+    /// that makes them unneeded. Time travel to those versions ends.
+    pub fn log(mut self, retain_hours: Option<u64>) -> Self {
+        self.log = Some(retain_hours);
         self
     }
 
@@ -229,9 +241,18 @@ impl Vacuum {
         let files = table
             .vacuum(chrono::Duration::hours(hours), self.force, self.dry_run)
             .await?;
+        let log_files_deleted = match self.log {
+            Some(log_hours) if !self.dry_run => {
+                let retention = log_hours
+                    .map(|h| chrono::Duration::hours(h.min(i64::MAX as u64 / 3_600_000) as i64));
+                table.expire_log(retention).await?
+            }
+            _ => 0,
+        };
         Ok(VacuumReport {
             dry_run: self.dry_run,
             files,
+            log_files_deleted,
         })
     }
 }

@@ -294,6 +294,13 @@ pub(crate) struct VacuumArgs {
     /// List the files that would be deleted, delete nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Also delete the log's expired commit files (older than the table's
+    /// delta.logRetentionDuration, or --log-retain-hours) that a checkpoint makes unneeded.
+    #[arg(long)]
+    pub(crate) log: bool,
+    /// With --log: the log's retention in hours instead of the table's.
+    #[arg(long, requires = "log")]
+    pub(crate) log_retain_hours: Option<u64>,
 }
 
 #[derive(Args)]

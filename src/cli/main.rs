@@ -74,6 +74,10 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
                 .retain_hours(args.retain_hours)
                 .force(args.force)
                 .dry_run(args.dry_run);
+            let vacuum = match args.log {
+                true => vacuum.log(args.log_retain_hours),
+                false => vacuum,
+            };
             let report = args
                 .table
                 .with_storage_options(vacuum, Vacuum::storage_option)

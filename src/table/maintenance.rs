@@ -52,6 +52,32 @@ impl Table {
         Ok(metrics.files_deleted)
     }
 
+    /// Deletes the log's commit files older than `retention` (the table's
+    /// `delta.logRetentionDuration` unless given) that precede the newest checkpoint older than
+    /// them, as Delta's log clean-up does: never one a checkpoint still needs, and nothing
+    /// without a checkpoint. Returns how many were deleted.
+    pub(crate) async fn expire_log(&self, retention: Option<chrono::Duration>) -> Result<usize> {
+        if !self.features.log_clean_up() {
+            return Err(Error::UnsupportedTableFeature {
+                table: self.uri.clone(),
+                feature: "checkpointProtection".into(),
+                message: "its log is cleaned up under rules lakewriter does not follow: use \
+                          Spark's log clean-up"
+                    .into(),
+            });
+        }
+        let snapshot = self.snapshot()?;
+        let retention = match retention {
+            Some(retention) => retention.num_milliseconds(),
+            None => snapshot.table_config().log_retention_duration().as_millis() as i64,
+        };
+        let cutoff = chrono::Utc::now().timestamp_millis() - retention;
+        let log_store = self.delta.log_store();
+        checkpoints::cleanup_expired_logs_for(snapshot.version(), log_store.as_ref(), cutoff, None)
+            .await
+            .map_err(|e| Error::internal(format!("expiring the log of {}", self.uri), e))
+    }
+
     /// How vacuum finds files to delete. Full mode also deletes files no commit references
     /// (left by crashed runs); but delta-rs's full mode protects only the deletion vectors of
     /// live files, and would delete an older vector that time travel to a version within the

@@ -205,3 +205,47 @@ async fn a_crash_during_optimize_leaves_the_table_as_it_was_or_compacted() {
         assert_eq!(lake.rows().await, rows, "{point}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_log_expires_commit_files_but_never_what_a_checkpoint_needs() {
+    // Versions 0 to 20: checkpoints at 9 and 19 (every 10 commits).
+    let lake = Lake::local();
+    let mut first = Vec::new();
+    for day in 1..=21 {
+        let date = format!("2024-06-{day:02}");
+        let input = lake.input(&format!("{day}.csv"), &format!("id,date\n{day},{date}\n"));
+        let args: Vec<String> = ["--input", &input, "--date", &date, "--key", "id"]
+            .map(String::from)
+            .to_vec();
+        lake.write(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .expect(Status::Committed);
+        if day == 1 {
+            first = args;
+        }
+    }
+    let rows = lake.rows().await;
+    let runs = lake.runs();
+    assert_eq!(
+        lake.vacuum(&["--log"]).log_files_deleted,
+        0,
+        "within 30 days"
+    );
+    let before = lake.log_files().await;
+    let expired = lake.vacuum(&["--log", "--log-retain-hours", "0"]);
+    let log = lake.log_files().await;
+    assert_eq!(expired.log_files_deleted, before.len() - log.len());
+    // Versions 0 to 18 (and the checkpoint at 9) go; checkpoint 19 and what follows stay.
+    let commit = |v: u64| format!("{v:020}.json");
+    assert!((0..19).all(|v| !log.contains(&commit(v))), "{log:?}");
+    assert!((19..21).all(|v| log.contains(&commit(v))), "{log:?}");
+    assert!(
+        log.contains(&format!("{:020}.checkpoint.parquet", 19)),
+        "{log:?}"
+    );
+    assert_eq!(lake.rows().await, rows);
+    assert_eq!(lake.runs(), runs);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    lake.write(&first).expect(Status::Skipped);
+    let again = lake.vacuum(&["--log", "--log-retain-hours", "0"]);
+    assert_eq!(again.log_files_deleted, 0);
+}

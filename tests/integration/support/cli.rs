@@ -273,4 +273,5 @@ pub struct HistoryCommit {
 pub struct VacuumReport {
     pub dry_run: bool,
     pub files: Vec<String>,
+    pub log_files_deleted: usize,
 }
