@@ -110,15 +110,16 @@ pub async fn small_files_are_compacted_and_the_ledger_kept(lake: &Lake) {
     assert_eq!(lake.versions().await, versions);
 }
 
-pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
-    write_spilled(lake, 1).expect(Status::Committed);
-    // The optimize and a writer replacing both days with other rows reach their commit
-    // together (a barrier); whichever lands first, the writer's rows are the table's.
-    let rows: Vec<String> = (0..10)
-        .map(|id| format!("{id},c,s,9,1.5,2024-04-01T00:00:00Z,2024-04-01"))
-        .collect();
+/// Runs an optimize and a write of `rows` (for `scope`, as run `run_id`) that reach their
+/// commits together (a barrier): one of them loses the race and decides again.
+fn race_optimize_with_write(
+    lake: &Lake,
+    rows: &[String],
+    scope: &[&str],
+    run_id: &str,
+) -> (OptimizeReport, crate::support::Report) {
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let input = lake.input("replacement.csv", &csv(&rows));
+    let input = lake.input(&format!("{run_id}.csv"), &csv(&rows));
     let barrier = tempfile::tempdir().unwrap();
     let pause = format!("before-commit:2:{}", barrier.path().display());
     let mut write_args = vec![
@@ -127,9 +128,9 @@ pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
         "--key",
         "order_id",
         "--run-id",
-        "fix",
+        run_id,
     ];
-    write_args.extend(SCOPE);
+    write_args.extend(scope);
     let children: Vec<_> = [
         lake.json_command("optimize", &[]),
         lake.json_command("write", &write_args),
@@ -148,8 +149,16 @@ pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
         .into_iter()
         .map(|child| Run::of(child.wait_with_output().unwrap()))
         .collect();
-    let optimized: OptimizeReport = runs[0].parse();
-    runs[1].expect(Status::Committed);
+    (runs[0].parse(), runs[1].expect(Status::Committed))
+}
+
+pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
+    write_spilled(lake, 1).expect(Status::Committed);
+    // Whichever lands first, the writer's rows are the table's.
+    let rows: Vec<String> = (0..10)
+        .map(|id| format!("{id},c,s,9,1.5,2024-04-01T00:00:00Z,2024-04-01"))
+        .collect();
+    let (optimized, _) = race_optimize_with_write(lake, &rows, &SCOPE, "fix");
     assert!(
         optimized.status == "skipped" || optimized.status == "committed",
         "{optimized:?}"
@@ -164,22 +173,40 @@ pub async fn a_day_a_writer_replaces_meanwhile_is_given_up(lake: &Lake) {
     );
 }
 
+pub async fn a_writer_of_another_day_and_the_optimize_both_commit(lake: &Lake) {
+    write_spilled(lake, 1).expect(Status::Committed);
+    let rows: Vec<String> = (90_000..90_005)
+        .map(|id| format!("{id},c,s,7,1.5,2024-04-03T00:00:00Z,2024-04-03"))
+        .collect();
+    let (optimized, _) = race_optimize_with_write(lake, &rows, &["--date", "2024-04-03"], "third");
+    assert_eq!(optimized.status, "committed", "{optimized:?}");
+    assert_eq!(optimized.days, ["2024-04-01", "2024-04-02"]);
+    for day in ["2024-04-01", "2024-04-02", "2024-04-03"] {
+        assert_eq!(files_of(lake, day).await, 1, "{day}");
+    }
+    assert_eq!(lake.rows_agreed_by_readers().await.len(), 6005);
+    let owners: Vec<Option<String>> = ledger(lake).into_iter().map(|r| r.run_id).collect();
+    let owners: Vec<Option<&str>> = owners.iter().map(Option::as_deref).collect();
+    assert_eq!(owners, [Some("spilled"), Some("spilled"), Some("third")]);
+}
+
 crate::support::on_backends!(
     [local: Local, s3: S3],
     [
         small_files_are_compacted_and_the_ledger_kept,
         a_day_a_writer_replaces_meanwhile_is_given_up,
+        a_writer_of_another_day_and_the_optimize_both_commit,
+        a_crash_during_optimize_leaves_the_table_as_it_was_or_compacted,
     ]
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_during_optimize_leaves_the_table_as_it_was_or_compacted() {
+pub async fn a_crash_during_optimize_leaves_the_table_as_it_was_or_compacted(lake: &Lake) {
     for (point, landed) in [
         ("after-upload", false),
         ("before-commit", false),
         ("after-commit", true),
     ] {
-        let lake = Lake::local();
+        let lake = lake.sibling();
         write_spilled(&lake, 1).expect(Status::Committed);
         let rows = lake.rows().await;
         let runs = ledger(&lake);

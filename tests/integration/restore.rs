@@ -106,13 +106,13 @@ crate::support::on_backends!(
     [
         a_day_goes_back_to_a_version_or_a_run_in_one_commit,
         a_vacuumed_version_or_an_unknown_run_is_refused,
+        a_crash_during_restore_leaves_the_table_as_it_was_or_restored,
     ]
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_during_restore_leaves_the_table_as_it_was_or_restored() {
+pub async fn a_crash_during_restore_leaves_the_table_as_it_was_or_restored(lake: &Lake) {
     for (point, landed) in [("before-commit", false), ("after-commit", true)] {
-        let lake = Lake::local();
+        let lake = lake.sibling();
         write(&lake, 1, "first");
         write(&lake, 2, "second");
         let before = lake.rows().await;
