@@ -32,6 +32,53 @@ use crate::job::{WriteJob, WriteReport};
 pub struct Backfill {
     job: WriteJob,
     parallel: usize,
+    shard: Option<Shard>,
+}
+
+/// One of `count` shards of a backfill's days, numbered from 0: the days whose number (days
+/// since 1970-01-01) leaves `index` when divided by `count`. A day's shard depends on the
+/// day and the count alone, never on the range or on when a shard starts, so shards of one
+/// range may run at once on any machines and their union is the whole range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Shard `index` (from 0) of `count`.
+    pub fn new(index: u32, count: u32) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(Error::InvalidOption(format!(
+                "shard {index} of {count}: give K/N with N at least 1 and K from 0 to N-1 \
+                 (JOB_COMPLETION_INDEX is numbered that way)"
+            )));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether `day` is this shard's.
+    pub fn holds(&self, day: NaiveDate) -> bool {
+        let number = (day - NaiveDate::default()).num_days();
+        number.rem_euclid(i64::from(self.count)) == i64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// `K/N`, e.g. `0/4`.
+    fn from_str(text: &str) -> Result<Self> {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) => Self::new(index, count),
+            None => Err(Error::InvalidOption(format!(
+                "'{text}' is not a shard: give K/N, e.g. 0/4 for the first of four"
+            ))),
+        }
+    }
 }
 
 /// What became of one day of a backfill.
@@ -47,7 +94,17 @@ impl Backfill {
     /// A backfill of `job`'s scope, one day at a time. The job's inputs and run id may hold
     /// `{date}` or `{date:FORMAT}`; every input must.
     pub fn new(job: WriteJob) -> Self {
-        Self { job, parallel: 1 }
+        Self {
+            job,
+            parallel: 1,
+            shard: None,
+        }
+    }
+
+    /// Runs only the days of `shard` (see [`Shard`]).
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
+        self
     }
 
     /// Runs up to `days` days at once (at least 1). The job's memory limit is shared
@@ -82,7 +139,12 @@ impl Backfill {
         // A table feature lakewriter does not write refuses the whole backfill once, rather
         // than failing every day with the same message.
         self.job.check_table().await?;
-        let days: Vec<NaiveDate> = self.job.scope().days().collect();
+        let days: Vec<NaiveDate> = self
+            .job
+            .scope()
+            .days()
+            .filter(|day| self.shard.is_none_or(|shard| shard.holds(*day)))
+            .collect();
         let mut jobs = Vec::with_capacity(days.len());
         for &day in &days {
             jobs.push((day, self.job_for(day)?));
@@ -160,6 +222,19 @@ fn fill(template: &str, day: NaiveDate) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_day_is_in_exactly_one_shard_whatever_the_range() {
+        let shards: Vec<Shard> = (0..4).map(|k| Shard::new(k, 4).unwrap()).collect();
+        let first = NaiveDate::from_ymd_opt(1969, 12, 1).unwrap();
+        for day in first.iter_days().take(400) {
+            assert_eq!(shards.iter().filter(|s| s.holds(day)).count(), 1, "{day}");
+        }
+        assert_eq!("1/4".parse::<Shard>().unwrap(), shards[1]);
+        assert!("4/4".parse::<Shard>().is_err());
+        assert!("1/0".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
 
     #[test]
     fn templates_take_the_day_in_any_format() {

@@ -105,7 +105,7 @@ pub(crate) fn test_numbers(seed: u64) -> impl FnMut(usize) -> usize {
     }
 }
 
-pub use backfill::{Backfill, DayOutcome};
+pub use backfill::{Backfill, DayOutcome, Shard};
 pub use error::{Error, ErrorKind, InputLocation, Result};
 pub use evolve::{SchemaChange, SchemaEvolution};
 pub use inspect::{CommitSummary, History, PartitionRun, Runs, Vacuum, VacuumReport};

@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lakewriter::{
-    Compression, CsvDialect, InputFormat, PartitionScope, RerunPolicy, SchemaEvolution, WriteJob,
-    WriteMode,
+    Compression, CsvDialect, InputFormat, PartitionScope, RerunPolicy, SchemaEvolution, Shard,
+    WriteJob, WriteMode,
 };
 
 #[derive(Parser)]
@@ -105,6 +105,13 @@ pub(crate) struct BackfillArgs {
     /// Days run at once; they share --memory-limit.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) parallel: u16,
+    /// Run only shard K of N (K from 0): the days whose number since 1970-01-01 leaves K
+    /// divided by N. Shards may run at once on any machines.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards", value_parser = parse_shard)]
+    pub(crate) shard: Option<Shard>,
+    /// Run shard JOB_COMPLETION_INDEX of N (a Kubernetes Indexed Job sets that variable).
+    #[arg(long, value_name = "N")]
+    pub(crate) shards: Option<u32>,
 }
 
 /// What a write and each day of a backfill are made of.
@@ -413,6 +420,10 @@ fn parse_byte(text: &str) -> Result<u8, String> {
 }
 
 fn parse_evolution(text: &str) -> Result<SchemaEvolution, String> {
+    text.parse().map_err(|e: lakewriter::Error| e.to_string())
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::ProgressBar;
 use lakewriter::{
-    Backfill, History, NotificationStatus, Optimize, PartitionScope, Restore, Runs, Vacuum,
+    Backfill, History, NotificationStatus, Optimize, PartitionScope, Restore, Runs, Shard, Vacuum,
 };
 
 use args::{BackfillArgs, Cli, Command, WriteArgs};
@@ -179,14 +179,41 @@ async fn write(args: WriteArgs) -> lakewriter::Result<Exit> {
 async fn backfill(args: BackfillArgs) -> lakewriter::Result<Exit> {
     let scope = PartitionScope::parse(&args.from, &args.to)?;
     let output = args.job.table.output;
+    let shard = match (args.shard, args.shards) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(count)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                lakewriter::Error::InvalidOption(
+                    "--shards N takes the shard's index from JOB_COMPLETION_INDEX, which is not \
+                     set: run it as a Kubernetes Indexed Job, or pass --shard K/N"
+                        .into(),
+                )
+            })?;
+            let index = index.trim().parse().map_err(|_| {
+                lakewriter::Error::InvalidOption(format!(
+                    "JOB_COMPLETION_INDEX '{index}' is not a shard number"
+                ))
+            })?;
+            Some(Shard::new(index, count)?)
+        }
+        (None, None) => None,
+    };
     let progress = progress_bar(
         output,
-        ProgressBar::new(scope.days().count() as u64),
+        ProgressBar::new(
+            scope
+                .days()
+                .filter(|day| shard.is_none_or(|s| s.holds(*day)))
+                .count() as u64,
+        ),
         "{bar:30} {pos}/{len} days  {msg}  ({elapsed})",
     );
     let mut tally = Tally::default();
-    let days = Backfill::new(args.job.job(scope))
-        .parallel(args.parallel.into())
+    let mut backfill = Backfill::new(args.job.job(scope)).parallel(args.parallel.into());
+    if let Some(shard) = shard {
+        backfill = backfill.shard(shard);
+    }
+    let days = backfill
         .run(|day| {
             tally.add(day);
             progress.inc(1);

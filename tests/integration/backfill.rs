@@ -201,3 +201,99 @@ async fn inputs_and_run_ids_without_a_date_are_refused() {
     );
     assert!(lake.versions().await.is_empty(), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_started_at_once_equal_one_backfill_and_a_restarted_shard_converges() {
+    // 30 days, three shards at once (one from JOB_COMPLETION_INDEX, as a Kubernetes Indexed
+    // Job starts it), against the same backfill on one machine.
+    let reference = Lake::local();
+    let sharded = reference.sibling();
+    let days: Vec<String> = (1..=30).map(|d| format!("2024-03-{d:02}")).collect();
+    for lake in [&reference, &sharded] {
+        for (i, day) in days.iter().enumerate() {
+            day_file(lake, day, 10 * i as u32, "1");
+        }
+    }
+    let args = |lake: &Lake| {
+        let input = template(lake);
+        [
+            "--input",
+            &input,
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-03-30",
+            "--key",
+            "order_id",
+        ]
+        .map(String::from)
+    };
+    let reference_args = args(&reference);
+    let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
+    assert_eq!(summary(&reference.backfill(&reference_args)).committed, 30);
+
+    let sharded_args = args(&sharded);
+    let sharded_args: Vec<&str> = sharded_args.iter().map(String::as_str).collect();
+    // The three race to create the table: one creates it, the others commit on top of it.
+    let children: Vec<_> = [
+        (vec!["--shard", "0/3"], None, None),
+        // Shard 1 dies (abort) after its first commit; restarted below.
+        (vec!["--shard", "1/3"], None, Some("after-commit")),
+        (vec!["--shards", "3"], Some("2"), None),
+    ]
+    .into_iter()
+    .map(|(shard, index, fail_at)| {
+        let mut command = sharded.json_command("backfill", &sharded_args);
+        command.args(shard);
+        if let Some(index) = index {
+            command.env("JOB_COMPLETION_INDEX", index);
+        }
+        if let Some(point) = fail_at {
+            command.env("LAKEWRITER_FAIL_AT", point);
+        }
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    })
+    .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|child| Run::of(child.wait_with_output().unwrap()))
+        .collect();
+    runs[1].assert_aborted_at("after-commit");
+    for run in [&runs[0], &runs[2]] {
+        let report = summary(run);
+        assert_eq!(report.failed, 0, "{}", run.stderr);
+        assert_eq!(report.days.len(), 10, "a third of the days");
+    }
+    let mut restarted = sharded_args.clone();
+    restarted.extend(["--shard", "1/3"]);
+    let again = summary(&sharded.backfill(&restarted));
+    assert_eq!((again.failed, again.committed + again.skipped), (0, 10));
+    assert_eq!(again.skipped, 1, "the day committed before the crash");
+
+    assert_eq!(sharded.rows().await, reference.rows().await);
+    let ledger = |lake: &Lake| -> Vec<(String, Option<String>, Option<u64>)> {
+        let runs = lake.runs().into_iter();
+        runs.map(|r| (r.date, r.fingerprint, r.rows)).collect()
+    };
+    assert_eq!(ledger(&sharded), ledger(&reference));
+    let missing = sharded.backfill(&[
+        "--shards",
+        "3",
+        "--input",
+        "x/{date}.csv",
+        "--from",
+        "2024-03-01",
+        "--to",
+        "2024-03-02",
+    ]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        missing.stderr
+    );
+}
