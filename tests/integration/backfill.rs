@@ -2,7 +2,7 @@
 //! backfill started again (after a failure or a crash) finishes the job without redoing it.
 
 use crate::scenarios::csv;
-use crate::support::{BackfillReport, Lake, Run};
+use crate::support::{BackfillReport, Lake, Run, run_at_once};
 
 const DAYS: [&str; 4] = ["2024-02-01", "2024-02-02", "2024-02-03", "2024-02-04"];
 
@@ -235,13 +235,12 @@ async fn shards_started_at_once_equal_one_backfill_and_a_restarted_shard_converg
     let sharded_args = args(&sharded);
     let sharded_args: Vec<&str> = sharded_args.iter().map(String::as_str).collect();
     // The three race to create the table: one creates it, the others commit on top of it.
-    let children: Vec<_> = [
+    let commands = [
         (vec!["--shard", "0/3"], None, None),
         // Shard 1 dies (abort) after its first commit; restarted below.
         (vec!["--shard", "1/3"], None, Some("after-commit")),
         (vec!["--shards", "3"], Some("2"), None),
     ]
-    .into_iter()
     .map(|(shard, index, fail_at)| {
         let mut command = sharded.json_command("backfill", &sharded_args);
         command.args(shard);
@@ -252,16 +251,8 @@ async fn shards_started_at_once_equal_one_backfill_and_a_restarted_shard_converg
             command.env("LAKEWRITER_FAIL_AT", point);
         }
         command
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    })
-    .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|child| Run::of(child.wait_with_output().unwrap()))
-        .collect();
+    });
+    let runs = run_at_once(commands);
     runs[1].assert_aborted_at("after-commit");
     for run in [&runs[0], &runs[2]] {
         let report = summary(run);

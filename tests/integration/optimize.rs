@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::scenarios::csv;
-use crate::support::{Lake, PartitionRun, Run, Status};
+use crate::support::{Lake, PartitionRun, Run, Status, run_at_once};
 
 /// `optimize --output json`.
 #[derive(Debug, Deserialize)]
@@ -131,24 +131,15 @@ fn race_optimize_with_write(
         run_id,
     ];
     write_args.extend(scope);
-    let children: Vec<_> = [
+    let commands = [
         lake.json_command("optimize", &[]),
         lake.json_command("write", &write_args),
     ]
-    .into_iter()
     .map(|mut command| {
+        command.env("LAKEWRITER_PAUSE_AT", &pause);
         command
-            .env("LAKEWRITER_PAUSE_AT", &pause)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    })
-    .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|child| Run::of(child.wait_with_output().unwrap()))
-        .collect();
+    });
+    let runs = run_at_once(commands);
     (runs[0].parse(), runs[1].expect(Status::Committed))
 }
 

@@ -49,23 +49,15 @@ impl Lake {
     pub fn race_writes(&self, runs: &[Vec<String>]) -> Vec<Run> {
         let barrier = tempfile::tempdir().expect("temp dir");
         let pause = format!("before-commit:{}:{}", runs.len(), barrier.path().display());
-        let children: Vec<_> = runs
-            .iter()
-            .map(|args| {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.json_command("write", &args)
-                    .env("LAKEWRITER_PAUSE_AT", &pause)
-                    .env("RUST_LOG", "lakewriter=info")
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("lakewriter starts")
-            })
-            .collect();
-        let runs: Vec<Run> = children
-            .into_iter()
-            .map(|child| Run::of(child.wait_with_output().expect("lakewriter runs")))
-            .collect();
+        let commands = runs.iter().map(|args| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut command = self.json_command("write", &args);
+            command
+                .env("LAKEWRITER_PAUSE_AT", &pause)
+                .env("RUST_LOG", "lakewriter=info");
+            command
+        });
+        let runs = run_at_once(commands);
         let lost = runs.iter().filter(|run| run.lost_a_race()).count();
         assert_eq!(
             lost,
@@ -89,6 +81,24 @@ impl Lake {
     pub fn vacuum(&self, args: &[&str]) -> VacuumReport {
         self.run("vacuum", args).parse()
     }
+}
+
+/// Starts every command at once and waits for them all: their runs, in order.
+pub fn run_at_once(commands: impl IntoIterator<Item = Command>) -> Vec<Run> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("lakewriter starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| Run::of(child.wait_with_output().expect("lakewriter runs")))
+        .collect()
 }
 
 /// Runs the CLI.

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 pub use cli::{
     BackfillReport, HistoryCommit, Notification, PartitionRun, Report, Run, Status, lakewriter,
+    run_at_once,
 };
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
