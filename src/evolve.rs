@@ -139,7 +139,7 @@ pub(crate) fn evolve(
                 .find(|f| f.name() == input.name())
                 .expect("added above");
             if !added.data_type().equals_datatype(input.data_type())
-                && !is_struct_growth(added.data_type(), input.data_type())
+                && !is_struct_growth(input.data_type(), added.data_type())
             {
                 return Err(Error::SchemaMismatch {
                     file: file.clone(),
@@ -304,5 +304,31 @@ mod tests {
         );
         assert!(is_struct_growth(table.field(0).data_type(), &grown));
         assert_eq!(evolved.changes[0].column, "addr.street");
+
+        // A new struct column that a later file grows is added once, grown.
+        let files = vec![
+            (
+                "a.jsonl".to_string(),
+                schema(&[("geo", address(&[("lat", DataType::Float64)]))]),
+            ),
+            (
+                "b.jsonl".to_string(),
+                schema(&[(
+                    "geo",
+                    address(&[("lat", DataType::Float64), ("lon", DataType::Float64)]),
+                )]),
+            ),
+        ];
+        let evolved = evolve(&table, &files, "date").unwrap();
+        let geo = evolved
+            .schema
+            .field_with_name("geo")
+            .unwrap()
+            .data_type()
+            .clone();
+        assert_eq!(
+            geo,
+            address(&[("lat", DataType::Float64), ("lon", DataType::Float64)])
+        );
     }
 }
