@@ -137,9 +137,11 @@ impl Optimize {
                 return Err(error);
             }
             // Days another writer changed meanwhile are its: their new files go.
+            let loose: Vec<&LooseDay> = days.iter().map(|(loose, _)| loose).collect();
+            let unchanged = table.unchanged(column, &loose)?;
             let mut kept = Vec::with_capacity(days.len());
-            for (loose, written) in days {
-                match table.unchanged(column, &loose)? {
+            for ((loose, written), unchanged) in days.into_iter().zip(unchanged) {
+                match unchanged {
                     true => kept.push((loose, written)),
                     false => table.discard(&written).await,
                 }

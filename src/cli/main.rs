@@ -90,12 +90,7 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
             let mut optimize = Optimize::new(&args.table.table)
                 .partition_column(&args.partition_column)
                 .target_file_size(args.target_file_size);
-            let scope = match (&args.date, &args.from, &args.to) {
-                (Some(day), _, _) => Some(PartitionScope::parse(day, day)?),
-                (None, Some(from), Some(to)) => Some(PartitionScope::parse(from, to)?),
-                _ => None,
-            };
-            if let Some(scope) = scope {
+            if let Some(scope) = scope_of(&args.date, &args.from, &args.to)? {
                 optimize = optimize.scope(scope);
             }
             let report = args
@@ -107,11 +102,8 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
             Ok(Exit::Done)
         }
         Command::Restore(args) => {
-            let scope = match (&args.date, &args.from, &args.to) {
-                (Some(day), _, _) => PartitionScope::parse(day, day)?,
-                (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
-                _ => unreachable!("clap requires --date or --from and --to"),
-            };
+            let scope = scope_of(&args.date, &args.from, &args.to)?
+                .expect("clap requires --date or --from and --to");
             let restore = match (args.version, &args.run_id) {
                 (Some(version), _) => Restore::to_version(&args.table.table, scope, version),
                 (None, Some(run_id)) => Restore::to_run(&args.table.table, scope, run_id),
@@ -143,13 +135,24 @@ async fn run(command: Command) -> lakewriter::Result<Exit> {
     }
 }
 
+/// The scope `--date D` or `--from D1 --to D2` name, if any (clap has checked that they come
+/// alone or in pairs).
+fn scope_of(
+    date: &Option<String>,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> lakewriter::Result<Option<PartitionScope>> {
+    match (date, from, to) {
+        (Some(day), _, _) => PartitionScope::parse(day, day).map(Some),
+        (None, Some(from), Some(to)) => PartitionScope::parse(from, to).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Runs one write and prints its report. Returns the exit code.
 async fn write(args: WriteArgs) -> lakewriter::Result<Exit> {
-    let scope = match (&args.date, &args.from, &args.to) {
-        (Some(day), _, _) => PartitionScope::parse(day, day)?,
-        (None, Some(from), Some(to)) => PartitionScope::parse(from, to)?,
-        _ => unreachable!("clap requires --date or --from with --to"),
-    };
+    let scope = scope_of(&args.date, &args.from, &args.to)?
+        .expect("clap requires --date or --from with --to");
     let job = args.job.job(scope);
     let output = args.job.table.output;
     let progress = progress_bar(

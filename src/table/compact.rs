@@ -13,6 +13,7 @@ use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 
 use super::commit::properties_with;
+use super::snapshot::ledger_of;
 use super::{CommitOutcome, Table};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -39,9 +40,10 @@ impl Table {
         scope: Option<PartitionScope>,
         target: u64,
     ) -> Result<Vec<LooseDay>> {
-        let ledger = self.ledger(column)?;
+        let files = self.files(column)?;
+        let ledger = ledger_of(&files);
         let mut days: BTreeMap<NaiveDate, Vec<Add>> = BTreeMap::new();
-        for (day, add) in self.files(column)? {
+        for (day, add) in files {
             if scope.is_none_or(|scope| scope.contains(day)) {
                 days.entry(day).or_default().push(add);
             }
@@ -64,19 +66,23 @@ impl Table {
             .collect())
     }
 
-    /// Whether `day`'s files are still exactly `loose.files` (no writer replaced or changed
-    /// the day since it was planned).
-    pub(crate) fn unchanged(&self, column: &str, loose: &LooseDay) -> Result<bool> {
-        let mut now: Vec<String> = self
-            .files(column)?
-            .into_iter()
-            .filter(|(day, _)| *day == loose.day)
-            .map(|(_, add)| add.path)
-            .collect();
-        let mut planned: Vec<String> = loose.files.iter().map(|f| f.path.clone()).collect();
-        now.sort();
-        planned.sort();
-        Ok(now == planned)
+    /// Which of `days` still have exactly the files they were planned with (no writer replaced
+    /// or changed them since), from one pass over the snapshot.
+    pub(crate) fn unchanged(&self, column: &str, days: &[&LooseDay]) -> Result<Vec<bool>> {
+        let mut now: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+        for (day, add) in self.files(column)? {
+            now.entry(day).or_default().push(add.path);
+        }
+        now.values_mut().for_each(|paths| paths.sort());
+        Ok(days
+            .iter()
+            .map(|loose| {
+                let mut planned: Vec<&str> = loose.files.iter().map(|f| f.path.as_str()).collect();
+                planned.sort();
+                now.get(&loose.day)
+                    .is_some_and(|paths| paths.iter().map(String::as_str).eq(planned))
+            })
+            .collect())
     }
 
     /// The rows of `day`, in the table's columns `schema` (files that lack a column read as
