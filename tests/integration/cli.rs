@@ -31,6 +31,45 @@ fn write_help_documents_every_option() {
     ] {
         assert!(help.contains(option), "write --help lacks {option}");
     }
+    // The options of the real-input, evolution and maintenance work: in each command's help
+    // and in the README.
+    let readme = include_str!("../../README.md");
+    for (command, options) in [
+        (
+            "write",
+            &[
+                "--compression",
+                "--max-days",
+                "--csv-delimiter",
+                "--csv-quote",
+                "--csv-escape",
+                "--csv-null",
+                "--csv-no-header",
+                "--date-format",
+                "--timestamp-format",
+                "--schema-evolution",
+            ][..],
+        ),
+        ("backfill", &["--shard", "--shards", "--max-days"][..]),
+        ("vacuum", &["--log", "--log-retain-hours"][..]),
+        (
+            "optimize",
+            &["--date", "--from", "--to", "--target-file-size"][..],
+        ),
+        (
+            "restore",
+            &["--date", "--from", "--to", "--version", "--run-id"][..],
+        ),
+    ] {
+        let help = String::from_utf8_lossy(&lakewriter(&[command, "--help"]).stdout).into_owned();
+        for option in options {
+            assert!(help.contains(option), "{command} --help lacks {option}");
+            assert!(
+                readme.contains(option),
+                "the README lacks {option} of {command}"
+            );
+        }
+    }
     let backfill =
         String::from_utf8_lossy(&lakewriter(&["backfill", "--help"]).stdout).into_owned();
     for option in [
