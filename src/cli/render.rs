@@ -109,6 +109,12 @@ pub(crate) fn describe(report: &WriteReport) -> String {
             .collect();
         text.push_str(&format!("  added        {}\n", added.join(", ")));
     }
+    if report.lost_races > 0 {
+        text.push_str(&format!(
+            "  races        {} lost to other writers before the commit\n",
+            report.lost_races
+        ));
+    }
     if let Some(status) = report.notification {
         let status = match status {
             NotificationStatus::Delivered => "delivered",

@@ -46,13 +46,14 @@ pub(super) trait Strategy {
 }
 
 /// Runs `strategy` until its commit lands, it decides there is nothing to commit, or other
-/// writers have won [`MAX_COMMIT_ATTEMPTS`] races.
+/// writers have won [`MAX_COMMIT_ATTEMPTS`] races. Gives the outcome and how many races the
+/// run lost on the way.
 pub(super) async fn drive(
     job: &WriteJob,
     table: &mut Table,
     input: &PreparedInput,
     strategy: &mut impl Strategy,
-) -> Result<Outcome> {
+) -> Result<(Outcome, u32)> {
     for try_number in 1..=MAX_COMMIT_ATTEMPTS {
         let decided = match still_fits(job, table, input) {
             Ok(()) => strategy.decide(table).await,
@@ -66,9 +67,10 @@ pub(super) async fn drive(
                 return Err(error);
             }
         };
+        let lost_races = try_number as u32 - 1;
         if let Decided::Done(outcome) = decided {
             table.discard(strategy.uncommitted()).await;
-            return Ok(outcome);
+            return Ok((outcome, lost_races));
         }
         let attempt = table.next_attempt();
         let landed = match strategy.commit(table, &attempt).await? {
@@ -98,7 +100,7 @@ pub(super) async fn drive(
             tracing::info!(run_id = %input.run.run_id, version = attempt.version, "committed");
             failpoint::hit("after-commit");
             table.checkpoint_if_due(attempt.version).await;
-            return Ok(outcome);
+            return Ok((outcome, lost_races));
         }
         tracing::info!(
             attempt = try_number,

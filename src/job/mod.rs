@@ -136,6 +136,9 @@ pub struct WriteReport {
     pub notification: Option<NotificationStatus>,
     /// The columns the run added (or, for a dry run, would add) to the table's schema.
     pub schema_changes: Vec<SchemaChange>,
+    /// Commit races lost to other writers before the run ended: each one a backoff, a reload
+    /// and a new decision. Steadily above 0: writers are contending for the table's log.
+    pub lost_races: u32,
 }
 
 impl WriteJob {
@@ -354,8 +357,8 @@ impl WriteJob {
         table.check_partitioning(&self.rules.partition_column)?;
         let reading = self.reading(&table)?;
         let files = find_inputs(&self.inputs, &reading, &self.storage_options).await?;
-        let (input, outcome) = match self.skip_unread(&table, &files).await? {
-            Some(skipped) => skipped,
+        let (input, outcome, lost_races) = match self.skip_unread(&table, &files).await? {
+            Some((input, skipped)) => (input, skipped, 0),
             None => {
                 self.read_and_write(&mut table, &files, on_file_read)
                     .await?
@@ -369,6 +372,7 @@ impl WriteJob {
         };
         let mut report = input.report(outcome);
         report.notification = notification;
+        report.lost_races = lost_races;
         Ok(report)
     }
 
@@ -447,16 +451,17 @@ impl WriteJob {
         Ok(Some((input, outcome)))
     }
 
-    /// Reads the input, then commits it as the job's mode does.
+    /// Reads the input, then commits it as the job's mode does; also gives the commit races
+    /// the run lost.
     async fn read_and_write(
         &self,
         table: &mut Table,
         files: &[InputFile],
         on_file_read: impl FnMut(&str),
-    ) -> Result<(PreparedInput, Outcome)> {
+    ) -> Result<(PreparedInput, Outcome, u32)> {
         let (input, rows) = self.prepare(table, files, on_file_read).await?;
         failpoint::hit("after-read");
-        let outcome = match self.mode {
+        let (outcome, lost_races) = match self.mode {
             WriteMode::Replace => {
                 let mut replace = Replace::new(self, &input, rows);
                 drive(self, table, &input, &mut replace).await?
@@ -464,7 +469,7 @@ impl WriteJob {
             // Nothing to upsert: no commit (and no table created for it), whatever the policy.
             WriteMode::Merge if input.rows_read == 0 => {
                 tracing::info!("the input holds no rows: nothing to merge");
-                match self.dry_run {
+                let outcome = match self.dry_run {
                     true => Outcome::Planned {
                         decision: Decision::Skip,
                         version: table.version(),
@@ -476,14 +481,15 @@ impl WriteJob {
                         version: table.version(),
                         events: Vec::new(),
                     },
-                }
+                };
+                (outcome, 0)
             }
             WriteMode::Merge => {
                 let mut merge = Merge::new(self, table, &input, rows).await?;
                 drive(self, table, &input, &mut merge).await?
             }
         };
-        Ok((input, outcome))
+        Ok((input, outcome, lost_races))
     }
 
     /// Reads and validates the input into a row store (spilling past the memory limit), and
@@ -1024,6 +1030,7 @@ impl PreparedInput {
             files_removed,
             planned_action,
             notification: None,
+            lost_races: 0,
             schema_changes: match status {
                 RunStatus::Committed | RunStatus::Planned => self.schema_changes.clone(),
                 _ => Vec::new(),

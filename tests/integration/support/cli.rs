@@ -64,6 +64,12 @@ impl Lake {
             runs.len() - 1,
             "all writers but the first to commit lost the race and reloaded: {runs:#?}"
         );
+        // A report, where the run printed one, counts the races its log mentions.
+        for run in &runs {
+            if let Some(report) = run.printed::<Report>() {
+                assert_eq!(report.lost_races > 0, run.lost_a_race(), "{run:#?}");
+            }
+        }
         runs
     }
 
@@ -227,6 +233,8 @@ pub struct Report {
     pub notification: Option<Notification>,
     /// The columns the run added: `column`, `change`, `data_type`.
     pub schema_changes: Vec<serde_json::Value>,
+    /// Commit races the run lost to other writers.
+    pub lost_races: u32,
 }
 
 /// `backfill --output json`.
