@@ -8,8 +8,6 @@
 //! every lakewriter commit; after losing a race the table is reloaded and the days another
 //! writer changed meanwhile are given up (the writer's data wins), the others committed.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -17,13 +15,10 @@ use crate::failpoint;
 use crate::features::{Access, ColumnMapping};
 use crate::scope::PartitionScope;
 use crate::storage::StorageOptions;
-use crate::table::{CommitOutcome, LooseDay, Table};
+use crate::table::{CommitOutcome, LooseDay, MAX_COMMIT_ATTEMPTS, Table, back_off};
 
 /// The target file size unless told otherwise: delta-rs' default for OPTIMIZE (100 MiB).
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 100 * 1024 * 1024;
-
-/// How many times an optimize reloads the table after losing a commit race.
-const MAX_ATTEMPTS: usize = 20;
 
 /// A compaction of a table's days (all, or a scope's).
 ///
@@ -116,7 +111,7 @@ impl Optimize {
         let target = self.target_file_size;
         let planned = table.loose_days(column, self.scope, target)?;
         let mut days = self.rewrite(&table, planned).await?;
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             if days.is_empty() {
                 return Ok(self.report("skipped", table.version(), &[]));
             }
@@ -127,7 +122,7 @@ impl Optimize {
                 table.checkpoint_if_due(version).await;
                 return Ok(self.report("committed", Some(version), &days));
             }
-            tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            back_off(attempt).await;
             table.reload().await?;
             let written: Vec<_> = days.iter().flat_map(|(_, w)| w.clone()).collect();
             if table.references(&written)? {
@@ -151,7 +146,7 @@ impl Optimize {
         let written: Vec<_> = days.into_iter().flat_map(|(_, w)| w).collect();
         table.discard(&written).await;
         Err(Error::CommitConflict {
-            attempts: MAX_ATTEMPTS,
+            attempts: MAX_COMMIT_ATTEMPTS,
         })
     }
 

@@ -4,8 +4,6 @@
 //! shows the restored run, so an identical rerun of that run's input is skipped and the next
 //! run of newer input replaces the days again. Refused when the files are gone (vacuumed).
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -13,10 +11,7 @@ use crate::failpoint;
 use crate::features::Access;
 use crate::scope::PartitionScope;
 use crate::storage::StorageOptions;
-use crate::table::{CommitOutcome, Table};
-
-/// How many times a restore reloads the table after losing a commit race.
-const MAX_ATTEMPTS: usize = 20;
+use crate::table::{CommitOutcome, MAX_COMMIT_ATTEMPTS, Table, back_off};
 
 /// Which state the days go back to.
 #[derive(Debug, Clone)]
@@ -124,7 +119,7 @@ impl Restore {
             .into_iter()
             .map(|(_, add)| add)
             .collect();
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             // As Delta's RESTORE: remove what the days hold and did not then, add back what
             // they held then and do not now. A file is its path and its deletion vector.
             let (_, mut removes) = table.ledger_and_removals(column, &self.scope)?;
@@ -159,13 +154,13 @@ impl Restore {
                 CommitOutcome::Unknown(error) => return Err(error),
                 // Another writer took the version: decide again on the table as it is now.
                 CommitOutcome::LostRace => {
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                    back_off(attempt).await;
                     table.reload().await?;
                 }
             }
         }
         Err(Error::CommitConflict {
-            attempts: MAX_ATTEMPTS,
+            attempts: MAX_COMMIT_ATTEMPTS,
         })
     }
 

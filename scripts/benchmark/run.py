@@ -14,9 +14,12 @@ there from it.
 """
 
 import argparse
+import collections
+import contextlib
 import datetime
 import gzip
 import importlib.metadata
+import math
 import os
 import pathlib
 import platform
@@ -26,6 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -599,15 +603,24 @@ def measure_s3(args, dataset: Dataset, env: dict[str, str]) -> list[str]:
     return results_table(dataset, checked, results, expected)
 
 
-def s3_bench(args) -> list[str]:
-    """--s3: LocalStack started under --work for the measurement and stopped after it, also
-    when the measurement fails."""
-    localstack, state = str(ROOT / "scripts" / "localstack"), str(args.work / "localstack")
+@contextlib.contextmanager
+def localstack(args):
+    """LocalStack started under --work for a measurement, its endpoint given, and stopped after
+    it, also when the measurement fails."""
+    command, state = str(ROOT / "scripts" / "localstack"), str(args.work / "localstack")
+    endpoint = subprocess.run(
+        [command, "start", state], stdout=subprocess.PIPE, text=True, check=True,
+        env={**os.environ, "LAKEWRITER_TEST_BUCKETS": BUCKET},
+    ).stdout.strip()
     try:
-        endpoint = subprocess.run(
-            [localstack, "start", state], stdout=subprocess.PIPE, text=True, check=True,
-            env={**os.environ, "LAKEWRITER_TEST_BUCKETS": BUCKET},
-        ).stdout.strip()
+        yield endpoint
+    finally:
+        subprocess.run([command, "stop", state], check=True)
+
+
+def s3_bench(args) -> list[str]:
+    """--s3: the datasets from and to S3 on LocalStack."""
+    with localstack(args) as endpoint:
         lines = [
             f"Measured {datetime.date.today()} with `scripts/bench --s3 --size {args.size}`, {args.runs} "
             f"runs after a warm-up, on {machine()}, against LocalStack {localstack_version()} (S3 "
@@ -618,8 +631,113 @@ def s3_bench(args) -> list[str]:
         for dataset in SIZES[args.size]:
             lines += measure_s3(args, dataset, s3_env(endpoint))
         return lines
-    finally:
-        subprocess.run([localstack, "stop", state], check=True)
+
+
+@dataclass
+class CommitRun:
+    """One `lakewriter write` of the commit-ceiling bench: its wall time from start to exit,
+    exit code and the races its report counts."""
+    seconds: float
+    exit_code: int
+    lost_races: int
+
+
+def commit_writer(args, table: str, days: list[datetime.date], inputs: pathlib.Path,
+                  env: dict[str, str], start: threading.Barrier, runs: list[CommitRun]) -> None:
+    """One writer process after another for `days`, in order, once every writer is ready."""
+    start.wait()
+    for day in days:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(args.bin / "lakewriter"), "write", "--table", table, "--date", str(day),
+             "--input", str(inputs / f"{day}.csv"), "--output", "json"],
+            capture_output=True, text=True, env={**os.environ, **env},
+        )
+        report = re.search(r'"lost_races":(\d+)', done.stdout)
+        if done.returncode == 0 and '"status":"committed"' not in done.stdout:
+            sys.exit(f"expected a commit of {day}: {done.stdout}")
+        runs.append(CommitRun(time.perf_counter() - started, done.returncode,
+                              int(report.group(1)) if report else 0))
+
+
+def commit_ceiling(args) -> list[str]:
+    """--commits: W writer processes at once, each writing its own one-row days into one table
+    on LocalStack, --commit-count commits in all per W; the table is checked afterwards."""
+    inputs = args.work / "commits" / "inputs"
+    days = [FIRST_DAY + datetime.timedelta(days=i) for i in range(args.commit_count + 1)]
+    inputs.mkdir(parents=True, exist_ok=True)
+    for index, day in enumerate(days):
+        (inputs / f"{day}.csv").write_text(f"order_id,quantity,date\n{index},1,{day}\n")
+    lines = [
+        f"Measured {datetime.date.today()} with `scripts/bench --commits --writers "
+        f"{','.join(map(str, args.writers))} --commit-count {args.commit_count}`, on {machine()}, "
+        f"against LocalStack {localstack_version()} on the same machine (it shares the cores with "
+        "the writers). Each writer is a loop of `lakewriter write` processes, one per one-row day of "
+        "its own; all writers start at once on a table that holds one day.",
+        f"Versions: {versions(args)}.",
+        "",
+        "| writers | commits | wall (s) | commits/s | lost races per commit: mean, max | "
+        "start to commit, p50 (s) | p99 (s) | exit codes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    with localstack(args) as endpoint:
+        env = s3_env(endpoint)
+        for writers in args.writers:
+            table = f"s3://{BUCKET}/commits/{writers}-writers"
+            first = subprocess.run(
+                [str(args.bin / "lakewriter"), "write", "--table", table, "--date", str(days[0]),
+                 "--input", str(inputs / f"{days[0]}.csv")],
+                capture_output=True, text=True, env={**os.environ, **env},
+            )
+            if first.returncode != 0:
+                sys.exit(f"creating {table} failed: {first.stderr}")
+            print(f"commit ceiling: {writers} writers", file=sys.stderr, flush=True)
+            runs: list[CommitRun] = []
+            start = threading.Barrier(writers + 1)
+            threads = [
+                threading.Thread(target=commit_writer,
+                                 args=(args, table, days[1 + w::writers], inputs, env, start, runs))
+                for w in range(writers)
+            ]
+            for thread in threads:
+                thread.start()
+            start.wait()
+            began = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - began
+            committed = [r for r in runs if r.exit_code == 0]
+            check_commit_ceiling_table(args, table, env, 1 + len(committed))
+            codes = collections.Counter(r.exit_code for r in runs)
+            seconds = sorted(r.seconds for r in committed)
+            races = [r.lost_races for r in committed]
+            lines.append(
+                f"| {writers} | {len(committed)} | {wall:.1f} | {len(committed) / wall:.1f} | "
+                f"{statistics.mean(races):.2f}, {max(races)} | {quantile(seconds, 0.5):.2f} | "
+                f"{quantile(seconds, 0.99):.2f} | "
+                f"{', '.join(f'{code}: {count}' for code, count in sorted(codes.items()))} |"
+            )
+    return [*lines, ""]
+
+
+def check_commit_ceiling_table(args, table: str, env: dict[str, str], days: int) -> None:
+    """Every committed day is in the table once: `lakewriter runs` lists that many runs and
+    the table holds one row per day."""
+    listed = subprocess.run(
+        [str(args.bin / "lakewriter"), "runs", "--table", table, "--output", "json"],
+        capture_output=True, text=True, env={**os.environ, **env}, check=True,
+    ).stdout
+    runs = listed.count('"run_id"')
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(table, storage_options=env).to_pyarrow_table().num_rows
+    if runs != days or rows != days:
+        sys.exit(f"{table}: expected {days} days of one row, found {runs} runs and {rows} rows")
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The nearest-rank quantile of sorted values."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
 def localstack_version() -> str:
@@ -632,7 +750,7 @@ def write_report(args, lines: list[str]) -> None:
     report = ROOT / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     name = ("rerun-cost" if args.rerun_cost else "memory" if args.memory else "s3" if args.s3
-            else "optimize" if args.optimize else args.size)
+            else "optimize" if args.optimize else "commits" if args.commits else args.size)
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     block = "\n".join([start, *lines, end])
     if start in text:
@@ -667,12 +785,16 @@ def main() -> None:
                         help="a day written by --merges merges, then lakewriter optimize")
     parser.add_argument("--merges", type=int, default=200)
     parser.add_argument("--merge-rows", type=int, default=1000)
+    parser.add_argument("--commits", action="store_true",
+                        help="the commit ceiling: --writers concurrent writers on LocalStack")
+    parser.add_argument("--writers", type=lambda s: [int(w) for w in s.split(",")], default=[1, 4, 16, 32])
+    parser.add_argument("--commit-count", type=int, default=128, help="commits per number of writers")
     args = parser.parse_args()
     args.only = args.only or (S3_CONTENDERS if args.s3 else DEFAULT_CONTENDERS)
     args.size = args.size or ("day" if args.s3 else "quick")
-    if args.rerun_cost or args.memory or args.s3 or args.optimize:
+    if args.rerun_cost or args.memory or args.s3 or args.optimize or args.commits:
         mode = (rerun_cost if args.rerun_cost else memory_scaling if args.memory
-                else s3_bench if args.s3 else optimize_cost)
+                else s3_bench if args.s3 else optimize_cost if args.optimize else commit_ceiling)
         lines = mode(args)
         print("\n".join(lines))
         if not args.no_report:

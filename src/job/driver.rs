@@ -2,18 +2,13 @@
 //! race, "did my commit land although its answer was lost?", and the clean-up of files no
 //! commit will reference. A write mode (a [`Strategy`]) only decides and makes one attempt.
 
-use std::time::Duration;
-
 use deltalake::kernel::Add;
 
 use super::{Outcome, PreparedInput, WriteJob};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::ledger::CommitAttempt;
-use crate::table::{CommitOutcome, Table};
-
-/// How many times a run reloads the table and tries again after losing a commit race.
-const MAX_COMMIT_ATTEMPTS: usize = 20;
+use crate::table::{CommitOutcome, MAX_COMMIT_ATTEMPTS, Table, back_off};
 
 /// What a strategy makes of the table as it is now.
 pub(super) enum Decided {
@@ -79,7 +74,7 @@ pub(super) async fn drive(
             // whose first try landed, a lost response): the log says which.
             lost_or_unknown => {
                 // Backing off first spreads racing writers out and lets a late write land.
-                tokio::time::sleep(backoff(try_number)).await;
+                back_off(try_number).await;
                 table.reload().await?;
                 let ours = strategy.landed(table, &attempt)?;
                 match (ours, lost_or_unknown) {
@@ -143,12 +138,4 @@ fn still_fits(job: &WriteJob, table: &Table, input: &PreparedInput) -> Result<()
         });
     }
     Ok(())
-}
-
-/// Exponential backoff with jitter, so racing writers spread out instead of colliding again.
-fn backoff(attempt: usize) -> Duration {
-    let ceiling_ms = 25u64 << attempt.min(7);
-    // A UUID's random bits serve as jitter without adding a random-number crate.
-    let jitter = (uuid::Uuid::new_v4().as_u128() % ceiling_ms as u128) as u64;
-    Duration::from_millis(ceiling_ms / 2 + jitter / 2)
 }

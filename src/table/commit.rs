@@ -22,6 +22,23 @@ use crate::evolve::{SchemaChange, is_struct_growth};
 use crate::failpoint;
 use crate::ledger::{CommitAttempt, RunIdentity};
 
+/// How many commit attempts a write, an optimize or a restore makes before it gives up with
+/// exit 4. Every lost race means another writer's commit landed, so a run only runs out when
+/// about this many commits beat it to the log: far more writers at once than the log serves
+/// (BENCHMARKS.md measures the ceiling).
+pub(crate) const MAX_COMMIT_ATTEMPTS: usize = 100;
+
+/// Waits after the `lost_races`-th lost race, before reloading: exponential backoff with full
+/// jitter, a random wait up to a ceiling that doubles with each lost race, so racing writers
+/// spread out instead of colliding again. The ceiling stays low (320 ms): contention is
+/// progress, and a long wait would leave the log idle while every writer sleeps.
+pub(crate) async fn back_off(lost_races: usize) {
+    let ceiling_ms = 20u64 << lost_races.min(4);
+    // A UUID's random bits serve as jitter without adding a random-number crate.
+    let wait = (uuid::Uuid::new_v4().as_u128() % (u128::from(ceiling_ms) + 1)) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
 /// What became of a commit attempt; `T` is what a landed commit reports.
 pub(crate) enum CommitOutcome<T = ()> {
     /// Landed at the attempt's version.

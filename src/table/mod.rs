@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::features::{Access, TableFeatures};
 use crate::storage::{StorageOptions, table_url};
 
-pub(crate) use commit::{CommitOutcome, Replacement};
+pub(crate) use commit::{CommitOutcome, MAX_COMMIT_ATTEMPTS, Replacement, back_off};
 pub(crate) use compact::LooseDay;
 pub use files::parquet_writer_properties;
 pub(crate) use merge::{Merged, Upsert, fingerprint_as_version};
@@ -106,17 +106,9 @@ impl Table {
                 }
             }
         }
-        let features = if exists {
-            let state = delta
-                .snapshot()
-                .map_err(|e| Error::internal(format!("cannot read table {location}"), e))?;
-            let as_json = |e| Error::internal(format!("reading the protocol of {location}"), e);
-            TableFeatures::from_log(
-                &serde_json::to_value(state.protocol()).map_err(as_json)?,
-                &serde_json::to_value(state.metadata()).map_err(as_json)?,
-            )
-        } else {
-            TableFeatures::default()
+        let features = match exists {
+            true => features_of(&delta, location)?,
+            false => TableFeatures::default(),
         };
         Ok(Self {
             delta,
@@ -158,7 +150,15 @@ impl Table {
     }
 
     /// Reads the latest version again after losing a commit race.
+    /// An existing table is brought forward from the loaded version, reading only the
+    /// commits made since (racing writers reload after every lost race, so this is on the
+    /// contended path); anything that cannot be brought forward (a table created meanwhile, a
+    /// log cut short) is opened afresh, with the error messages of a first open.
     pub(crate) async fn reload(&mut self) -> Result<()> {
+        if self.exists && self.delta.update_incremental(None).await.is_ok() {
+            self.features = features_of(&self.delta, &self.uri)?;
+            return Ok(());
+        }
         *self = Self::open(&self.uri, &self.options).await?;
         Ok(())
     }
@@ -253,6 +253,18 @@ impl Table {
             .snapshot()
             .map_err(|e| Error::internal(format!("cannot read table {}", self.uri), e))
     }
+}
+
+/// What the loaded table's protocol and properties ask of writers.
+fn features_of(delta: &DeltaTable, location: &str) -> Result<TableFeatures> {
+    let state = delta
+        .snapshot()
+        .map_err(|e| Error::internal(format!("cannot read table {location}"), e))?;
+    let as_json = |e| Error::internal(format!("reading the protocol of {location}"), e);
+    Ok(TableFeatures::from_log(
+        &serde_json::to_value(state.protocol()).map_err(as_json)?,
+        &serde_json::to_value(state.metadata()).map_err(as_json)?,
+    ))
 }
 
 /// Whether a path looks like a data file a Delta writer puts in a partition:
