@@ -23,10 +23,11 @@ use crate::failpoint;
 use crate::ledger::{CommitAttempt, RunIdentity};
 
 /// How many commit attempts a write, an optimize or a restore makes before it gives up with
-/// exit 4. Every lost race means another writer's commit landed, so a run only runs out when
-/// about this many commits beat it to the log: far more writers at once than the log serves
-/// (BENCHMARKS.md measures the ceiling).
-pub(crate) const MAX_COMMIT_ATTEMPTS: usize = 100;
+/// exit 4. Every lost race means another writer's commit landed, so giving up never helps the
+/// table; the budget only bounds the time a run waits (a few minutes of contention). At 32
+/// writers on one table the unluckiest run lost 79 races (BENCHMARKS.md, `--commits`): the
+/// losses are near memoryless, so a budget near that would fail a run now and then.
+pub(crate) const MAX_COMMIT_ATTEMPTS: usize = 500;
 
 /// Waits after the `lost_races`-th lost race, before reloading: exponential backoff with full
 /// jitter, a random wait up to a ceiling that doubles with each lost race, so racing writers
