@@ -6,6 +6,7 @@ mod backfill;
 mod bad_input;
 mod cli;
 mod crash;
+mod deploy;
 mod evolution;
 mod faults;
 mod inputs;

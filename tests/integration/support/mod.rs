@@ -17,7 +17,7 @@ pub use cli::{
 };
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
-pub use readers::{ENGINES, Engine, readers_available};
+pub use readers::{ENGINES, Engine, readers_available, tool};
 pub use rows::Rows;
 
 /// A number from the environment (seeds, iteration counts of the long forms), or `default`.

@@ -128,11 +128,20 @@ impl Lake {
 /// fail with a message. scripts/test also sets LAKEWRITER_REQUIRE_READERS, so that a
 /// harness missing there fails instead of skipping.
 pub fn readers_available() -> bool {
-    let available = std::env::var_os("LAKEWRITER_READERS_PYTHON").is_some();
-    if !available && std::env::var_os("LAKEWRITER_REQUIRE_READERS").is_some() {
-        panic!("LAKEWRITER_REQUIRE_READERS is set but LAKEWRITER_READERS_PYTHON is not");
+    tool("LAKEWRITER_READERS_PYTHON").is_some()
+}
+
+/// The path a tool's variable names (scripts/test installs the tool and sets it), or `None`
+/// when it is unset and the test should skip, as without the reader harness.
+pub fn tool(variable: &str) -> Option<String> {
+    let path = std::env::var(variable).ok();
+    if path.is_none() && std::env::var_os("LAKEWRITER_REQUIRE_READERS").is_some() {
+        panic!("LAKEWRITER_REQUIRE_READERS is set but {variable} is not: run scripts/test");
     }
-    available
+    if path.is_none() {
+        eprintln!("{variable} is not set: skipped (scripts/test sets it)");
+    }
+    path
 }
 
 fn parse_rows(answer: &Value) -> Vec<Value> {
