@@ -86,7 +86,7 @@ fn encode(path: &Path, batches: &[RecordBatch]) -> Result<(), Failure> {
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder)?;
     }
-    let properties = lakewriter::parquet_writer_properties();
+    let properties = lakewriter::parquet_writer_properties(batches);
     let mut writer = ArrowWriter::try_new(File::create(path)?, first.schema(), Some(properties))?;
     for batch in batches {
         writer.write(batch)?;

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use chrono::NaiveDate;
 use delta_kernel::expressions::Scalar;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
@@ -20,6 +22,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::Table;
 use crate::error::{Error, Result};
@@ -32,14 +35,99 @@ pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// gains little and makes small files).
 pub(super) const MIN_ROWS_TO_SPLIT: usize = 512 * 1024;
 
-/// The properties of every Parquet data file lakewriter writes: Snappy, as Spark and delta-rs
-/// write by default. Public (but hidden) so that the benchmark's encoding limit,
-/// `src/bin/parquet_limit.rs`, encodes exactly the same files.
+/// The properties of a Parquet data file holding `batches` (none: a file whose rows are not
+/// known here, a merge's): Snappy, as Spark and delta-rs write by default, and dictionary
+/// encoding only for the columns whose values repeat. Public (but hidden) so that the
+/// benchmark's encoding limit, `src/bin/parquet_limit.rs`, encodes exactly the same files.
 #[doc(hidden)]
-pub fn parquet_writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build()
+pub fn parquet_writer_properties(batches: &[RecordBatch]) -> WriterProperties {
+    let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let Some(first) = batches.first() else {
+        return properties.build();
+    };
+    for (index, field) in first.schema().fields().iter().enumerate() {
+        let columns: Vec<&ArrayRef> = batches.iter().map(|batch| batch.column(index)).collect();
+        if !field.data_type().is_nested() && !repeats(&columns) {
+            let path = ColumnPath::new(vec![field.name().clone()]);
+            properties = properties.set_column_dictionary_enabled(path, false);
+        }
+    }
+    properties.build()
+}
+
+/// SplitMix64: a fixed sequence of well-mixed numbers, to draw sample rows from (a random-number
+/// crate for this alone would add a dependency).
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Rows sampled per column to decide its encoding.
+const DICTIONARY_SAMPLE: usize = 16 * 1024;
+
+/// Whether a column's values (in pieces) repeat enough for dictionary encoding to pay: about
+/// two rows per distinct value or more. The Parquet writer interns every value of a dictionary
+/// column until its dictionary outgrows a page, which on columns of mostly distinct values (a
+/// key, ids, timestamps, prices in a file of a few hundred thousand rows) took a fifth of a
+/// 20-million-row run's time and saved nothing. As DuckDB's writer, which keeps a dictionary
+/// only when it compresses, the choice is made per file; here from a sample of rows drawn at
+/// random, whose repeats give the distinct count by the birthday estimate (a sample of s
+/// values from D equally likely ones holds about s²/2D repeats). A wrong estimate only changes
+/// the encoding (and a dictionary still falls back to plain when it outgrows its page).
+fn repeats(pieces: &[&ArrayRef]) -> bool {
+    let rows: usize = pieces.iter().map(|piece| piece.len()).sum();
+    let exact = rows <= DICTIONARY_SAMPLE;
+    // Rows drawn at random (the same ones for the same row count), not every n-th: a column
+    // laid out with a period, as sorted data can be, would make an even stride miss repeats.
+    let mut drawn: Vec<usize> = match exact {
+        true => (0..rows).collect(),
+        false => (0..DICTIONARY_SAMPLE as u64)
+            .map(|n| (splitmix64(n) % rows as u64) as usize)
+            .collect(),
+    };
+    drawn.sort_unstable();
+    drawn.dedup();
+    let mut sample = Vec::with_capacity(pieces.len());
+    let mut start = 0;
+    for piece in pieces {
+        let end = start + piece.len();
+        let (from, to) = (
+            drawn.partition_point(|&row| row < start),
+            drawn.partition_point(|&row| row < end),
+        );
+        let indices =
+            UInt64Array::from_iter_values(drawn[from..to].iter().map(|&row| (row - start) as u64));
+        match take(piece.as_ref(), &indices, None) {
+            Ok(taken) => sample.push(taken),
+            Err(_) => return true,
+        }
+        start = end;
+    }
+    let Ok(converter) = RowConverter::new(vec![SortField::new(pieces[0].data_type().clone())])
+    else {
+        return true;
+    };
+    let mut distinct = std::collections::HashSet::new();
+    let mut sampled = 0;
+    for values in &sample {
+        let Ok(encoded) = converter.convert_columns(std::slice::from_ref(values)) else {
+            return true;
+        };
+        sampled += encoded.num_rows();
+        distinct.extend(encoded.iter().map(|row| row.as_ref().to_vec()));
+    }
+    let repeated = sampled - distinct.len();
+    match exact {
+        true => distinct.len() * 2 <= rows,
+        false => {
+            repeated > 0 && {
+                let estimated_distinct = sampled * sampled / (2 * repeated);
+                estimated_distinct * 2 <= rows
+            }
+        }
+    }
 }
 
 /// Empty files written at once (they are small: this bounds open requests, not memory).
@@ -76,12 +164,16 @@ pub(super) fn file_pieces(
         .collect()
 }
 
-/// How delta-rs writes the data files of a table partitioned by `column`.
-pub(super) fn writer_config(schema: &SchemaRef, column: &str) -> WriterConfig {
+/// How delta-rs writes data files of a table partitioned by `column`, with `properties`.
+pub(super) fn writer_config(
+    schema: &SchemaRef,
+    column: &str,
+    properties: WriterProperties,
+) -> WriterConfig {
     WriterConfig::new(
         schema.clone(),
         vec![column.to_string()],
-        Some(parquet_writer_properties()),
+        Some(properties),
         NonZeroU64::new(TARGET_FILE_SIZE),
         None,
         DataSkippingNumIndexedCols::NumColumns(32),
@@ -106,7 +198,7 @@ pub(super) async fn write_empty_file(
     let writer = ArrowWriter::try_new(
         &mut buffer,
         file_schema.clone(),
-        Some(parquet_writer_properties()),
+        Some(parquet_writer_properties(&[])),
     )
     .map_err(encode_error)?;
     writer.close().map_err(encode_error)?;
@@ -178,14 +270,13 @@ impl Table {
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
         let files = self.file_columns(schema, column);
-        let config = writer_config(&files.schema, &files.partition);
         // One writer per file, as many at once as there are cores: encoding is the CPU-bound
         // part and files are independent. `buffered` keeps the files in day order.
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pieces = file_pieces(days, parallelism, MIN_ROWS_TO_SPLIT);
         let written: Vec<Vec<Add>> = futures::stream::iter(pieces)
             .map(|(day, slices)| {
-                let (store, config) = (store.clone(), config.clone());
+                let store = store.clone();
                 let values = IndexMap::from([(
                     files.partition.clone(),
                     Scalar::Date(days_since_epoch(day)),
@@ -197,10 +288,15 @@ impl Table {
                         RecordBatch::try_new(files.schema.clone(), slice.columns().to_vec())
                     })
                     .collect();
+                let (schema, partition) = (files.schema.clone(), files.partition.clone());
                 tokio::spawn(async move {
+                    let batches = batches.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    // Deciding the encodings samples the rows: on the file's own thread.
+                    let properties = parquet_writer_properties(&batches);
+                    let config = writer_config(&schema, &partition, properties);
                     let mut writer = DeltaWriter::new(store, config);
                     for batch in batches {
-                        writer.write_partition(batch?, &values).await?;
+                        writer.write_partition(batch, &values).await?;
                     }
                     writer.close().await
                 })
@@ -225,7 +321,12 @@ impl Table {
     ) -> Result<Vec<Add>> {
         let store = self.delta.object_store();
         let files = self.file_columns(schema, column);
-        let file_schema = writer_config(&files.schema, &files.partition).file_schema();
+        let file_schema = writer_config(
+            &files.schema,
+            &files.partition,
+            parquet_writer_properties(&[]),
+        )
+        .file_schema();
         // Many at once: on S3 each is a request's round trip, and a wide scope has many.
         let writes = days
             .into_iter()
@@ -291,5 +392,69 @@ mod tests {
             [[5, 5], [5, 5], [5, 5]],
             "as many days as cores: one file each"
         );
+    }
+
+    /// A file of `rows` rows whose columns repeat as named, cut into batches of 10,000 rows:
+    /// `key` distinct, `small` of 19 values, `sku` strings of `skus` values.
+    fn file(rows: u64, skus: u64) -> Vec<RecordBatch> {
+        let value = |i: u64| splitmix64(i.wrapping_mul(7919));
+        (0..rows)
+            .step_by(10_000)
+            .map(|start| {
+                let ids = start..(start + 10_000).min(rows);
+                RecordBatch::try_from_iter([
+                    (
+                        "key",
+                        Arc::new(arrow::array::Int64Array::from_iter_values(
+                            ids.clone().map(|i| value(i) as i64),
+                        )) as ArrayRef,
+                    ),
+                    (
+                        "small",
+                        Arc::new(arrow::array::Int64Array::from_iter_values(
+                            ids.clone().map(|i| (value(i) % 19) as i64),
+                        )),
+                    ),
+                    (
+                        "sku",
+                        Arc::new(arrow::array::StringArray::from_iter_values(
+                            ids.map(|i| format!("SKU-{:05}", value(i) % skus)),
+                        )),
+                    ),
+                ])
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn dictionary(properties: &WriterProperties, column: &str) -> bool {
+        properties.dictionary_enabled(&ColumnPath::new(vec![column.into()]))
+    }
+
+    #[test]
+    fn dictionary_encoding_is_kept_for_columns_whose_values_repeat() {
+        // 50,000 SKUs over a million rows repeat 20 times each: a dictionary pays.
+        let large = parquet_writer_properties(&file(1_000_000, 50_000));
+        assert!(!dictionary(&large, "key"), "distinct values: plain");
+        assert!(dictionary(&large, "small"));
+        assert!(dictionary(&large, "sku"));
+        // The same SKUs over 80,000 rows are mostly distinct there.
+        let small = parquet_writer_properties(&file(80_000, 50_000));
+        assert!(!dictionary(&small, "key"));
+        assert!(dictionary(&small, "small"));
+        assert!(!dictionary(&small, "sku"));
+        // Fewer rows than the sample: counted exactly, two rows per value or more.
+        let exact = parquet_writer_properties(&file(10_000, 5_000));
+        assert!(
+            dictionary(&exact, "sku"),
+            "about 4,300 values in 10,000 rows"
+        );
+        let exact = parquet_writer_properties(&file(10_000, 9_000));
+        assert!(
+            !dictionary(&exact, "sku"),
+            "about 6,700 values in 10,000 rows"
+        );
+        // Unknown rows (a merge's files): the writer's default.
+        assert!(dictionary(&parquet_writer_properties(&[]), "key"));
     }
 }

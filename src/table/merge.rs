@@ -131,7 +131,7 @@ impl Table {
             .merge(source_rows, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_writer_properties(parquet_writer_properties())
+            .with_writer_properties(parquet_writer_properties(&[]))
             .with_commit_properties(properties)
             .when_matched_update(|update| {
                 let update = match &rules.order_by {
