@@ -70,7 +70,7 @@ const DICTIONARY_SAMPLE: usize = 16 * 1024;
 /// Whether a column's values (in pieces) repeat enough for dictionary encoding to pay: about
 /// two rows per distinct value or more. The Parquet writer interns every value of a dictionary
 /// column until its dictionary outgrows a page, which on columns of mostly distinct values (a
-/// key, ids, timestamps, prices in a file of a few hundred thousand rows) took a fifth of a
+/// key, ids, timestamps, prices in a file of a few hundred thousand rows) took a sixth of a
 /// 20-million-row run's time and saved nothing. As DuckDB's writer, which keeps a dictionary
 /// only when it compresses, the choice is made per file; here from a sample of rows drawn at
 /// random, whose repeats give the distinct count by the birthday estimate (a sample of s
