@@ -91,7 +91,7 @@ fn dagster_asset_materialises_partitions_with_the_report_and_skips_them_again() 
     }
 
     // Materialised again, with a bad day among them: the three are skipped (no commit), the
-    // bad one fails naming the row, and Dagster does not retry it.
+    // bad one fails naming its file, and Dagster does not retry it.
     let again = materialise(&["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]);
     for partition in &again[..3] {
         assert_eq!(partition["metadata"]["status"], "skipped", "{partition}");
