@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::scenarios::{self, csv};
-use crate::support::{ENGINES, Lake, Report, Rows, Run, Status, env_number};
+use crate::support::{ENGINES, Lake, Report, Rows, Run, Status, WRITE_FAIL_POINTS, env_number};
 
 /// One February day's input in one variant: three orders whose quantity is the variant.
 fn day_input(lake: &Lake, day: u32, variant: u32) -> String {
@@ -52,15 +52,7 @@ async fn unreferenced(lake: &Lake) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fail_point_leaves_the_old_or_the_new_table_and_the_rerun_converges() {
     // Nine commits first, so the crashing run (version 9) is also the one that checkpoints.
-    let points = [
-        ("after-read", false),
-        ("after-upload", false),
-        ("before-commit", false),
-        ("after-commit", true),
-        ("between-checkpoint-writes", true),
-        ("during-checkpoint", true),
-    ];
-    for (point, commit_landed) in points {
+    for (point, commit_landed) in WRITE_FAIL_POINTS {
         let lake = Lake::local();
         let reference = lake.sibling();
         for day in 1..=9 {
@@ -496,14 +488,6 @@ async fn random_runs_policies_and_crashes_match_the_model() {
     let mut model: BTreeMap<u32, Owner> = BTreeMap::new();
     // Derived run ids (scope and fingerprint) as lakewriter reported them, to the model's.
     let mut derived: BTreeMap<String, String> = BTreeMap::new();
-    let points = [
-        "after-read",
-        "after-upload",
-        "before-commit",
-        "after-commit",
-        "between-checkpoint-writes",
-        "during-checkpoint",
-    ];
     for i in 0..steps {
         let from = 1 + rng.below(4) as u32;
         let step = Step {
@@ -539,7 +523,7 @@ async fn random_runs_policies_and_crashes_match_the_model() {
         // never reached its fail point and committed).
         let mut landed_before_rerun = false;
         if rng.below(3) == 0 {
-            let point = points[rng.below(points.len() as u64) as usize];
+            let (point, _) = WRITE_FAIL_POINTS[rng.below(WRITE_FAIL_POINTS.len() as u64) as usize];
             let crashed = Run::of(
                 lake.command(&args)
                     .env("LAKEWRITER_FAIL_AT", point)
@@ -554,10 +538,7 @@ async fn random_runs_policies_and_crashes_match_the_model() {
                 landed_before_rerun = crashed.report().map(|r| r.status) == Some(Status::Committed);
             } else {
                 crashed.assert_aborted_at(point);
-                landed_before_rerun = matches!(
-                    point,
-                    "after-commit" | "between-checkpoint-writes" | "during-checkpoint"
-                );
+                landed_before_rerun = WRITE_FAIL_POINTS.contains(&(point, true));
                 let state = if landed_before_rerun { &after } else { &model };
                 assert_eq!(now, expected(state), "{context}: after a crash at {point}");
             }

@@ -2,7 +2,7 @@
 //! the data, missing columns written as nulls, refusals, rerun decisions after the schema
 //! changed, time travel to before the change, racing writers and crashes.
 
-use crate::support::{ENGINES, Engine, Lake, Report, Run, Status};
+use crate::support::{ENGINES, Engine, Lake, Report, Run, Status, WRITE_FAIL_POINTS};
 
 const ADD: [&str; 2] = ["--schema-evolution", "add-columns"];
 
@@ -213,14 +213,7 @@ crate::support::on_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_a_schema_changing_run_leaves_the_old_schema_or_the_new() {
     // Nine commits first, so the schema-changing run (version 9) also writes a checkpoint.
-    for (point, landed) in [
-        ("after-read", false),
-        ("after-upload", false),
-        ("before-commit", false),
-        ("after-commit", true),
-        ("between-checkpoint-writes", true),
-        ("during-checkpoint", true),
-    ] {
+    for (point, landed) in WRITE_FAIL_POINTS {
         let lake = Lake::local();
         for day in 1..=9 {
             let date = format!("2024-03-{day:02}");

@@ -89,6 +89,17 @@ impl Lake {
     }
 }
 
+/// A write's fail points (`LAKEWRITER_FAIL_AT`) in the order a run passes them, each with
+/// whether the run's commit has landed when the process dies there.
+pub const WRITE_FAIL_POINTS: [(&str, bool); 6] = [
+    ("after-read", false),
+    ("after-upload", false),
+    ("before-commit", false),
+    ("after-commit", true),
+    ("between-checkpoint-writes", true),
+    ("during-checkpoint", true),
+];
+
 /// Starts every command at once and waits for them all: their runs, in order.
 pub fn run_at_once(commands: impl IntoIterator<Item = Command>) -> Vec<Run> {
     let children: Vec<_> = commands

@@ -12,8 +12,8 @@ mod rows;
 use std::path::PathBuf;
 
 pub use cli::{
-    BackfillReport, HistoryCommit, Notification, PartitionRun, Report, Run, Status, lakewriter,
-    run_at_once,
+    BackfillReport, HistoryCommit, Notification, PartitionRun, Report, Run, Status,
+    WRITE_FAIL_POINTS, lakewriter, run_at_once,
 };
 pub use http::serve_http;
 pub use lake::{Backend, Lake, s3_endpoint};
