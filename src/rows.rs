@@ -42,3 +42,15 @@ pub(crate) fn encode_rows_of(columns: &[(Vec<ArrayRef>, SortOptions)]) -> Result
     }
     Ok(encoded)
 }
+
+/// A quick, fixed 64-bit hash of a row's encoding: equal encodings hash alike on every run,
+/// and different ones almost never do (deduplication then compares the encodings).
+pub(crate) fn hash(bytes: &[u8]) -> u64 {
+    bytes.chunks(8).fold(bytes.len() as u64, |hash, chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        (hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29)
+    })
+}
