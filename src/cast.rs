@@ -221,6 +221,9 @@ fn row_of<'a, O: OffsetSizeTrait>(
 
 /// A column of values that are not nested.
 fn cast_value(column: &str, array: &ArrayRef, to: &DataType, at: Locate<'_>) -> Result<ArrayRef> {
+    if let Some(parsed) = rfc3339_text(array, to) {
+        return Ok(parsed);
+    }
     let cast = cast_strict(column, array, to, at)?;
     let context = || format!("checking column '{column}'");
     let lost = match array.data_type() {
@@ -247,6 +250,22 @@ fn cast_value(column: &str, array: &ArrayRef, to: &DataType, at: Locate<'_>) -> 
                 array.data_type()
             ),
         )),
+    }
+}
+
+/// Text dates and timestamps all in the shape machines write, parsed by [`crate::rfc3339`]
+/// (which takes only text that fits the type whole); `None` leaves them to arrow's cast.
+fn rfc3339_text(array: &ArrayRef, to: &DataType) -> Option<ArrayRef> {
+    let text = array.as_string_opt::<i32>()?;
+    match to {
+        DataType::Date32 => Some(Arc::new(crate::rfc3339::dates(text)?)),
+        DataType::Timestamp(TimeUnit::Microsecond, zone)
+            if zone.as_deref().is_none_or(|zone| zone == "UTC") =>
+        {
+            let micros = crate::rfc3339::timestamps(text)?;
+            Some(Arc::new(micros.with_timezone_opt(zone.clone())))
+        }
+        _ => None,
     }
 }
 

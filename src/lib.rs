@@ -83,6 +83,7 @@ mod ledger;
 mod notify;
 mod optimize;
 mod restore;
+mod rfc3339;
 mod rows;
 mod rules;
 mod scope;

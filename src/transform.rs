@@ -320,12 +320,12 @@ fn check_sample(
 }
 
 /// The types text input is parsed with, given the table's (or a new table's first file's):
-/// the same, except dates, timestamps and decimals outside the partition column (and every
-/// column whose type comes from a sample, checked by [`check_sample`]). arrow's
-/// parsers for those drop what does not fit (a time of day, digits below the unit or scale)
-/// without an error, so they are read as text and cast by [`cast_lossless`], which refuses any
-/// such loss. The partition column is cut to its day anyway.
-pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sampled>) -> Schema {
+/// the same, except dates, timestamps and decimals (and every column whose type comes from a
+/// sample, checked by [`check_sample`]). arrow's parsers for those drop what does not fit (a
+/// time of day, digits below the unit or scale) without an error, so they are read as text
+/// and cast by [`cast_lossless`], which refuses any such loss; the partition column's text is
+/// cut to its day by [`to_date`]. Text in the common shape is parsed by [`crate::rfc3339`].
+pub(crate) fn text_types(columns: &Schema, sample: Option<&Sampled>) -> Schema {
     let fields: Vec<Field> = columns
         .fields()
         .iter()
@@ -342,11 +342,7 @@ pub(crate) fn text_types(columns: &Schema, rules: &RowRules, sample: Option<&Sam
             // A column without a value in the first file is text in the table; read as Null,
             // a later file's values there would be dropped.
             let empty = field.data_type() == &DataType::Null;
-            // The partition column is parsed as it is read (it is cut to its day anyway),
-            // unless its text is in a format of the user's.
-            let formatted = rules.date_format.is_some() || rules.timestamp_format.is_some();
-            let partition = *field.name() == rules.partition_column && !formatted;
-            match (lossy || sampled || empty) && !partition {
+            match lossy || sampled || empty {
                 true => field.as_ref().clone().with_data_type(DataType::Utf8),
                 false => field.as_ref().clone(),
             }
@@ -361,7 +357,11 @@ fn to_date(file: &InputBatch<'_>, column: &str, array: ArrayRef) -> Result<Array
     let array = match array.data_type() {
         DataType::Date32 => return Ok(array),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            cast_strict(column, &array, &utc, &file.locate())?
+            // arrow's DATE parser cuts a date-time to its UTC day, as the timestamps below are.
+            if let Some(days) = array.as_string_opt::<i32>().and_then(crate::rfc3339::dates) {
+                return Ok(Arc::new(days));
+            }
+            return cast_strict(column, &array, &DataType::Date32, &file.locate());
         }
         DataType::Timestamp(_, _) | DataType::Date64 => {
             cast_strict(column, &array, &utc, &file.locate())?

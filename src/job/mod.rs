@@ -531,7 +531,7 @@ impl WriteJob {
         let ranges = parallelism() / files.len();
         let (rows, rows_read, hashes) = match table_schema {
             Some(schema) => {
-                let reading = Reading::table(schema, &self.rules, buckets, ranges);
+                let reading = Reading::table(schema, buckets, ranges);
                 self.read_files(files, reading, checks, &mut on_file_read)
                     .await?
             }
@@ -882,9 +882,9 @@ struct Reading {
 
 impl Reading {
     /// Reading into an existing table of `schema`.
-    fn table(schema: SchemaRef, rules: &RowRules, buckets: usize, ranges: usize) -> Self {
+    fn table(schema: SchemaRef, buckets: usize, ranges: usize) -> Self {
         Reading {
-            types: Some(text_types(&schema, rules, None)),
+            types: Some(text_types(&schema, None)),
             target: Some(schema),
             sample: None,
             buckets,
@@ -917,7 +917,7 @@ impl Reading {
         };
         Ok(Reading {
             target: Some(target_schema(&first.name, &columns, None, rules)?),
-            types: Some(text_types(&columns, rules, sample.as_deref())),
+            types: Some(text_types(&columns, sample.as_deref())),
             sample,
             buckets,
             ranges,

@@ -100,13 +100,13 @@ async fn a_null_or_unparseable_date_names_the_row() {
         &["nodate.csv row 2", "date"],
     )
     .await;
-    let body = "order_id,date\n1,2024-01-01\n2,yesterday\n";
+    let body = csv(&[GOOD_ROW, "2,c,s,1,1.0,2024-01-01T00:00:00Z,yesterday"]);
     rejected(
         "baddate.csv",
         body.as_bytes(),
         &[],
         2,
-        &["baddate.csv", "yesterday"],
+        &["baddate.csv row 2", "yesterday"],
     )
     .await;
 }
