@@ -15,17 +15,15 @@ use arrow::array::{Date32Array, StringArray, TimestampMicrosecondArray};
 /// Every value of `text` as days since 1970-01-01, or `None` if any is not a `YYYY-MM-DD`
 /// date of the calendar.
 pub(crate) fn dates(text: &StringArray) -> Option<Date32Array> {
+    let mut last = LastDate::default();
     text.iter()
-        .map(|value| {
-            value
-                .map(|value| {
-                    let bytes = value.as_bytes();
-                    match bytes.len() == 10 {
-                        true => date(bytes).and_then(|days| i32::try_from(days).ok()),
-                        false => None,
-                    }
-                })
-                .map_or(Some(None), |days| days.map(Some))
+        .map(|value| match value {
+            None => Some(None),
+            Some(value) if value.len() == 10 => {
+                let days = last.days(value.as_bytes())?;
+                i32::try_from(days).ok().map(Some)
+            }
+            Some(_) => None,
         })
         .collect()
 }
@@ -34,18 +32,38 @@ pub(crate) fn dates(text: &StringArray) -> Option<Date32Array> {
 /// another shape than `YYYY-MM-DD(T| )HH:MM:SS[.fraction][Z|±HH:MM]`. Text without an
 /// offset is UTC, as arrow reads it for a UTC or a timezone-less column.
 pub(crate) fn timestamps(text: &StringArray) -> Option<TimestampMicrosecondArray> {
+    let mut last = LastDate::default();
     text.iter()
-        .map(|value| {
-            value
-                .map(|value| micros(value.as_bytes()))
-                .map_or(Some(None), |at| at.map(Some))
+        .map(|value| match value {
+            None => Some(None),
+            Some(value) => micros(value.as_bytes(), &mut last).map(Some),
         })
         .collect()
 }
 
+/// The last date read and its days since 1970-01-01: the rows of a file mostly share their
+/// date, and so skip the calendar.
+#[derive(Default)]
+struct LastDate(Option<([u8; 10], i64)>);
+
+impl LastDate {
+    /// The days of the `YYYY-MM-DD` date `bytes` begin with.
+    fn days(&mut self, bytes: &[u8]) -> Option<i64> {
+        let head: [u8; 10] = bytes.get(..10)?.try_into().ok()?;
+        match self.0 {
+            Some((last, days)) if last == head => Some(days),
+            _ => {
+                let days = date(&head)?;
+                self.0 = Some((head, days));
+                Some(days)
+            }
+        }
+    }
+}
+
 /// `YYYY-MM-DD` as days since 1970-01-01.
-fn date(bytes: &[u8]) -> Option<i64> {
-    if bytes.len() < 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+fn date(bytes: &[u8; 10]) -> Option<i64> {
+    if bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
     }
     let year = digits(&bytes[0..4])?;
@@ -58,11 +76,11 @@ fn date(bytes: &[u8]) -> Option<i64> {
 }
 
 /// The whole timestamp shape as microseconds since the epoch.
-fn micros(bytes: &[u8]) -> Option<i64> {
+fn micros(bytes: &[u8], last: &mut LastDate) -> Option<i64> {
     if bytes.len() < 19 || !matches!(bytes[10], b'T' | b' ') {
         return None;
     }
-    let days = date(bytes)?;
+    let days = last.days(bytes)?;
     if bytes[13] != b':' || bytes[16] != b':' {
         return None;
     }
@@ -211,22 +229,42 @@ mod tests {
         let mut next = crate::test_numbers(0xDA7E_u64);
         let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         let naive = DataType::Timestamp(TimeUnit::Microsecond, None);
-        let (mut taken_dates, mut taken_timestamps) = (0, 0);
+        let (mut taken_dates, mut taken_timestamps) = (Vec::new(), Vec::new());
         for _ in 0..100_000 {
             let text = near_the_shape(&mut next);
             let one = StringArray::from(vec![text.as_str()]);
             if let Some(days) = dates(&one) {
-                taken_dates += 1;
-                let days = i64::from(days.value(0));
-                assert_eq!(Some(days), arrow_value(&text, &DataType::Date32), "{text}");
+                let days = days.value(0);
+                assert_eq!(
+                    Some(i64::from(days)),
+                    arrow_value(&text, &DataType::Date32),
+                    "{text}"
+                );
+                taken_dates.push((text.clone(), days));
             }
             if let Some(at) = timestamps(&one) {
-                taken_timestamps += 1;
                 let at = at.value(0);
                 assert_eq!(Some(at), arrow_value(&text, &utc), "{text}");
                 assert_eq!(Some(at), arrow_value(&text, &naive), "{text}");
+                taken_timestamps.push((text, at));
             }
         }
+        // Whole columns, where neighbours share their date half the time (sorted), give each
+        // value what it gets alone.
+        for sorted in [false, true] {
+            if sorted {
+                taken_dates.sort();
+                taken_timestamps.sort();
+            }
+            let texts = StringArray::from_iter_values(taken_dates.iter().map(|(text, _)| text));
+            let expected: Vec<i32> = taken_dates.iter().map(|&(_, days)| days).collect();
+            assert_eq!(dates(&texts).unwrap().values().to_vec(), expected);
+            let texts =
+                StringArray::from_iter_values(taken_timestamps.iter().map(|(text, _)| text));
+            let expected: Vec<i64> = taken_timestamps.iter().map(|&(_, at)| at).collect();
+            assert_eq!(timestamps(&texts).unwrap().values().to_vec(), expected);
+        }
+        let (taken_dates, taken_timestamps) = (taken_dates.len(), taken_timestamps.len());
         // Not vacuous: the well-formed text is taken here (most of the text is not).
         assert!(taken_dates > 8_000, "{taken_dates} dates taken");
         assert!(

@@ -61,6 +61,11 @@ impl PartitionScope {
         self.from <= day && day <= self.to
     }
 
+    /// The scope's days as Arrow DATE values, to check rows by without a calendar.
+    pub(crate) fn epoch_days(&self) -> std::ops::RangeInclusive<i32> {
+        days_since_epoch(self.from)..=days_since_epoch(self.to)
+    }
+
     /// How many days the scope holds.
     pub fn day_count(&self) -> u64 {
         (self.to - self.from).num_days() as u64 + 1
@@ -93,6 +98,16 @@ impl fmt::Display for PartitionScope {
     }
 }
 
+/// Days since 1970-01-01, the physical value of an Arrow or Delta DATE.
+pub(crate) fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+/// The date of a DATE value.
+pub(crate) fn date_from_days(days: i32) -> NaiveDate {
+    NaiveDate::default() + chrono::TimeDelta::days(days.into())
+}
+
 /// Parses a `YYYY-MM-DD` date, with an error that says what was expected.
 pub(crate) fn parse_day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
@@ -100,4 +115,16 @@ pub(crate) fn parse_day(text: &str) -> Result<NaiveDate> {
             "'{text}' is not a date: use YYYY-MM-DD, e.g. 2024-01-31"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_days_convert_both_ways() {
+        assert_eq!(date_from_days(19723).to_string(), "2024-01-01");
+        let scope = PartitionScope::parse("1969-12-31", "2024-01-01").unwrap();
+        assert_eq!(scope.epoch_days(), -1..=19723);
+    }
 }

@@ -26,6 +26,8 @@ use parquet::schema::types::ColumnPath;
 
 use super::Table;
 use crate::error::{Error, Result};
+use crate::rows::hash;
+use crate::scope::days_since_epoch;
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -109,18 +111,22 @@ fn repeats(pieces: &[&ArrayRef]) -> bool {
     else {
         return true;
     };
-    let mut distinct = std::collections::HashSet::new();
-    let mut sampled = 0;
+    // Values told apart by a hash of their encoding (a collision among a few thousand values
+    // is too rare to change the choice), without a copy of each.
+    let mut hashes = Vec::with_capacity(drawn.len());
     for values in &sample {
         let Ok(encoded) = converter.convert_columns(std::slice::from_ref(values)) else {
             return true;
         };
-        sampled += encoded.num_rows();
-        distinct.extend(encoded.iter().map(|row| row.as_ref().to_vec()));
+        hashes.extend(encoded.iter().map(|row| hash(row.as_ref())));
     }
-    let repeated = sampled - distinct.len();
+    let sampled = hashes.len();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let distinct = hashes.len();
+    let repeated = sampled - distinct;
     match exact {
-        true => distinct.len() * 2 <= rows,
+        true => distinct * 2 <= rows,
         false => {
             repeated > 0 && {
                 let estimated_distinct = sampled * sampled / (2 * repeated);
@@ -179,11 +185,6 @@ pub(super) fn writer_config(
         DataSkippingNumIndexedCols::NumColumns(32),
         None,
     )
-}
-
-/// Days since 1970-01-01, the physical value of a Delta DATE.
-pub(super) fn days_since_epoch(day: NaiveDate) -> i32 {
-    (day - NaiveDate::default()).num_days() as i32
 }
 
 pub(super) async fn write_empty_file(
