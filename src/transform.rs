@@ -588,9 +588,8 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         };
         let mut ranking = keys.clone();
         ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
-        // Each encoding is one pass over every row: the two run on a core each.
-        let (key, rank) = both(|| bucket.encode(&keys), || bucket.encode(&ranking));
-        let (key, rank) = (key?, rank?);
+        let key = bucket.encode(&keys)?;
+        let rank = bucket.encode(&ranking)?;
         let days: Vec<i32> = bucket
             .column(&rules.partition_column)
             .iter()
@@ -693,19 +692,6 @@ fn on_every_core<T: Send>(
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))
             })
             .collect()
-    })
-}
-
-/// `first` on a thread of its own while `second` runs on this one.
-fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl FnOnce() -> B) -> (A, B) {
-    std::thread::scope(|scope| {
-        let first = scope.spawn(first);
-        let second = second();
-        // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
-        let first = first
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (first, second)
     })
 }
 
