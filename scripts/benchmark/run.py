@@ -112,6 +112,9 @@ def contenders(args, data: pathlib.Path, tables: pathlib.Path, dataset: Dataset)
             sys.exit("the limit encodes lakewriter's output: run the lakewriter contender first")
         uris = DeltaTable(str(written)).file_uris()
         files = [str(pathlib.Path(u.removeprefix("file://")).relative_to(written)) for u in uris]
+        # Only the files of lakewriter's current version: the contenders take turns, so an
+        # earlier run's encodings would be of files lakewriter has since replaced.
+        shutil.rmtree(tables / "limit", ignore_errors=True)
         return [str(args.bin / "parquet_limit"), str(tables / "limit"), str(written), *files]
 
     every = {
@@ -324,12 +327,22 @@ def medians(timings: list["Timing"]) -> tuple[float, float]:
 
 def time_contenders(args, dataset: Dataset, checked: list[Contender]) -> dict[str, list[Timing]]:
     """Each contender's --runs timed runs, after a warm-up that for the Delta writers also
-    creates the table."""
-    results = {}
+    creates the table. The runs take turns (every contender once, then again), so that a slow
+    spell of this machine falls on all of them rather than on whichever ran through it. Spark,
+    which takes a minute where the others take seconds, has its runs after the turns, so that
+    each turn of the others is over in seconds."""
     for contender in checked:
-        print(f"{dataset.label}: {contender.name}", file=sys.stderr, flush=True)
+        print(f"{dataset.label}: {contender.name} (warm-up)", file=sys.stderr, flush=True)
         run_once(contender.command(), contender.env)
-        results[contender.name] = [run_once(contender.command(), contender.env) for _ in range(args.runs)]
+    results = {contender.name: [] for contender in checked}
+    turns = [c for c in checked if c.name != "spark"]
+    rounds = [turns] * args.runs + [[c for c in checked if c.name == "spark"]] * args.runs
+    for turn, contenders in enumerate(rounds):
+        print(f"{dataset.label}: timed round {turn + 1} of {len(rounds)}", file=sys.stderr, flush=True)
+        for contender in contenders:
+            # The last contender's written files reach the disk first, not during this run.
+            os.sync()
+            results[contender.name].append(run_once(contender.command(), contender.env))
     return results
 
 
@@ -802,7 +815,7 @@ def main() -> None:
         return
     lines = [
         f"Measured {datetime.date.today()} with `scripts/bench --size {args.size}`, {args.runs} runs "
-        f"after a warm-up, on {machine()}.",
+        f"after a warm-up, the contenders taking turns, on {machine()}.",
         f"Versions: {versions(args)}.",
         "",
     ]
