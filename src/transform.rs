@@ -358,8 +358,16 @@ fn to_date(file: &InputBatch<'_>, column: &str, array: ArrayRef) -> Result<Array
         DataType::Date32 => return Ok(array),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             // arrow's DATE parser cuts a date-time to its UTC day, as the timestamps below are.
-            if let Some(days) = array.as_string_opt::<i32>().and_then(crate::rfc3339::dates) {
-                return Ok(Arc::new(days));
+            if let Some(text) = array.as_string_opt::<i32>() {
+                if let Some(days) = crate::rfc3339::dates(text) {
+                    return Ok(Arc::new(days));
+                }
+                if let Some(micros) = crate::rfc3339::timestamps(text) {
+                    let day = |micros: i64| micros.div_euclid(86_400_000_000) as i32;
+                    return Ok(Arc::new(arrow::compute::unary::<_, _, Date32Type>(
+                        &micros, day,
+                    )));
+                }
             }
             return cast_strict(column, &array, &DataType::Date32, &file.locate());
         }
@@ -1025,6 +1033,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn partition_text_gets_the_utc_day_arrows_date_parser_gives() {
+        let texts = [
+            "2024-01-01T23:30:00-02:00",
+            "2024-01-01T00:30:00+02:00",
+            "1969-12-31T23:59:59.999999Z",
+            "2024-02-29 12:00:00",
+            "2024-03-01T00:00:00Z",
+        ];
+        let batch = RecordBatch::new_empty(Arc::new(Schema::empty()));
+        let file = InputBatch {
+            file: "in.csv",
+            batch: &batch,
+            first_row: 0,
+        };
+        let text: ArrayRef = Arc::new(StringArray::from(texts.to_vec()));
+        let days = to_date(&file, "at", text.clone()).unwrap();
+        let arrow = cast_strict("at", &text, &DataType::Date32, &file.locate()).unwrap();
+        assert_eq!(days.as_ref(), arrow.as_ref());
+        let first = days.as_primitive::<Date32Type>().value(0);
+        assert_eq!(date_from_days(first).to_string(), "2024-01-02");
     }
 
     #[test]
