@@ -39,8 +39,25 @@ pub(crate) fn encode_rows_of(columns: &[(Vec<ArrayRef>, SortOptions)]) -> Result
     for piece in 0..pieces {
         let arrays: Vec<ArrayRef> = columns.iter().map(|(p, _)| p[piece].clone()).collect();
         converter.append(&mut encoded, &arrays).map_err(error)?;
+        if piece == 0 {
+            reserve_like_first_piece(&mut encoded, rows);
+        }
     }
     Ok(encoded)
+}
+
+/// Reserves room for `rows` rows in all, sized by the bytes per row encoded so far (with a
+/// quarter more for longer values later). Grown by doubling instead, the buffer of a large
+/// bucket was copied a dozen times into fresh pages, and faulting those in took about 7% of a
+/// 10-million-row run. Room never written is never faulted in, so over-reserving is cheap.
+fn reserve_like_first_piece(encoded: &mut arrow::row::Rows, rows: usize) {
+    let done = encoded.num_rows();
+    if done == 0 || rows <= done {
+        return;
+    }
+    let bytes: usize = encoded.lengths().sum();
+    let per_row = bytes.div_ceil(done);
+    encoded.reserve(0, (rows - done).saturating_mul(per_row) / 4 * 5);
 }
 
 /// A quick, fixed 64-bit hash of a row's encoding: equal encodings hash alike on every run,
