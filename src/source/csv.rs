@@ -95,60 +95,68 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     let open = || File::open(path).map_err(read_error);
     let size = open()?.metadata().map_err(read_error)?.len();
     let columns = header(BufReader::new(open()?), dialect).map_err(bad)?;
-    let reader = BufReader::with_capacity(READ_BUFFER, open()?);
-    let cuts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
-    if columns.fields().is_empty() || cuts.is_empty() {
-        return Ok(Ranged::Whole(sink));
-    }
-    let schema = with_known_types(columns, known);
-    let starts: Vec<(u64, usize)> = std::iter::once((0, 0)).chain(cuts).collect();
-    let decode_range = |index: usize, mut sink: S| -> Result<(), Stopped> {
-        let (start, first_row) = starts[index];
-        let end = starts.get(index + 1).map_or(size, |&(next, _)| next);
-        let mut file = open().map_err(Stopped::Failed)?;
-        file.seek(SeekFrom::Start(start))
-            .map_err(|e| Stopped::Failed(read_error(e)))?;
-        let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
-        let batches = arrow::csv::ReaderBuilder::new(schema.clone())
-            .with_format(dialect.format(index == 0 && dialect.has_header()))
-            .with_batch_size(BATCH_ROWS)
-            .build(reader)
-            .map_err(Stopped::Decoder)?;
-        feed(name, &schema, batches, first_row, &mut sink)
-    };
-    let decode_range = &decode_range;
-    let (hash, failures) = std::thread::scope(|scope| {
-        let decoders: Vec<_> = (0..starts.len())
-            .map(|index| {
-                let sink = sink.clone();
-                scope.spawn(move || decode_range(index, sink))
-            })
-            .collect();
-        let hash = HashingReader::new(BufReader::with_capacity(READ_BUFFER, open()?))
-            .finish()
-            .map_err(read_error);
-        let failures: Vec<Stopped> = decoders
-            .into_iter()
-            .filter_map(|decoder| {
-                // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
-                let decoded = decoder
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                decoded.err()
-            })
-            .collect();
-        Ok::<_, Error>((hash?, failures))
-    })?;
-    // The first range's failure is the file's first: the ranges before it had none. But a
-    // decoding error's text counts rows from the start of its range: the whole file's is the
-    // one to report.
-    match failures.into_iter().next() {
-        None => Ok(Ranged::Decoded(sink, hash)),
-        Some(Stopped::Failed(error)) => Err(error),
-        Some(Stopped::Decoder(error)) => Err(bad(
-            first_decode_error(&schema, dialect, open()?).unwrap_or(error)
-        )),
-    }
+    // Hashing starts first: finding the cuts parses the file's first part on one core, and
+    // the hash needs the other core's time either way.
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            HashingReader::new(BufReader::with_capacity(READ_BUFFER, open()?))
+                .finish()
+                .map_err(read_error)
+        });
+        let reader = BufReader::with_capacity(READ_BUFFER, open()?);
+        let cuts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
+        if columns.fields().is_empty() || cuts.is_empty() {
+            return Ok(Ranged::Whole(sink));
+        }
+        let schema = with_known_types(columns, known);
+        let starts: Vec<(u64, usize)> = std::iter::once((0, 0)).chain(cuts).collect();
+        let decode_range = |index: usize, mut sink: S| -> Result<(), Stopped> {
+            let (start, first_row) = starts[index];
+            let end = starts.get(index + 1).map_or(size, |&(next, _)| next);
+            let mut file = open().map_err(Stopped::Failed)?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| Stopped::Failed(read_error(e)))?;
+            let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
+            let batches = arrow::csv::ReaderBuilder::new(schema.clone())
+                .with_format(dialect.format(index == 0 && dialect.has_header()))
+                .with_batch_size(BATCH_ROWS)
+                .build(reader)
+                .map_err(Stopped::Decoder)?;
+            feed(name, &schema, batches, first_row, &mut sink)
+        };
+        let decode_range = &decode_range;
+        // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+        fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+            thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }
+        let failures: Vec<Stopped> = std::thread::scope(|ranges| {
+            let decoders: Vec<_> = (0..starts.len())
+                .map(|index| {
+                    let sink = sink.clone();
+                    ranges.spawn(move || decode_range(index, sink))
+                })
+                .collect();
+            decoders
+                .into_iter()
+                .filter_map(|decoder| joined(decoder).err())
+                .collect()
+        });
+        let hash = joined(hashing)?;
+        // The first range's failure is the file's first: the ranges before it had none. But
+        // a decoding error's text counts rows from the start of its range: the whole file's
+        // is the one to report.
+        match failures.into_iter().next() {
+            None => Ok(Ranged::Decoded(sink, hash)),
+            Some(Stopped::Failed(error)) => Err(error),
+            Some(Stopped::Decoder(error)) => {
+                Err(bad(
+                    first_decode_error(&schema, dialect, open()?).unwrap_or(error)
+                ))
+            }
+        }
+    })
 }
 
 /// The columns of the local CSV file `path` with the types `csv_types::infer_types` gives,
