@@ -32,6 +32,11 @@ use crate::scope::days_since_epoch;
 /// Files are rolled over at about this size; one day of data usually fits one file.
 pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
+/// The writer hands the Parquet encoder this many rows at a time, checking the file's size in
+/// between to roll over at [`TARGET_FILE_SIZE`]. delta-rs's default, 1,024, made a call through
+/// every column's encoder per thousand rows.
+const WRITE_SLICE_ROWS: usize = 64 * 1024;
+
 /// A day of at least this many rows, written with fewer days than cores, is written as one
 /// file per part it was ordered in (one per core); smaller days stay one file (splitting them
 /// gains little and makes small files).
@@ -181,7 +186,7 @@ pub(super) fn writer_config(
         vec![column.to_string()],
         Some(properties),
         NonZeroU64::new(TARGET_FILE_SIZE),
-        None,
+        Some(WRITE_SLICE_ROWS),
         DataSkippingNumIndexedCols::NumColumns(32),
         None,
     )
