@@ -4,17 +4,16 @@
 //! record starts, decoded (or its types inferred) on every core.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use csv_core::ReadRecordResult;
 
+use super::ranges::{self, Ranged, Start};
 use super::text::{Batches, DecodeFrom, InferFrom};
-use super::{
-    BATCH_ROWS, BatchSink, CsvDialect, HashingReader, READ_BUFFER, Stopped, csv_types, feed,
-};
+use super::{BATCH_ROWS, BatchSink, CsvDialect, READ_BUFFER, csv_types};
 use crate::error::Error;
 
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
@@ -61,27 +60,14 @@ fn with_known_types(inferred: Schema, known: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// A local CSV file at least this large, read with fewer files than cores, is cut into byte
-/// ranges decoded at once, one per core: one large file is then decoded on every core.
-pub(super) const MIN_BYTES_TO_SPLIT: u64 = 16 << 20;
-
-/// How a cut file was decoded.
-pub(super) enum Ranged<S> {
-    /// Every range decoded into clones of the sink; the sink and the file's SHA-256.
-    Decoded(S, [u8; 32]),
-    /// The file has no place to cut (one record, or no columns): decode it whole.
-    Whole(S),
-}
-
 /// Decodes the local CSV file `path` (`name` to users) in `ranges` byte ranges at once, each
-/// into a clone of `sink`, with the types of `known`, while the file is hashed.
+/// into a clone of `sink`, with the types of `known`, while the file is hashed (see
+/// `ranges.rs`).
 ///
 /// The cuts fall where records begin, as found by the CSV parser arrow-csv decodes with (a
 /// line break inside a quoted value is no record's end), which also counts the rows before
-/// each cut, so that every range reports the file's own row numbers. Rows reach the sink out
-/// of file order, which nothing downstream depends on. A range that fails to decode is
-/// decoded again as part of the whole file, so that the error names the row as it would
-/// without the cut.
+/// each cut. A range that fails to decode is decoded again as part of the whole file, so
+/// that the error names the row as it would without the cut.
 pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     name: &str,
     path: &std::path::Path,
@@ -95,68 +81,25 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     let open = || File::open(path).map_err(read_error);
     let size = open()?.metadata().map_err(read_error)?.len();
     let columns = header(BufReader::new(open()?), dialect).map_err(bad)?;
-    // Hashing starts first: finding the cuts parses the file's first part on one core, and
-    // the hash needs the other core's time either way.
-    std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| {
-            HashingReader::new(BufReader::with_capacity(READ_BUFFER, open()?))
-                .finish()
-                .map_err(read_error)
-        });
+    let cut = |sink: &S| {
         let reader = BufReader::with_capacity(READ_BUFFER, open()?);
-        let cuts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
-        if columns.fields().is_empty() || cuts.is_empty() {
-            return Ok(Ranged::Whole(sink));
+        let starts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
+        if columns.fields().is_empty() || starts.is_empty() {
+            return Ok(None);
         }
         let schema = with_known_types(columns, known);
-        let starts: Vec<(u64, usize)> = std::iter::once((0, 0)).chain(cuts).collect();
-        let decode_range = |index: usize, mut sink: S| -> Result<(), Stopped> {
-            let (start, first_row) = starts[index];
-            let end = starts.get(index + 1).map_or(size, |&(next, _)| next);
-            let mut file = open().map_err(Stopped::Failed)?;
-            file.seek(SeekFrom::Start(start))
-                .map_err(|e| Stopped::Failed(read_error(e)))?;
-            let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
+        let batches = |index: usize, reader: ranges::RangeReader| {
             let batches = arrow::csv::ReaderBuilder::new(schema.clone())
                 .with_format(dialect.format(index == 0 && dialect.has_header()))
                 .with_batch_size(BATCH_ROWS)
-                .build(reader)
-                .map_err(Stopped::Decoder)?;
-            feed(name, &schema, batches, first_row, &mut sink)
+                .build(reader)?;
+            Ok(Box::new(batches) as ranges::RangeBatches)
         };
-        let decode_range = &decode_range;
-        // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
-        fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-            thread
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        }
-        let failures: Vec<Stopped> = std::thread::scope(|ranges| {
-            let decoders: Vec<_> = (0..starts.len())
-                .map(|index| {
-                    let sink = sink.clone();
-                    ranges.spawn(move || decode_range(index, sink))
-                })
-                .collect();
-            decoders
-                .into_iter()
-                .filter_map(|decoder| joined(decoder).err())
-                .collect()
-        });
-        let hash = joined(hashing)?;
-        // The first range's failure is the file's first: the ranges before it had none. But
-        // a decoding error's text counts rows from the start of its range: the whole file's
-        // is the one to report.
-        match failures.into_iter().next() {
-            None => Ok(Ranged::Decoded(sink, hash)),
-            Some(Stopped::Failed(error)) => Err(error),
-            Some(Stopped::Decoder(error)) => {
-                Err(bad(
-                    first_decode_error(&schema, dialect, open()?).unwrap_or(error)
-                ))
-            }
-        }
-    })
+        let failure = ranges::decode(name, path, &starts, size, &schema, batches, sink);
+        Ok(Some((schema, failure)))
+    };
+    let whole_error = |schema: &SchemaRef| Ok(first_decode_error(schema, dialect, open()?));
+    ranges::decode_cut(name, path, sink, cut, whole_error)
 }
 
 /// The columns of the local CSV file `path` with the types `csv_types::infer_types` gives,
@@ -176,39 +119,15 @@ pub(super) fn infer_in_ranges(
         .headers()
         .map_err(|e| ArrowError::CsvError(e.to_string()))?
         .clone();
-    let cuts = record_starts(open()?, size, ranges, dialect)?;
-    if cuts.is_empty() {
+    let starts = record_starts(open()?, size, ranges, dialect)?;
+    if starts.is_empty() {
         return whole();
     }
-    let bounds: Vec<u64> = std::iter::once(0)
-        .chain(cuts.iter().map(|&(start, _)| start))
-        .chain([size])
-        .collect();
-    let classes = std::thread::scope(|scope| {
-        let inferring: Vec<_> = bounds
-            .windows(2)
-            .enumerate()
-            .map(|(index, range)| {
-                let (start, end) = (range[0], range[1]);
-                let columns = names.len();
-                scope.spawn(move || {
-                    let mut file = File::open(path)?;
-                    file.seek(SeekFrom::Start(start))?;
-                    let reader = BufReader::with_capacity(READ_BUFFER, file.take(end - start));
-                    csv_types::classes(reader, index == 0, columns, dialect)
-                })
-            })
-            .collect();
-        inferring
-            .into_iter()
-            .map(|range| {
-                range
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-            .collect::<Result<Vec<_>, ArrowError>>()
+    let classes = ranges::at_once(ranges::bounds(&starts, size), |index, range| {
+        let reader = ranges::open_range(path, range)?;
+        csv_types::classes(reader, index == 0, names.len(), dialect)
     });
-    match classes {
+    match classes.into_iter().collect::<Result<Vec<_>, ArrowError>>() {
         Ok(classes) => Ok(csv_types::schema_of(
             names.iter(),
             &csv_types::merge(classes),
@@ -237,7 +156,7 @@ fn record_starts(
     size: u64,
     ranges: usize,
     dialect: &CsvDialect,
-) -> std::io::Result<Vec<(u64, usize)>> {
+) -> std::io::Result<Vec<Start>> {
     let mut parser = dialect.core();
     let header = usize::from(dialect.has_header());
     // Field bytes are not needed, only where records end: small buffers, overwritten.
@@ -271,22 +190,10 @@ fn record_starts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Result;
+    use crate::source::ranges::Keep;
     use arrow::array::RecordBatch;
     use arrow::csv::reader::Format;
     use arrow::datatypes::DataType;
-    use std::sync::Mutex;
-
-    /// Keeps every batch with its first row; clones share the list.
-    #[derive(Clone, Default)]
-    struct Keep(Arc<Mutex<Vec<(usize, RecordBatch)>>>);
-
-    impl BatchSink for Keep {
-        fn accept(&mut self, _: &str, batch: RecordBatch, first_row: usize) -> Result<()> {
-            self.0.lock().unwrap().push((first_row, batch));
-            Ok(())
-        }
-    }
 
     fn columns() -> Schema {
         Schema::new(vec![
@@ -319,10 +226,7 @@ mod tests {
             Ok(Ranged::Whole(_)) => Some("whole".to_string()),
             Err(error) => Some(error.to_string()),
         };
-        let mut batches = std::mem::take(&mut *sink.0.lock().unwrap());
-        batches.retain(|(_, batch)| batch.num_rows() > 0);
-        batches.sort_by_key(|(first_row, _)| *first_row);
-        (batches, error)
+        (sink.in_order(), error)
     }
 
     /// Cut in another dialect (pipes, single quotes around line breaks and delimiters, a null
@@ -343,9 +247,7 @@ mod tests {
         let sink = Keep::default();
         let ranged = decode_in_ranges("in.csv", file.path(), &columns(), &dialect, 4, sink.clone());
         assert!(matches!(ranged, Ok(Ranged::Decoded(..))));
-        let mut batches = std::mem::take(&mut *sink.0.lock().unwrap());
-        batches.sort_by_key(|(first_row, _)| *first_row);
-        let batches: Vec<RecordBatch> = batches.into_iter().map(|(_, batch)| batch).collect();
+        let batches: Vec<RecordBatch> = sink.in_order().into_iter().map(|(_, b)| b).collect();
         let schema = Arc::new(columns());
         let cut = arrow::compute::concat_batches(&schema, &batches).unwrap();
         let whole = arrow::csv::ReaderBuilder::new(schema.clone())

@@ -29,6 +29,7 @@ mod csv_types;
 mod dialect;
 mod json;
 mod parquet;
+mod ranges;
 mod text;
 
 /// The format of input files.
@@ -110,10 +111,10 @@ impl InputFile {
     }
 
     /// The local file, when it is plain text large enough to be cut into byte ranges read
-    /// at once (see `csv::decode_in_ranges`); compressed bytes cannot be cut.
+    /// at once (see `ranges.rs`); compressed bytes cannot be cut.
     fn splittable(&self) -> Option<std::path::PathBuf> {
         let path = self.object.local_file.as_ref()?;
-        let large = self.object.size >= csv::MIN_BYTES_TO_SPLIT;
+        let large = self.object.size >= ranges::MIN_BYTES_TO_SPLIT;
         let plain = || self.compression.of_local_file(path).ok() == Some(Compression::None);
         (large && plain()).then(|| path.clone())
     }
@@ -187,30 +188,38 @@ pub(crate) async fn find_inputs(
 /// that its columns are still checked) and returns the sink and the SHA-256 of the file's bytes.
 ///
 /// `column_types` are the table's column types (or a new table's), used to parse text formats.
-/// A large local CSV file with known column types is decoded in up to `ranges` byte ranges at
-/// once, each into a clone of `sink` (see `csv::decode_in_ranges`).
+/// A large local JSON-lines file, or CSV file with known column types, is decoded in up to
+/// `ranges` byte ranges at once, each into a clone of `sink` (see `ranges.rs`).
 pub(crate) async fn decode<S: BatchSink + Clone>(
     file: &InputFile,
     column_types: Option<&Schema>,
     ranges: usize,
     sink: S,
 ) -> Result<(S, [u8; 32])> {
-    let cut = match (file.format, column_types) {
-        (InputFormat::Csv, Some(_)) if ranges > 1 => file.splittable(),
+    let cut = match file.format {
+        InputFormat::Csv | InputFormat::Json if ranges > 1 => file.splittable(),
         _ => None,
     };
-    let sink = match (cut, column_types) {
-        (Some(path), Some(types)) => {
+    let sink = match (cut, file.format, column_types) {
+        (Some(path), InputFormat::Csv, Some(types)) => {
             let (name, types, dialect) = (file.name.clone(), types.clone(), file.csv.clone());
             let cut = tokio::task::spawn_blocking(move || {
                 csv::decode_in_ranges(&name, &path, &types, &dialect, ranges, sink)
             });
-            match Error::rejoin(cut.await, "decoding input")?? {
-                csv::Ranged::Decoded(sink, hash) => return Ok((sink, hash)),
-                csv::Ranged::Whole(sink) => sink,
-            }
+            Error::rejoin(cut.await, "decoding input")??
         }
-        _ => sink,
+        (Some(path), InputFormat::Json, _) => {
+            let name = file.name.clone();
+            let cut = tokio::task::spawn_blocking(move || {
+                json::decode_in_ranges(&name, &path, ranges, sink)
+            });
+            Error::rejoin(cut.await, "decoding input")??
+        }
+        _ => ranges::Ranged::Whole(sink),
+    };
+    let sink = match sink {
+        ranges::Ranged::Decoded(sink, hash) => return Ok((sink, hash)),
+        ranges::Ranged::Whole(sink) => sink,
     };
     match file.format {
         InputFormat::Csv => text::decode(file, csv::batches, column_types, sink).await,

@@ -430,21 +430,20 @@ async fn a_bad_row_past_the_first_batch_is_named_by_its_row_in_the_file() {
     }
 }
 
-#[tokio::test]
-async fn a_large_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
-    // Over 16 MiB: decoded in byte ranges at once. Quoted values with line breaks make many
-    // lines that are not rows, so only a parser can tell where the ranges may start.
-    let long = "x".repeat(200);
-    let row = |id: usize, date: &str| {
-        format!("{id},c,\"{long}\n,\"\"{id}\"\"\n\",1,1.0,{date}T00:00:00Z,{date}")
-    };
-    let count = 80_000;
-    let mut rows: Vec<String> = (0..count).map(|id| row(id, "2024-01-01")).collect();
-    let body = csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(body.len() > 17 << 20, "{} bytes", body.len());
-
+/// Writes `name`, over 16 MiB so that it is decoded in byte ranges at once: `body(None)`
+/// holds `count` rows of 2024-01-01 keyed by `order_id`, all read and written, the last one
+/// passed to `check`. Then `body(Some(row))` moves a row past the middle to 2024-01-05: the
+/// run is refused, naming the row by its number in the whole file.
+async fn cut_file_keeps_its_rows_and_row_numbers(
+    name: &str,
+    count: usize,
+    body: impl Fn(Option<usize>) -> String,
+    check: impl Fn(&serde_json::Value),
+) {
+    let text = body(None);
+    assert!(text.len() > 17 << 20, "{} bytes", text.len());
     let lake = Lake::local();
-    let input = lake.input("big.csv", &body);
+    let input = lake.input(name, &text);
     let report = lake
         .write(&[
             "--input",
@@ -462,13 +461,10 @@ async fn a_large_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
         .iter()
         .find(|r| r["order_id"] == count as i64 - 1)
         .expect("the last row");
-    assert_eq!(last["sku"], format!("{long}\n,\"{}\"\n", count - 1));
+    check(last);
 
-    // A row past the middle, outside the scope: named by its row in the whole file.
-    rows[count - 10] = row(count - 10, "2024-01-05");
-    let body = csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-    let input = lake.input("big.csv", &body);
-    let expected = format!("big.csv row {}", count - 9);
+    let input = lake.input(name, &body(Some(count - 10)));
+    let expected = format!("{name} row {}", count - 9);
     refused(
         &lake,
         &["--input", &input, "--date", "2024-01-01"],
@@ -476,6 +472,57 @@ async fn a_large_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
         &[&expected, "outside the run's scope"],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_large_csv_file_decoded_in_ranges_keeps_its_rows_and_its_row_numbers() {
+    // Quoted values with line breaks make many lines that are not rows, so only a parser can
+    // tell where the ranges may start.
+    let long = "x".repeat(200);
+    let count = 80_000;
+    let body = |moved: Option<usize>| {
+        let rows: Vec<String> = (0..count)
+            .map(|id| {
+                let date = if moved == Some(id) {
+                    "2024-01-05"
+                } else {
+                    "2024-01-01"
+                };
+                format!("{id},c,\"{long}\n,\"\"{id}\"\"\n\",1,1.0,{date}T00:00:00Z,{date}")
+            })
+            .collect();
+        csv(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let check = |last: &serde_json::Value| {
+        assert_eq!(last["sku"], format!("{long}\n,\"{}\"\n", count - 1));
+    };
+    cut_file_keeps_its_rows_and_row_numbers("big.csv", count, body, check).await;
+}
+
+#[tokio::test]
+async fn a_large_json_lines_file_decoded_in_ranges_keeps_its_rows_types_and_row_numbers() {
+    // Cut at line starts, its columns inferred and its rows decoded range by range. Strings
+    // hold braces, quotes and escaped line breaks; blank lines are no rows; only the last line
+    // makes `qty` a float, as the whole file's inference does.
+    let long = "y".repeat(200);
+    let count = 70_000;
+    let body = |moved: Option<usize>| {
+        let lines: Vec<String> = (0..count)
+            .map(|id| {
+                let date = if moved == Some(id) { "2024-01-05" } else { "2024-01-01" };
+                let qty = if id == count - 1 { "2.5".to_string() } else { id.to_string() };
+                format!(
+                    r#"{{"order_id":{id},"note":"{{\"{long}\"}}\n[{id}]","qty":{qty},"at":"{date}T00:00:00Z","date":"{date}"}}"#
+                )
+            })
+            .collect();
+        lines.join("\n \n")
+    };
+    let check = |last: &serde_json::Value| {
+        assert_eq!(last["qty"], 2.5);
+        assert_eq!(last["note"], format!("{{\"{long}\"}}\n[{}]", count - 1));
+    };
+    cut_file_keeps_its_rows_and_row_numbers("big.json", count, body, check).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,172 @@
+//! One large local text file read in byte ranges at once, one per core, while it is hashed.
+//!
+//! Each format finds where its records begin (`csv::record_starts`, `json::line_starts`),
+//! counting the rows before each cut so that every range reports the file's own row numbers,
+//! and builds a range's batches; this file runs the ranges. Rows reach the sink out of file
+//! order, which nothing downstream depends on. The first range's failure is the file's first
+//! (the ranges before it had none), and a decoding error is reported as decoding the whole
+//! file reports it, since a decoder's text counts rows from the start of its range.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+
+use super::{BatchSink, HashingReader, READ_BUFFER, Stopped, feed};
+use crate::error::Error;
+
+/// A local text file at least this large, read with fewer files than cores, is cut into byte
+/// ranges decoded at once, one per core: one large file is then decoded on every core.
+pub(super) const MIN_BYTES_TO_SPLIT: u64 = 16 << 20;
+
+/// Where a range begins: its first byte, and the data rows of the file before it.
+pub(super) type Start = (u64, usize);
+
+/// The bytes of one range of a file.
+pub(super) type RangeReader = BufReader<std::io::Take<File>>;
+
+/// The batches a format decodes from a range.
+pub(super) type RangeBatches =
+    Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>>>;
+
+/// How a cut file was decoded.
+pub(super) enum Ranged<S> {
+    /// Every range decoded into clones of the sink; the sink and the file's SHA-256.
+    Decoded(S, [u8; 32]),
+    /// The file has no place to cut (one record, or no columns): decode it whole.
+    Whole(S),
+}
+
+/// What a format's cut decoding came to: `None` when the file had no place to cut, else the
+/// schema the ranges were decoded with and the first range's failure, if any.
+pub(super) type Cut = Option<(SchemaRef, Option<Stopped>)>;
+
+/// Runs `cut` (finding the cuts, then decoding the ranges into clones of `sink`) while the
+/// file `name` at `path` is hashed on a thread of its own: finding the cuts parses the file's
+/// first part on one core, and the hash needs the other core's time either way. A decoding
+/// failure is reported as `whole_error` (decoding the whole file with the schema) gives it.
+pub(super) fn decode_cut<S: BatchSink + Clone>(
+    name: &str,
+    path: &Path,
+    sink: S,
+    cut: impl FnOnce(&S) -> Result<Cut, Error>,
+    whole_error: impl FnOnce(&SchemaRef) -> Result<Option<ArrowError>, Error>,
+) -> Result<Ranged<S>, Error> {
+    let (cut, hash) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            let file = File::open(path).map_err(|e| read_error(name, e))?;
+            HashingReader::new(BufReader::with_capacity(READ_BUFFER, file))
+                .finish()
+                .map_err(|e| read_error(name, e))
+        });
+        let cut = cut(&sink);
+        (cut, joined(hashing))
+    });
+    match cut? {
+        None => Ok(Ranged::Whole(sink)),
+        Some((_, None)) => Ok(Ranged::Decoded(sink, hash?)),
+        Some((_, Some(Stopped::Failed(error)))) => Err(error),
+        Some((schema, Some(Stopped::Decoder(error)))) => {
+            let error = whole_error(&schema)?.unwrap_or(error);
+            Err(Error::bad_input(name, None, error.to_string()))
+        }
+    }
+}
+
+/// The byte ranges of a file of `size` bytes that begin at `starts` (after the first, which
+/// begins at 0): each range's start and end.
+pub(super) fn bounds(starts: &[Start], size: u64) -> Vec<(u64, u64)> {
+    let firsts = std::iter::once(0).chain(starts.iter().map(|&(byte, _)| byte));
+    let ends = starts.iter().map(|&(byte, _)| byte).chain([size]);
+    firsts.zip(ends).collect()
+}
+
+/// A reader of the bytes `start..end` of the file at `path`.
+pub(super) fn open_range(path: &Path, (start, end): (u64, u64)) -> std::io::Result<RangeReader> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    Ok(BufReader::with_capacity(
+        READ_BUFFER,
+        file.take(end - start),
+    ))
+}
+
+/// `work` on each of `items` (with its index) at once, a thread each; the results in order.
+pub(super) fn at_once<I: Send, T: Send>(
+    items: Vec<I>,
+    work: impl Fn(usize, I) -> T + Sync,
+) -> Vec<T> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| scope.spawn(move || work(index, item)))
+            .collect();
+        threads.into_iter().map(joined).collect()
+    })
+}
+
+/// Decodes the ranges of the file `name` at `path` that begin at `starts` (after the first)
+/// at once, each into a clone of `sink`: `batches` gives a range's batches from its index and
+/// bytes. Returns the first range's failure, if any.
+pub(super) fn decode<S: BatchSink + Clone>(
+    name: &str,
+    path: &Path,
+    starts: &[Start],
+    size: u64,
+    schema: &SchemaRef,
+    batches: impl Fn(usize, RangeReader) -> Result<RangeBatches, ArrowError> + Sync,
+    sink: &S,
+) -> Option<Stopped> {
+    let ranges: Vec<_> = bounds(starts, size)
+        .into_iter()
+        .map(|range| (range, sink.clone()))
+        .collect();
+    let failures = at_once(ranges, |index, (range, mut sink)| {
+        let first_row = index.checked_sub(1).map_or(0, |before| starts[before].1);
+        let reader = open_range(path, range).map_err(|e| Stopped::Failed(read_error(name, e)))?;
+        let decoded = batches(index, reader).map_err(Stopped::Decoder)?;
+        feed(name, schema, decoded, first_row, &mut sink)
+    });
+    failures.into_iter().find_map(Result::err)
+}
+
+fn read_error(name: &str, error: std::io::Error) -> Error {
+    Error::internal(format!("cannot read input {name}"), error)
+}
+
+/// A scoped thread's result. A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// A sink for the tests of cut decoding: keeps every batch with its first row; clones share
+/// the list.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(super) struct Keep(pub(super) std::sync::Arc<std::sync::Mutex<Vec<(usize, RecordBatch)>>>);
+
+#[cfg(test)]
+impl BatchSink for Keep {
+    fn accept(&mut self, _: &str, batch: RecordBatch, first_row: usize) -> Result<(), Error> {
+        self.0.lock().unwrap().push((first_row, batch));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Keep {
+    /// The batches kept, without empty ones, in file order.
+    pub(super) fn in_order(&self) -> Vec<(usize, RecordBatch)> {
+        let mut batches = std::mem::take(&mut *self.0.lock().unwrap());
+        batches.retain(|(_, batch)| batch.num_rows() > 0);
+        batches.sort_by_key(|(first_row, _)| *first_row);
+        batches
+    }
+}
