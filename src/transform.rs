@@ -574,7 +574,9 @@ pub(crate) fn dedup_and_order(
 
 fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result<Vec<RecordBatch>> {
     let ascending = SortOptions::default();
-    if rules.key.is_empty() {
+    // The rows of each part in output order, found before any row is copied: the encodings
+    // are dropped first, so that they and the copies are never in memory together.
+    let ordered = if rules.key.is_empty() {
         let mut output_order = vec![(rules.partition_column.as_str(), ascending)];
         output_order.extend(
             bucket
@@ -585,8 +587,8 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         );
         let whole = bucket.encode(&output_order)?;
         on_every_core(split_by_range(&whole, parts), |rows| {
-            bucket.take(&sort_by_encoding(&whole, rows))
-        })
+            Ok(sort_by_encoding(&whole, rows))
+        })?
     } else {
         let keys: Vec<(&str, SortOptions)> =
             rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
@@ -608,9 +610,10 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
             // day gives the (partition, key) order without comparing rows again.
             let mut winners = latest_per_key(bucket, &rank, &key, rows)?;
             winners.sort_by_key(|&row| days[row as usize]);
-            bucket.take(&winners)
-        })
-    }
+            Ok(winners)
+        })?
+    };
+    on_every_core(ordered, |rows| bucket.take(&rows))
 }
 
 /// The conformed rows of a bucket as the store holds them, in batches: a row is named by its
