@@ -76,9 +76,9 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     ranges: usize,
     sink: S,
 ) -> Result<Ranged<S>, Error> {
-    let read_error = |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
+    let read_error = |e| ranges::read_error(name, e);
     let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
-    let open = || File::open(path).map_err(read_error);
+    let open = || ranges::open(name, path);
     let size = open()?.metadata().map_err(read_error)?.len();
     let columns = header(BufReader::new(open()?), dialect).map_err(bad)?;
     let cut = |sink: &S| {

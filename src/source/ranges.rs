@@ -57,7 +57,7 @@ pub(super) fn decode_cut<S: BatchSink + Clone>(
 ) -> Result<Ranged<S>, Error> {
     let (cut, hash) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| {
-            let file = File::open(path).map_err(|e| read_error(name, e))?;
+            let file = open(name, path)?;
             HashingReader::new(BufReader::with_capacity(READ_BUFFER, file))
                 .finish()
                 .map_err(|e| read_error(name, e))
@@ -135,8 +135,14 @@ pub(super) fn decode<S: BatchSink + Clone>(
     failures.into_iter().find_map(Result::err)
 }
 
-fn read_error(name: &str, error: std::io::Error) -> Error {
+/// The error of an input file that cannot be read.
+pub(super) fn read_error(name: &str, error: std::io::Error) -> Error {
     Error::internal(format!("cannot read input {name}"), error)
+}
+
+/// Opens the local input file `name` at `path`.
+pub(super) fn open(name: &str, path: &Path) -> Result<File, Error> {
+    File::open(path).map_err(|e| read_error(name, e))
 }
 
 /// A scoped thread's result. A panic is a bug: raised again, as `Error::rejoin` does for tasks.
