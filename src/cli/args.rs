@@ -434,7 +434,3 @@ fn parse_compression(text: &str) -> Result<Compression, String> {
 fn parse_policy(text: &str) -> Result<RerunPolicy, String> {
     text.parse().map_err(|e: lakewriter::Error| e.to_string())
 }
-
-// mimalloc keeps freed memory for reuse where glibc's malloc returns large blocks to the
-// system at once; each run allocates a few copies of its whole input, and faulting fresh pages
-// in was a large share of a run's time in the profile (BENCHMARKS.md).

@@ -17,9 +17,6 @@ use args::{BackfillArgs, Cli, Command, WriteArgs};
 use exit::Exit;
 use render::{Tally, day_summary, print, progress_bar};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
