@@ -28,11 +28,22 @@ pub(super) fn batches<'a>(
         Some(known) => with_known_types(header(infer_from, dialect)?, known),
         None => Arc::new(csv_types::infer_types(infer_from, dialect)?),
     };
-    let reader = arrow::csv::ReaderBuilder::new(schema.clone())
-        .with_format(dialect.format(dialect.has_header()))
-        .with_batch_size(BATCH_ROWS)
-        .build(decode_from)?;
+    let reader = decoder(&schema, dialect, dialect.has_header(), decode_from)?;
     Ok((schema, Box::new(reader)))
+}
+
+/// arrow-csv's decoder of `reader` with `schema`, in the dialect, whose first row is a header
+/// when `header` holds.
+fn decoder<R: Read>(
+    schema: &SchemaRef,
+    dialect: &CsvDialect,
+    header: bool,
+    reader: R,
+) -> Result<arrow::csv::Reader<R>, ArrowError> {
+    arrow::csv::ReaderBuilder::new(schema.clone())
+        .with_format(dialect.format(header))
+        .with_batch_size(BATCH_ROWS)
+        .build(reader)
 }
 
 /// The columns a file's header row names, or the run's without one.
@@ -76,30 +87,20 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     ranges: usize,
     sink: S,
 ) -> Result<Ranged<S>, Error> {
-    let read_error = |e| ranges::read_error(name, e);
     let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
-    let open = || ranges::open(name, path);
-    let size = open()?.metadata().map_err(read_error)?.len();
-    let columns = header(BufReader::new(open()?), dialect).map_err(bad)?;
-    let cut = |sink: &S| {
-        let reader = BufReader::with_capacity(READ_BUFFER, open()?);
-        let starts = record_starts(reader, size, ranges, dialect).map_err(read_error)?;
-        if columns.fields().is_empty() || starts.is_empty() {
-            return Ok(None);
-        }
-        let schema = with_known_types(columns, known);
-        let batches = |index: usize, reader: ranges::RangeReader| {
-            let batches = arrow::csv::ReaderBuilder::new(schema.clone())
-                .with_format(dialect.format(index == 0 && dialect.has_header()))
-                .with_batch_size(BATCH_ROWS)
-                .build(reader)?;
-            Ok(Box::new(batches) as ranges::RangeBatches)
-        };
-        let failure = ranges::decode(name, path, &starts, size, &schema, batches, sink);
-        Ok(Some((schema, failure)))
+    let columns = header(BufReader::new(ranges::open(name, path)?), dialect).map_err(bad)?;
+    let plan = |size| {
+        let reader = BufReader::with_capacity(READ_BUFFER, ranges::open(name, path)?);
+        let starts = record_starts(reader, size, ranges, dialect)
+            .map_err(|e| ranges::read_error(name, e))?;
+        let cut = !columns.fields().is_empty() && !starts.is_empty();
+        Ok(cut.then(|| (starts, with_known_types(columns, known))))
     };
-    let whole_error = |schema: &SchemaRef| Ok(first_decode_error(schema, dialect, open()?));
-    ranges::decode_cut(name, path, sink, cut, whole_error)
+    let batches = |schema: &SchemaRef, index: usize, reader: ranges::RangeReader| {
+        let header = index == 0 && dialect.has_header();
+        Ok(Box::new(decoder(schema, dialect, header, reader)?) as ranges::RangeBatches)
+    };
+    ranges::decode_cut(name, path, sink, plan, batches)
 }
 
 /// The columns of the local CSV file `path` with the types `csv_types::infer_types` gives,
@@ -133,18 +134,6 @@ pub(super) fn infer_in_ranges(
             &csv_types::merge(classes),
         )),
         Err(_) => whole(),
-    }
-}
-
-/// The first error decoding the whole `file` gives, as it would read without cuts.
-fn first_decode_error(schema: &SchemaRef, dialect: &CsvDialect, file: File) -> Option<ArrowError> {
-    let whole = arrow::csv::ReaderBuilder::new(schema.clone())
-        .with_format(dialect.format(dialect.has_header()))
-        .with_batch_size(BATCH_ROWS)
-        .build(BufReader::with_capacity(READ_BUFFER, file));
-    match whole {
-        Ok(mut batches) => batches.find_map(Result::err),
-        Err(error) => Some(error),
     }
 }
 

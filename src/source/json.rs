@@ -30,10 +30,18 @@ pub(super) fn batches<'a>(
 ) -> Result<Batches<'a>, ArrowError> {
     let (inferred, _) = arrow::json::reader::infer_json_schema(infer_from, None)?;
     let schema = Arc::new(inferred);
-    let reader = arrow::json::ReaderBuilder::new(schema.clone())
-        .with_batch_size(BATCH_ROWS)
-        .build(decode_from)?;
+    let reader = decoder(&schema, decode_from)?;
     Ok((schema, Box::new(reader)))
+}
+
+/// arrow-json's decoder of `reader` with `schema`.
+fn decoder<R: BufRead>(
+    schema: &SchemaRef,
+    reader: R,
+) -> Result<arrow::json::Reader<R>, ArrowError> {
+    arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(BATCH_ROWS)
+        .build(reader)
 }
 
 /// Decodes the local JSON-lines file `path` (`name` to users) in `ranges` byte ranges at
@@ -47,39 +55,20 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     ranges: usize,
     sink: S,
 ) -> Result<Ranged<S>, Error> {
-    let read_error = |e| ranges::read_error(name, e);
-    let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
-    let open = || ranges::open(name, path);
-    let size = open()?.metadata().map_err(read_error)?.len();
-    let cut = |sink: &S| {
-        let reader = BufReader::with_capacity(READ_BUFFER, open()?);
-        let starts = line_starts(reader, size, ranges).map_err(read_error)?;
+    let plan = |size| {
+        let reader = BufReader::with_capacity(READ_BUFFER, ranges::open(name, path)?);
+        let starts = line_starts(reader, size, ranges).map_err(|e| ranges::read_error(name, e))?;
         if starts.is_empty() {
             return Ok(None);
         }
-        let schema = Arc::new(infer_in_ranges(path, &starts, size).map_err(bad)?);
-        if schema.fields().is_empty() {
-            return Ok(None);
-        }
-        let batches = |_, reader: ranges::RangeReader| {
-            let batches = arrow::json::ReaderBuilder::new(schema.clone())
-                .with_batch_size(BATCH_ROWS)
-                .build(reader)?;
-            Ok(Box::new(batches) as ranges::RangeBatches)
-        };
-        let failure = ranges::decode(name, path, &starts, size, &schema, batches, sink);
-        Ok(Some((schema, failure)))
+        let schema = infer_in_ranges(path, &starts, size)
+            .map_err(|e| Error::bad_input(name, None, e.to_string()))?;
+        Ok((!schema.fields().is_empty()).then(|| (starts, Arc::new(schema))))
     };
-    let whole_error = |schema: &SchemaRef| {
-        let whole = arrow::json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(BATCH_ROWS)
-            .build(BufReader::with_capacity(READ_BUFFER, open()?));
-        Ok(match whole {
-            Ok(mut batches) => batches.find_map(Result::err),
-            Err(error) => Some(error),
-        })
+    let batches = |schema: &SchemaRef, _, reader: ranges::RangeReader| {
+        Ok(Box::new(decoder(schema, reader)?) as ranges::RangeBatches)
     };
-    ranges::decode_cut(name, path, sink, cut, whole_error)
+    ranges::decode_cut(name, path, sink, plan, batches)
 }
 
 /// The columns of the JSON-lines file `path`, inferred in the ranges that begin at `starts`

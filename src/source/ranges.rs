@@ -40,37 +40,53 @@ pub(super) enum Ranged<S> {
     Whole(S),
 }
 
-/// What a format's cut decoding came to: `None` when the file had no place to cut, else the
-/// schema the ranges were decoded with and the first range's failure, if any.
-pub(super) type Cut = Option<(SchemaRef, Option<Stopped>)>;
+/// Where a format cuts a file (the starts of its ranges after the first) and the schema the
+/// ranges decode with; `None` when the file has no place to cut.
+pub(super) type Plan = Option<(Vec<Start>, SchemaRef)>;
 
-/// Runs `cut` (finding the cuts, then decoding the ranges into clones of `sink`) while the
-/// file `name` at `path` is hashed on a thread of its own: finding the cuts parses the file's
-/// first part on one core, and the hash needs the other core's time either way. A decoding
-/// failure is reported as `whole_error` (decoding the whole file with the schema) gives it.
+/// Decodes the local file `name` at `path` in byte ranges at once, each into a clone of
+/// `sink`, while the file is hashed on a thread of its own: `plan` (given the file's size)
+/// finds the cuts, which parses the file's first part on one core, so the hash takes the
+/// other's time. `batches` gives the batches of a range from the schema, the range's index
+/// and its bytes. After a decoding failure the whole file is decoded again as one range, so
+/// that the error reads as it would without the cuts.
 pub(super) fn decode_cut<S: BatchSink + Clone>(
     name: &str,
     path: &Path,
     sink: S,
-    cut: impl FnOnce(&S) -> Result<Cut, Error>,
-    whole_error: impl FnOnce(&SchemaRef) -> Result<Option<ArrowError>, Error>,
+    plan: impl FnOnce(u64) -> Result<Plan, Error>,
+    batches: impl Fn(&SchemaRef, usize, RangeReader) -> Result<RangeBatches, ArrowError> + Sync,
 ) -> Result<Ranged<S>, Error> {
-    let (cut, hash) = std::thread::scope(|scope| {
+    let size = open(name, path)?
+        .metadata()
+        .map_err(|e| read_error(name, e))?
+        .len();
+    let (decoded, hash) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| {
             let file = open(name, path)?;
             HashingReader::new(BufReader::with_capacity(READ_BUFFER, file))
                 .finish()
                 .map_err(|e| read_error(name, e))
         });
-        let cut = cut(&sink);
-        (cut, joined(hashing))
+        let decoded = plan(size).map(|plan| {
+            plan.map(|(starts, schema)| {
+                let failure = decode(name, path, &starts, size, &schema, &batches, &sink);
+                (schema, failure)
+            })
+        });
+        (decoded, joined(hashing))
     });
-    match cut? {
+    match decoded? {
         None => Ok(Ranged::Whole(sink)),
         Some((_, None)) => Ok(Ranged::Decoded(sink, hash?)),
         Some((_, Some(Stopped::Failed(error)))) => Err(error),
         Some((schema, Some(Stopped::Decoder(error)))) => {
-            let error = whole_error(&schema)?.unwrap_or(error);
+            let whole = open_range(path, (0, size)).map_err(|e| read_error(name, e))?;
+            let first = match batches(&schema, 0, whole) {
+                Ok(mut decoded) => decoded.find_map(Result::err),
+                Err(error) => Some(error),
+            };
+            let error = first.unwrap_or(error);
             Err(Error::bad_input(name, None, error.to_string()))
         }
     }
@@ -111,15 +127,14 @@ pub(super) fn at_once<I: Send, T: Send>(
 }
 
 /// Decodes the ranges of the file `name` at `path` that begin at `starts` (after the first)
-/// at once, each into a clone of `sink`: `batches` gives a range's batches from its index and
-/// bytes. Returns the first range's failure, if any.
-pub(super) fn decode<S: BatchSink + Clone>(
+/// at once, each into a clone of `sink`. Returns the first range's failure, if any.
+fn decode<S: BatchSink + Clone>(
     name: &str,
     path: &Path,
     starts: &[Start],
     size: u64,
     schema: &SchemaRef,
-    batches: impl Fn(usize, RangeReader) -> Result<RangeBatches, ArrowError> + Sync,
+    batches: &(impl Fn(&SchemaRef, usize, RangeReader) -> Result<RangeBatches, ArrowError> + Sync),
     sink: &S,
 ) -> Option<Stopped> {
     let ranges: Vec<_> = bounds(starts, size)
@@ -129,7 +144,7 @@ pub(super) fn decode<S: BatchSink + Clone>(
     let failures = at_once(ranges, |index, (range, mut sink)| {
         let first_row = index.checked_sub(1).map_or(0, |before| starts[before].1);
         let reader = open_range(path, range).map_err(|e| Stopped::Failed(read_error(name, e)))?;
-        let decoded = batches(index, reader).map_err(Stopped::Decoder)?;
+        let decoded = batches(schema, index, reader).map_err(Stopped::Decoder)?;
         feed(name, schema, decoded, first_row, &mut sink)
     });
     failures.into_iter().find_map(Result::err)
