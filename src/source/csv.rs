@@ -90,9 +90,9 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
     let columns = header(BufReader::new(ranges::open(name, path)?), dialect).map_err(bad)?;
     let plan = |size| {
-        let reader = BufReader::with_capacity(READ_BUFFER, ranges::open(name, path)?);
-        let starts = record_starts(reader, size, ranges, dialect)
-            .map_err(|e| ranges::read_error(name, e))?;
+        let open = || Ok(BufReader::with_capacity(READ_BUFFER, File::open(path)?));
+        let starts =
+            record_starts(open, size, ranges, dialect).map_err(|e| ranges::read_error(name, e))?;
         let cut = !columns.fields().is_empty() && !starts.is_empty();
         Ok(cut.then(|| (starts, with_known_types(columns, known))))
     };
@@ -120,7 +120,7 @@ pub(super) fn infer_in_ranges(
         .headers()
         .map_err(|e| ArrowError::CsvError(e.to_string()))?
         .clone();
-    let starts = record_starts(open()?, size, ranges, dialect)?;
+    let starts = record_starts(open, size, ranges, dialect)?;
     if starts.is_empty() {
         return whole();
     }
@@ -138,22 +138,84 @@ pub(super) fn infer_in_ranges(
 }
 
 /// Where records begin nearest after each of `ranges - 1` even cuts of a file of `size` bytes,
-/// with the data rows before each (a header row is none of them). Found by the CSV parser
-/// arrow-csv decodes with, and with the same settings, so the records are the ones it decodes.
-fn record_starts(
-    mut reader: impl BufRead,
+/// with the data rows before each (a header row is none of them), as the CSV parser arrow-csv
+/// decodes with finds them, with the same settings. `open` opens the file from its start.
+///
+/// A file without a quote byte up to its last cut (most machine-written CSV) is scanned for
+/// line breaks at memchr's speed, several times the parser's: its records are then just the
+/// runs of bytes between line breaks. On the first quote byte (a quoted value may hold a line
+/// break) the file is parsed from its start instead.
+fn record_starts<R: BufRead>(
+    open: impl Fn() -> std::io::Result<R>,
     size: u64,
     ranges: usize,
     dialect: &CsvDialect,
 ) -> std::io::Result<Vec<Start>> {
+    let cuts = Cuts::new(size, ranges, dialect);
+    match unquoted_record_starts(open()?, cuts.clone(), dialect.quote_byte())? {
+        Some(starts) => Ok(starts),
+        None => parsed_record_starts(open()?, cuts, dialect),
+    }
+}
+
+/// The cuts of a file found so far, as its records end one after the other.
+#[derive(Clone)]
+struct Cuts {
+    size: u64,
+    ranges: usize,
+    /// Records that are no data rows: the header's.
+    header: usize,
+    /// The cut looked for next, from 1 to `ranges - 1`.
+    next: usize,
+    starts: Vec<Start>,
+}
+
+impl Cuts {
+    fn new(size: u64, ranges: usize, dialect: &CsvDialect) -> Self {
+        Self {
+            size,
+            ranges,
+            header: usize::from(dialect.has_header()),
+            next: 1,
+            starts: Vec::new(),
+        }
+    }
+
+    /// Whether a cut is still to be found.
+    fn wanted(&self) -> bool {
+        self.next < self.ranges
+    }
+
+    /// The offset the next cut falls at or after.
+    fn target(&self) -> u64 {
+        self.size * self.next as u64 / self.ranges as u64
+    }
+
+    /// Record number `records` ended just before `position`; `next` holds bytes after it.
+    fn record_ended(&mut self, position: u64, records: usize, next: &[u8]) {
+        // A record starting with a byte-order mark would lose it to a new parser's start.
+        let starts_with_mark = next.starts_with(b"\xEF\xBB\xBF");
+        while self.wanted() && position >= self.target() {
+            self.next += 1;
+            if position < self.size && records > self.header && !starts_with_mark {
+                self.starts.push((position, records - self.header));
+            }
+        }
+        self.starts.dedup();
+    }
+}
+
+/// [`record_starts`] by the parser, record by record.
+fn parsed_record_starts(
+    mut reader: impl BufRead,
+    mut cuts: Cuts,
+    dialect: &CsvDialect,
+) -> std::io::Result<Vec<Start>> {
     let mut parser = dialect.core();
-    let header = usize::from(dialect.has_header());
     // Field bytes are not needed, only where records end: small buffers, overwritten.
     let (mut output, mut ends) = (vec![0u8; 64 * 1024], vec![0usize; 1024]);
     let (mut position, mut records) = (0u64, 0usize);
-    let mut starts = Vec::new();
-    let mut cut = 1;
-    while cut < ranges {
+    while cuts.wanted() {
         let input = reader.fill_buf()?;
         let (result, read, _, _) = parser.read_record(input, &mut output, &mut ends);
         reader.consume(read);
@@ -163,17 +225,58 @@ fn record_starts(
             ReadRecordResult::End => break,
             _ => continue,
         }
-        // A record starting with a byte-order mark would lose it to a new parser's start.
-        let starts_with_mark = reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF");
-        while cut < ranges && position >= size * cut as u64 / ranges as u64 {
-            cut += 1;
-            if position < size && records > header && !starts_with_mark {
-                starts.push((position, records - header));
+        cuts.record_ended(position, records, reader.fill_buf()?);
+    }
+    Ok(cuts.starts)
+}
+
+/// [`record_starts`] of a file without quote bytes, or `None` at the first quote byte. Without
+/// quotes, csv-core ends a record at the first line break byte (`\r` or `\n`) after it and
+/// skips the line break bytes before the next: a record is a run of other bytes.
+fn unquoted_record_starts(
+    mut reader: impl BufRead,
+    mut cuts: Cuts,
+    quote: u8,
+) -> std::io::Result<Option<Vec<Start>>> {
+    let (mut position, mut records) = (0u64, 0usize);
+    // Where the run of bytes after the last line break byte began.
+    let mut run = 0u64;
+    while cuts.wanted() {
+        let input = reader.fill_buf()?;
+        if input.is_empty() {
+            break;
+        }
+        if memchr::memchr(quote, input).is_some() {
+            return Ok(None);
+        }
+        let target = cuts.target();
+        // Up to the end of the first record that ends at or after the next cut, if here.
+        let mut read = input.len();
+        let mut at_cut = None;
+        for at in memchr::memchr2_iter(b'\r', b'\n', input) {
+            let byte = position + at as u64;
+            let ends_record = byte > run;
+            run = byte + 1;
+            if ends_record {
+                records += 1;
+                if run >= target {
+                    read = at + 1;
+                    at_cut = Some(&input[read..]);
+                    break;
+                }
             }
         }
-        starts.dedup();
+        if let Some(next) = at_cut {
+            // Too few bytes here to tell a byte-order mark: the parser decides.
+            if next.len() < 3 && run + (next.len() as u64) < cuts.size {
+                return Ok(None);
+            }
+            cuts.record_ended(run, records, next);
+        }
+        reader.consume(read);
+        position += read as u64;
     }
-    Ok(starts)
+    Ok(Some(cuts.starts))
 }
 
 #[cfg(test)]
@@ -360,5 +463,66 @@ mod tests {
         let (_, error) = decoded(&csv, 4);
         let error = error.unwrap();
         assert!(error.contains(&whole), "{error} / {whole}");
+    }
+
+    /// Without quote bytes, the line-break scan cuts where the parser cuts, with the same row
+    /// counts: through CR, LF and CRLF line ends, blank lines, rows of delimiters only, a
+    /// record starting with a byte-order mark and a last row without a line end. A quote byte
+    /// anywhere sends the file to the parser.
+    #[test]
+    fn the_line_break_scan_finds_the_parsers_cuts() {
+        let pieces: [&[u8]; 9] = [
+            b"1,a",
+            b"22,bb",
+            b",",
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"\n\n",
+            b"\xEF\xBB\xBF9,z",
+            b"333,ccc",
+        ];
+        let mut seed = 7u64;
+        let mut draw = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for file in 0..60 {
+            let mut csv = b"id,note\n".to_vec();
+            for _ in 0..draw(400) {
+                csv.extend_from_slice(pieces[draw(pieces.len())]);
+            }
+            let size = csv.len() as u64;
+            for header in [true, false] {
+                let dialect = CsvDialect::default().header(header);
+                for ranges in 2..=9 {
+                    let cuts = Cuts::new(size, ranges, &dialect);
+                    let read = |capacity| BufReader::with_capacity(capacity, &csv[..]);
+                    let parsed = parsed_record_starts(read(csv.len()), cuts.clone(), &dialect);
+                    let parsed = parsed.unwrap();
+                    let scanned = unquoted_record_starts(read(csv.len()), cuts.clone(), b'"');
+                    assert_eq!(
+                        scanned.unwrap().as_ref(),
+                        Some(&parsed),
+                        "file {file}, {ranges}"
+                    );
+                    // Read in small pieces, it cuts alike, or leaves a cut by a piece's end
+                    // (where a byte-order mark may begin) to the parser.
+                    for capacity in [5, 64] {
+                        let scanned = unquoted_record_starts(read(capacity), cuts.clone(), b'"');
+                        if let Some(scanned) = scanned.unwrap() {
+                            assert_eq!(scanned, parsed, "file {file}, {ranges}, {capacity}");
+                        }
+                    }
+                }
+            }
+            // One quote byte, however late, and the parser decides.
+            csv.extend_from_slice(b"\n4,\"x\ny\"\n");
+            let cuts = Cuts::new(csv.len() as u64, 2, &CsvDialect::default());
+            let scanned = unquoted_record_starts(BufReader::new(&csv[..]), cuts, b'"').unwrap();
+            assert_eq!(scanned, None, "file {file}");
+        }
     }
 }

@@ -114,6 +114,11 @@ impl CsvDialect {
         Ok(())
     }
 
+    /// The byte that quotes a field.
+    pub(super) fn quote_byte(&self) -> u8 {
+        self.quote
+    }
+
     /// Whether the first row names the columns.
     pub(crate) fn has_header(&self) -> bool {
         self.header
