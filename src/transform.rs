@@ -586,7 +586,7 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
                 .map(|f| (f.name().as_str(), ascending)),
         );
         let whole = bucket.encode(&output_order)?;
-        on_every_core(split_by_range(&whole, parts), |rows| {
+        on_every_core(split_by_range(&whole, parts)?, |rows| {
             Ok(sort_by_encoding(&whole, rows))
         })?
     } else {
@@ -598,14 +598,22 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         };
         let mut ranking = keys.clone();
         ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
-        let key = bucket.encode(&keys)?;
-        let rank = bucket.encode(&ranking)?;
+        // The two encodings on a core each.
+        let (key, rank) = std::thread::scope(|scope| {
+            let key = scope.spawn(|| bucket.encode(&keys));
+            let rank = bucket.encode(&ranking);
+            (
+                key.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                rank,
+            )
+        });
+        let (key, rank) = (key?, rank?);
         let days: Vec<i32> = bucket
             .column(&rules.partition_column)
             .iter()
             .flat_map(|days| days.as_primitive::<Date32Type>().values().iter().copied())
             .collect();
-        on_every_core(split_by_range(&key, parts), |rows| {
+        on_every_core(split_by_range(&key, parts)?, |rows| {
             // The winners come in key order and keys are now unique, so a stable sort by
             // day gives the (partition, key) order without comparing rows again.
             let mut winners = latest_per_key(bucket, &rank, &key, rows)?;
@@ -684,15 +692,15 @@ impl Bucket {
     }
 }
 
-/// Runs `work` on each part, one thread per part, and returns the results in part order.
-fn on_every_core<T: Send>(
-    parts: Vec<Vec<u32>>,
-    work: impl Fn(Vec<u32>) -> Result<T> + Sync,
+/// Runs `work` on each item, one thread per item, and returns the results in item order.
+fn on_every_core<I: Send, T: Send>(
+    items: Vec<I>,
+    work: impl Fn(I) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     std::thread::scope(|scope| {
-        let threads: Vec<_> = parts
+        let threads: Vec<_> = items
             .into_iter()
-            .map(|rows| scope.spawn(|| work(rows)))
+            .map(|item| scope.spawn(|| work(item)))
             .collect();
         threads
             .into_iter()
@@ -706,29 +714,59 @@ fn on_every_core<T: Send>(
     })
 }
 
-/// The rows cut into `parts` ranges of their encodings, as even as equal prefixes allow. The
-/// cuts are quantiles of the encodings' 16-byte prefixes, so they depend on the rows alone, not
-/// on their order; rows with equal prefixes (every row of one key) share a range.
-fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Vec<Vec<u32>> {
-    let all = 0..rows.num_rows() as u32;
+/// About this many rows are sampled to place the cuts between parts.
+const CUT_SAMPLE: usize = 16 * 1024;
+
+/// The rows cut into `parts` ranges of their encodings, as even as equal prefixes allow; rows
+/// with equal prefixes (every row of one key) share a range. The cuts are quantiles of the
+/// 16-byte prefixes of a sample of the rows, those whose prefix hashes to a multiple of a
+/// stride: so they depend on the rows alone, not on their order, and a key's rows are all
+/// sampled or none. The rows are sorted into the ranges on every core, a slice of them each.
+fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>> {
+    let count = rows.num_rows();
     if parts <= 1 {
-        return vec![all.collect()];
+        return Ok(vec![(0..count as u32).collect()]);
     }
-    // Selected in place and taken again from the rows below: cheaper than a copy to select in.
-    let mut prefixes: Vec<u128> = (0..rows.num_rows()).map(|i| prefix(rows, i)).collect();
-    let count = prefixes.len();
-    let mut cuts: Vec<u128> = (1..parts)
-        .map(|part| *prefixes.select_nth_unstable(part * count / parts).1)
+    let stride = (count / CUT_SAMPLE).max(1) as u64;
+    let slices: Vec<std::ops::Range<usize>> = (0..parts)
+        .map(|slice| slice * count / parts..(slice + 1) * count / parts)
         .collect();
-    drop(prefixes);
+    let samples = on_every_core(slices.clone(), |slice| {
+        Ok(slice
+            .map(|i| prefix(rows, i))
+            .filter(|prefix| hash(&prefix.to_be_bytes()).is_multiple_of(stride))
+            .collect::<Vec<u128>>())
+    })?;
+    let mut sample = samples.concat();
+    let sampled = sample.len();
+    let mut cuts: Vec<u128> = match sampled {
+        0 => Vec::new(),
+        _ => (1..parts)
+            .map(|part| *sample.select_nth_unstable(part * sampled / parts).1)
+            .collect(),
+    };
+    drop(sample);
     cuts.dedup();
-    let mut ranges = vec![Vec::with_capacity(count / parts + 1); cuts.len() + 1];
-    for row in all {
-        let prefix = prefix(rows, row as usize);
-        ranges[cuts.partition_point(|&cut| cut <= prefix)].push(row);
-    }
+    let sorted = on_every_core(slices, |slice| {
+        let mut ranges = vec![Vec::with_capacity(slice.len() / parts + 1); cuts.len() + 1];
+        for row in slice {
+            let prefix = prefix(rows, row);
+            ranges[cuts.partition_point(|&cut| cut <= prefix)].push(row as u32);
+        }
+        Ok(ranges)
+    })?;
+    let mut ranges: Vec<Vec<u32>> = (0..=cuts.len())
+        .map(|range| {
+            let rows = sorted.iter().map(|slices| slices[range].len()).sum();
+            let mut joined = Vec::with_capacity(rows);
+            for slices in &sorted {
+                joined.extend_from_slice(&slices[range]);
+            }
+            joined
+        })
+        .collect();
     ranges.retain(|range| !range.is_empty());
-    ranges
+    Ok(ranges)
 }
 
 /// The winning row of each key among `rows`, in key order. Rows are ranked by key and
@@ -1080,6 +1118,7 @@ mod tests {
             let column: ArrayRef = Arc::new(Int64Array::from(ids.to_vec()));
             let rows = encode_rows(&[(column, ascending)]).unwrap();
             split_by_range(&rows, parts)
+                .unwrap()
                 .into_iter()
                 .map(|part| {
                     let mut keys: Vec<i64> = part.iter().map(|&row| ids[row as usize]).collect();
