@@ -19,7 +19,7 @@ use crate::rows::{encode_rows, encode_rows_of, hash};
 use crate::rules::RowRules;
 use crate::scope::{PartitionScope, date_from_days};
 use crate::source::{BatchSink, Sampled, delta_type};
-use crate::spill::RowStore;
+use crate::spill::{RowStore, Spreader};
 
 /// A decoded batch and where it came from, for error messages.
 struct InputBatch<'a> {
@@ -491,11 +491,12 @@ impl Intake {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The schema rows are shaped to, decided (and the store created) by the first batch.
-    fn schema_for(&self, first: &InputBatch<'_>) -> Result<SchemaRef> {
+    /// The schema rows are shaped to, decided (and the store created) by the first batch, and
+    /// what cuts rows by the store's buckets.
+    fn schema_for(&self, first: &InputBatch<'_>) -> Result<(SchemaRef, Spreader)> {
         let mut taken = self.lock();
         if let Some(store) = &taken.store {
-            return Ok(store.schema().clone());
+            return Ok((store.schema().clone(), store.spreader()));
         }
         let schema = target_schema(
             first.file,
@@ -509,8 +510,10 @@ impl Intake {
         } else {
             self.rules.key.clone()
         };
-        taken.store = Some(RowStore::new(schema.clone(), &spread_by, self.buckets)?);
-        Ok(schema)
+        let store = RowStore::new(schema.clone(), &spread_by, self.buckets)?;
+        let spreader = store.spreader();
+        taken.store = Some(store);
+        Ok((schema, spreader))
     }
 }
 
@@ -521,8 +524,8 @@ impl BatchSink for Intake {
             batch: &batch,
             first_row,
         };
-        let schema = self.schema_for(&input)?;
-        // Shaping and checking, the costly part, runs outside the lock.
+        let (schema, spreader) = self.schema_for(&input)?;
+        // Shaping, checking and cutting by bucket, the costly part, run outside the lock.
         let sample = self.sample.as_deref();
         let conformed = conform(&input, &schema, &self.rules, &self.scope, sample)?;
         let violation = self
@@ -540,13 +543,15 @@ impl BatchSink for Intake {
                 values: violation.values,
             });
         }
+        let rows = conformed.num_rows() as u64;
+        let spread = spreader.spread(conformed)?;
         let mut taken = self.lock();
-        taken.rows += conformed.num_rows() as u64;
+        taken.rows += rows;
         taken
             .store
             .as_mut()
             .expect("created by schema_for")
-            .push(conformed)
+            .push(spread)
     }
 }
 
