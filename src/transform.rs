@@ -228,13 +228,26 @@ fn conform(
             arrow::array::new_null_array(field.data_type(), file.batch.num_rows())
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
-            if let Some(sample) = sample.filter(|sample| sample.checks(field.name())) {
-                check_sample(file, field.name(), &column, sample)?;
-            }
+            let sample = sample.filter(|sample| sample.checks(field.name()));
             let to = field.data_type();
-            match rules.text_format(to).filter(|_| is_text(&column)) {
-                Some(format) => parse_formatted(field.name(), &column, to, format, &file.locate())?,
-                None => cast_lossless(field.name(), &column, to, &file.locate())?,
+            let integers = sample
+                .filter(|_| to == &DataType::Int64)
+                .zip(column.as_string_opt::<i32>())
+                .and_then(|(sample, text)| sample.integers(field.name(), text));
+            match integers {
+                Some(Ok(integers)) => Arc::new(integers),
+                Some(Err(row)) => return Err(misfit(file, field.name(), &column, row)),
+                None => {
+                    if let Some(sample) = sample {
+                        check_sample(file, field.name(), &column, sample)?;
+                    }
+                    match rules.text_format(to).filter(|_| is_text(&column)) {
+                        Some(format) => {
+                            parse_formatted(field.name(), &column, to, format, &file.locate())?
+                        }
+                        None => cast_lossless(field.name(), &column, to, &file.locate())?,
+                    }
+                }
             }
         };
         columns.push(column);
@@ -308,15 +321,20 @@ fn check_sample(
     let text = array.as_string_opt::<i32>();
     match text.and_then(|text| sample.first_misfit(column, text)) {
         None => Ok(()),
-        Some(row) => Err(Error::bad_input(
-            file.file,
-            Some(file.row(row)),
-            format!(
-                "column '{column}': value '{}' does not fit the type the file's first rows gave it",
-                display_value(array.as_ref(), row)
-            ),
-        )),
+        Some(row) => Err(misfit(file, column, array, row)),
     }
+}
+
+/// The error of a value (`row` of `array`, text) that does not fit its column's sampled type.
+fn misfit(file: &InputBatch<'_>, column: &str, array: &ArrayRef, row: usize) -> Error {
+    Error::bad_input(
+        file.file,
+        Some(file.row(row)),
+        format!(
+            "column '{column}': value '{}' does not fit the type the file's first rows gave it",
+            display_value(array.as_ref(), row)
+        ),
+    )
 }
 
 /// The types text input is parsed with, given the table's (or a new table's first file's):

@@ -109,6 +109,36 @@ impl Sampled {
             })
         })
     }
+
+    /// `column`'s text as 64-bit integers when the sample found integers only there, checked
+    /// and parsed in one pass (instead of [`Sampled::first_misfit`] and a cast: the first
+    /// write's largest cost over a replacement's); `Err` holds the first value that is no
+    /// integer, a misfit. `None`: the column is checked the other way.
+    pub(crate) fn integers(
+        &self,
+        column: &str,
+        text: &arrow::array::StringArray,
+    ) -> Option<Result<arrow::array::Int64Array, usize>> {
+        // A date or timestamp format could class an integer's text as a date.
+        if self.classes.get(column) != Some(&INTEGER) || self.dialect.has_text_formats() {
+            return None;
+        }
+        let values = text.iter().enumerate().map(|(row, value)| match value {
+            None => Ok(None),
+            Some(value) => integer(value).map(Some).ok_or(row),
+        });
+        Some(values.collect())
+    }
+}
+
+/// The 64-bit integer an integer's text gives, or `None` when the text is no integer as
+/// [`classify`] tells them (no sign but a minus, ASCII digits only) or too large.
+fn integer(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    match !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        true => value.parse().ok(),
+        false => None,
+    }
 }
 
 /// The value classes of each of the `columns` columns over the rows `reader` reads (after a
@@ -491,6 +521,24 @@ mod tests {
             }
             let later = arrow::array::StringArray::from(rows[sample_rows..].to_vec());
             let misfit = sampled.first_misfit("c", &later);
+            // Integers checked and parsed at once: the values the check and a cast give,
+            // the same misfit, or a value the cast refuses (a digit beyond ASCII).
+            match sampled.integers("c", &later) {
+                None => assert_ne!(sampled.columns.field(0).data_type(), &DataType::Int64),
+                Some(Ok(integers)) => {
+                    assert_eq!(misfit, None, "{rows:?}");
+                    let cast = arrow::compute::cast(&later, &DataType::Int64).unwrap();
+                    assert_eq!(cast.as_ref(), &integers as &dyn arrow::array::Array);
+                }
+                Some(Err(row)) => assert!(
+                    misfit == Some(row)
+                        || (misfit.is_none_or(|misfit| row < misfit)
+                            && arrow::compute::cast(&later.slice(row, 1), &DataType::Int64)
+                                .unwrap()
+                                .is_null(0)),
+                    "{rows:?}: {row} against {misfit:?}"
+                ),
+            }
             assert_eq!(
                 misfit.is_none(),
                 sampled.columns == whole,

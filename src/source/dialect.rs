@@ -143,6 +143,11 @@ impl CsvDialect {
         self
     }
 
+    /// Whether the run gives a date or timestamp format, which can class a value otherwise.
+    pub(super) fn has_text_formats(&self) -> bool {
+        self.date_format.is_some() || self.timestamp_format.is_some()
+    }
+
     /// The value class (see `csv_types`) of a field's text: a date or a timestamp when it
     /// matches the run's format for them, else what `classify` says.
     pub(super) fn class_of(&self, value: &str, classify: fn(&str) -> u16) -> u16 {
