@@ -46,8 +46,9 @@ pub(super) async fn columns(object: &InputObject) -> Result<arrow::datatypes::Sc
 }
 
 /// Decodes a Parquet file. Parquet needs random access: a local file is read where it is
-/// (hashed in one pass first); anything else is copied to a temporary file by one streamed GET
-/// that hashes the bytes on the way. Memory stays flat however large the file is.
+/// (hashed on a thread of its own while it decodes); anything else is copied to a temporary
+/// file by one streamed GET that hashes the bytes on the way. Memory stays flat however large
+/// the file is.
 pub(super) async fn decode<S: BatchSink>(
     object: &InputObject,
     mut sink: S,
@@ -66,29 +67,40 @@ pub(super) async fn decode<S: BatchSink>(
                 file
             }
         };
-        let hash = hashed.finish().map_err(read_error)?;
-        let parquet_error = |e: ::parquet::errors::ParquetError| {
-            Error::bad_input(&name, None, format!("not a readable Parquet file: {e}"))
-        };
-        // The Arrow schema a writer may embed (`ARROW:schema`) is only a hint: the types it
-        // restores (large strings, time zones, Date64) become the same Delta types as the plain
-        // Parquet ones (`delta_type`), and without it a dictionary column reads as its values.
-        // It is not read: arrow-ipc 59, the version deltalake pins, panics on a damaged one
-        // instead of returning an error (apache/arrow-rs#10437, fixed after 59 by #10647); the
-        // mutation test found such a file.
-        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-            .map_err(parquet_error)?;
-        let schema = builder.schema().clone();
-        if schema.fields().is_empty() {
-            return Err(Error::bad_input(&name, None, "the file holds no columns"));
-        }
-        let reader = builder
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(parquet_error)?;
-        feed(&name, &schema, reader, 0, &mut sink).map_err(|e| e.into_error(&name))?;
-        Ok((sink, hash))
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hashed.finish().map_err(read_error));
+            let decoded = decode_file(&name, file, &mut sink);
+            let hash = hashing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            decoded?;
+            Ok((sink, hash?))
+        })
     });
     Error::rejoin(decoding.await, "decoding input")?
+}
+
+/// Feeds the rows of the Parquet file `name` to `sink`.
+fn decode_file(name: &str, file: std::fs::File, sink: &mut impl BatchSink) -> Result<()> {
+    let parquet_error = |e: ::parquet::errors::ParquetError| {
+        Error::bad_input(name, None, format!("not a readable Parquet file: {e}"))
+    };
+    // The Arrow schema a writer may embed (`ARROW:schema`) is only a hint: the types it
+    // restores (large strings, time zones, Date64) become the same Delta types as the plain
+    // Parquet ones (`delta_type`), and without it a dictionary column reads as its values.
+    // It is not read: arrow-ipc 59, the version deltalake pins, panics on a damaged one
+    // instead of returning an error (apache/arrow-rs#10437, fixed after 59 by #10647); the
+    // mutation test found such a file.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(parquet_error)?;
+    let schema = builder.schema().clone();
+    if schema.fields().is_empty() {
+        return Err(Error::bad_input(name, None, "the file holds no columns"));
+    }
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(parquet_error)?;
+    feed(name, &schema, reader, 0, sink).map_err(|e| e.into_error(name))
 }
