@@ -228,26 +228,17 @@ fn conform(
             arrow::array::new_null_array(field.data_type(), file.batch.num_rows())
         } else {
             let column = input_column(file, field.name()).map_err(mismatch)?;
-            let sample = sample.filter(|sample| sample.checks(field.name()));
             let to = field.data_type();
-            let integers = sample
-                .filter(|_| to == &DataType::Int64)
-                .zip(column.as_string_opt::<i32>())
-                .and_then(|(sample, text)| sample.integers(field.name(), text));
-            match integers {
-                Some(Ok(integers)) => Arc::new(integers),
-                Some(Err(row)) => return Err(misfit(file, field.name(), &column, row)),
-                None => {
-                    if let Some(sample) = sample {
-                        check_sample(file, field.name(), &column, sample)?;
-                    }
-                    match rules.text_format(to).filter(|_| is_text(&column)) {
-                        Some(format) => {
-                            parse_formatted(field.name(), &column, to, format, &file.locate())?
-                        }
-                        None => cast_lossless(field.name(), &column, to, &file.locate())?,
-                    }
+            let checked = match sample.filter(|sample| sample.checks(field.name())) {
+                Some(sample) => check_sample(file, field.name(), &column, to, sample)?,
+                None => None,
+            };
+            match (checked, rules.text_format(to).filter(|_| is_text(&column))) {
+                (Some(parsed), _) => parsed,
+                (None, Some(format)) => {
+                    parse_formatted(field.name(), &column, to, format, &file.locate())?
                 }
+                (None, None) => cast_lossless(field.name(), &column, to, &file.locate())?,
             }
         };
         columns.push(column);
@@ -311,30 +302,37 @@ fn input_column(file: &InputBatch<'_>, name: &str) -> std::result::Result<ArrayR
 
 /// Fails on the first value of `column` (read as text) that would have given the column
 /// another type than `sample`'s, had the inference seen it. The run then infers the types
-/// from all rows and reads its input again: this error is never the run's.
+/// from all rows and reads its input again: this error is never the run's. A column of
+/// integers (type `to`) is parsed as it is checked, and returned.
 fn check_sample(
     file: &InputBatch<'_>,
     column: &str,
     array: &ArrayRef,
+    to: &DataType,
     sample: &Sampled,
-) -> Result<()> {
-    let text = array.as_string_opt::<i32>();
-    match text.and_then(|text| sample.first_misfit(column, text)) {
-        None => Ok(()),
-        Some(row) => Err(misfit(file, column, array, row)),
+) -> Result<Option<ArrayRef>> {
+    let misfit = |row| {
+        Error::bad_input(
+            file.file,
+            Some(file.row(row)),
+            format!(
+                "column '{column}': value '{}' does not fit the type the file's first rows gave it",
+                display_value(array.as_ref(), row)
+            ),
+        )
+    };
+    let Some(text) = array.as_string_opt::<i32>() else {
+        return Ok(None);
+    };
+    if to == &DataType::Int64
+        && let Some(integers) = sample.integers(column, text)
+    {
+        return Ok(Some(Arc::new(integers.map_err(misfit)?)));
     }
-}
-
-/// The error of a value (`row` of `array`, text) that does not fit its column's sampled type.
-fn misfit(file: &InputBatch<'_>, column: &str, array: &ArrayRef, row: usize) -> Error {
-    Error::bad_input(
-        file.file,
-        Some(file.row(row)),
-        format!(
-            "column '{column}': value '{}' does not fit the type the file's first rows gave it",
-            display_value(array.as_ref(), row)
-        ),
-    )
+    match sample.first_misfit(column, text) {
+        None => Ok(None),
+        Some(row) => Err(misfit(row)),
+    }
 }
 
 /// The types text input is parsed with, given the table's (or a new table's first file's):
