@@ -620,15 +620,10 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         let mut ranking = keys.clone();
         ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
         // The two encodings on a core each.
-        let (key, rank) = std::thread::scope(|scope| {
-            let key = scope.spawn(|| bucket.encode(&keys));
-            let rank = bucket.encode(&ranking);
-            (
-                key.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                rank,
-            )
-        });
-        let (key, rank) = (key?, rank?);
+        let [key, rank]: [arrow::row::Rows; 2] =
+            on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
+                .try_into()
+                .expect("two encodings");
         let days: Vec<i32> = bucket
             .column(&rules.partition_column)
             .iter()

@@ -13,7 +13,7 @@ use csv_core::ReadRecordResult;
 
 use super::ranges::{self, Ranged, Start};
 use super::text::{Batches, DecodeFrom, InferFrom};
-use super::{BATCH_ROWS, BatchSink, CsvDialect, READ_BUFFER, csv_types};
+use super::{BATCH_ROWS, BatchSink, CsvDialect, READ_BUFFER, csv_types, read_error};
 use crate::error::Error;
 
 /// The batches of a CSV file: columns from the header (and, without a table, inferred types).
@@ -90,9 +90,8 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
     let bad = |e: ArrowError| Error::bad_input(name, None, e.to_string());
     let columns = header(BufReader::new(ranges::open(name, path)?), dialect).map_err(bad)?;
     let plan = |size| {
-        let open = || Ok(BufReader::with_capacity(READ_BUFFER, File::open(path)?));
-        let starts =
-            record_starts(open, size, ranges, dialect).map_err(|e| ranges::read_error(name, e))?;
+        let open = || ranges::open_range(path, (0, size));
+        let starts = record_starts(open, size, ranges, dialect).map_err(|e| read_error(name, e))?;
         let cut = !columns.fields().is_empty() && !starts.is_empty();
         Ok(cut.then(|| (starts, with_known_types(columns, known))))
     };

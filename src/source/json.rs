@@ -11,7 +11,7 @@ use arrow::error::ArrowError;
 
 use super::ranges::{self, Ranged, Start};
 use super::text::{Batches, DecodeFrom, InferFrom};
-use super::{BATCH_ROWS, BatchSink, CsvDialect, READ_BUFFER};
+use super::{BATCH_ROWS, BatchSink, CsvDialect, READ_BUFFER, read_error};
 use crate::error::Error;
 
 /// The columns of a JSON-lines file, with the types its values carry (from all its lines).
@@ -57,7 +57,7 @@ pub(super) fn decode_in_ranges<S: BatchSink + Clone>(
 ) -> Result<Ranged<S>, Error> {
     let plan = |size| {
         let reader = BufReader::with_capacity(READ_BUFFER, ranges::open(name, path)?);
-        let starts = line_starts(reader, size, ranges).map_err(|e| ranges::read_error(name, e))?;
+        let starts = line_starts(reader, size, ranges).map_err(|e| read_error(name, e))?;
         if starts.is_empty() {
             return Ok(None);
         }

@@ -324,9 +324,21 @@ pub(crate) async fn hash(file: &InputFile) -> Result<[u8; 32]> {
     let hashing = tokio::task::spawn_blocking(move || {
         HashingReader::new(reader)
             .finish()
-            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))
+            .map_err(|e| read_error(&name, e))
     });
     Error::rejoin(hashing.await, "hashing input")?
+}
+
+/// The error of an input (`name` to users) that cannot be read.
+fn read_error(name: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::internal(format!("cannot read input {name}"), error)
+}
+
+/// A thread's result. A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Rows per decoded batch: large enough that per-batch work (casts, checks) is amortised,
@@ -337,9 +349,8 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// directly, anything else as one streaming GET whose bytes flow through in chunks. A large
 /// file is never held in memory whole.
 async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
-    let context = || format!("cannot read input {}", object.display);
     if let Some(path) = &object.local_file {
-        let file = std::fs::File::open(path).map_err(|e| Error::internal(context(), e))?;
+        let file = std::fs::File::open(path).map_err(|e| read_error(&object.display, e))?;
         return Ok(Box::new(std::io::BufReader::with_capacity(
             READ_BUFFER,
             file,
@@ -349,7 +360,7 @@ async fn open_reader(object: &InputObject) -> Result<Box<dyn BufRead + Send>> {
         .store
         .get(&object.path)
         .await
-        .map_err(|e| Error::internal(context(), e))?;
+        .map_err(|e| read_error(&object.display, e))?;
     let stream = response.into_stream().map_err(std::io::Error::other);
     Ok(Box::new(std::io::BufReader::with_capacity(
         READ_BUFFER,
@@ -406,11 +417,7 @@ fn feed<S: BatchSink>(
             }
         }
         drop(send);
-        // A panic in the sink is a bug: raised again, as `Error::rejoin` does for tasks.
-        let (any, sink) = sink_thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            .map_err(Stopped::Failed)?;
+        let (any, sink) = joined(sink_thread).map_err(Stopped::Failed)?;
         decoded?;
         if !any {
             sink.accept(name, RecordBatch::new_empty(schema.clone()), 0)

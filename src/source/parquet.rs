@@ -2,7 +2,7 @@
 
 use ::parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
-use super::{BATCH_ROWS, BatchSink, HashingReader, feed, open_reader};
+use super::{BATCH_ROWS, BatchSink, HashingReader, feed, joined, open_reader, read_error};
 use crate::error::{Error, Result};
 use crate::storage::InputObject;
 
@@ -18,7 +18,7 @@ pub(super) async fn columns(object: &InputObject) -> Result<arrow::datatypes::Sc
             store
                 .get_range(&object.path, range)
                 .await
-                .map_err(|e| Error::internal(format!("cannot read input {}", object.display), e))
+                .map_err(|e| read_error(&object.display, e))
         }
     };
     // The last 8 bytes: the footer's length (little-endian) and the magic number PAR1.
@@ -57,22 +57,19 @@ pub(super) async fn decode<S: BatchSink>(
     let local_file = object.local_file.clone();
     let mut hashed = HashingReader::new(open_reader(object).await?);
     let decoding = tokio::task::spawn_blocking(move || {
-        let read_error =
-            |e: std::io::Error| Error::internal(format!("cannot read input {name}"), e);
+        let cannot_read = |e: std::io::Error| read_error(&name, e);
         let file = match local_file {
-            Some(path) => std::fs::File::open(path).map_err(read_error)?,
+            Some(path) => std::fs::File::open(path).map_err(cannot_read)?,
             None => {
-                let mut file = tempfile::tempfile().map_err(read_error)?;
-                std::io::copy(&mut hashed, &mut file).map_err(read_error)?;
+                let mut file = tempfile::tempfile().map_err(cannot_read)?;
+                std::io::copy(&mut hashed, &mut file).map_err(cannot_read)?;
                 file
             }
         };
         std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| hashed.finish().map_err(read_error));
+            let hashing = scope.spawn(|| hashed.finish().map_err(cannot_read));
             let decoded = decode_file(&name, file, &mut sink);
-            let hash = hashing
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let hash = joined(hashing);
             decoded?;
             Ok((sink, hash?))
         })

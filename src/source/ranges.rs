@@ -15,7 +15,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
-use super::{BatchSink, HashingReader, READ_BUFFER, Stopped, feed};
+use super::{BatchSink, HashingReader, READ_BUFFER, Stopped, feed, joined, read_error};
 use crate::error::Error;
 
 /// A local text file at least this large, read with fewer files than cores, is cut into byte
@@ -150,21 +150,9 @@ fn decode<S: BatchSink + Clone>(
     failures.into_iter().find_map(Result::err)
 }
 
-/// The error of an input file that cannot be read.
-pub(super) fn read_error(name: &str, error: std::io::Error) -> Error {
-    Error::internal(format!("cannot read input {name}"), error)
-}
-
 /// Opens the local input file `name` at `path`.
 pub(super) fn open(name: &str, path: &Path) -> Result<File, Error> {
     File::open(path).map_err(|e| read_error(name, e))
-}
-
-/// A scoped thread's result. A panic is a bug: raised again, as `Error::rejoin` does for tasks.
-fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// A sink for the tests of cut decoding: keeps every batch with its first row; clones share

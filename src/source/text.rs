@@ -10,7 +10,7 @@ use arrow::error::ArrowError;
 
 use super::{
     BatchSink, CsvDialect, EMPTY_SHA256, HashingReader, InputFile, compression, feed, open_reader,
-    open_text,
+    open_text, read_error,
 };
 use crate::error::{Error, Result};
 
@@ -58,9 +58,7 @@ pub(super) async fn decode<S: BatchSink>(
             format(infer_from, plain, column_types.as_ref(), &dialect).map_err(bad)?;
         if schema.fields().is_empty() {
             drop(batches);
-            let hash = hashed
-                .finish()
-                .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
+            let hash = hashed.finish().map_err(|e| read_error(&name, e))?;
             let message = if hash == EMPTY_SHA256 {
                 "the file is empty; remove it from the input or give it at least a header row"
             } else {
@@ -69,9 +67,7 @@ pub(super) async fn decode<S: BatchSink>(
             return Err(Error::bad_input(&name, None, message));
         }
         feed(&name, &schema, batches, 0, &mut sink).map_err(|e| e.into_error(&name))?;
-        let hash = hashed
-            .finish()
-            .map_err(|e| Error::internal(format!("cannot read input {name}"), e))?;
+        let hash = hashed.finish().map_err(|e| read_error(&name, e))?;
         Ok((sink, hash))
     });
     Error::rejoin(decoding.await, "decoding input")?
