@@ -35,7 +35,8 @@
 //! | `constraints.rs` | the table's constraints compiled and checked per row |
 //! | `source/` | find, decode and fingerprint the input files: `mod.rs` finds and hashes, `text.rs` drives the text formats, `csv.rs`, `json.rs` and `parquet.rs` decode one format each (`csv.rs` also cuts a large file into byte ranges), `csv_types.rs` infers a new table's CSV types |
 //! | `spill.rs` | hold rows in memory or in key-hash buckets on disk |
-//! | `transform.rs` | shape rows like the table, check them, deduplicate and order (one key range per core) |
+//! | `transform.rs` | shape rows like the table, check them, keep them in the store |
+//! | `dedupe.rs` | deduplicate and order a bucket's rows (one key range per core) |
 //! | `ledger.rs` | who wrote each day; skip, replace or refuse |
 //! | `table/` | the Delta table: `mod.rs` opens it, `snapshot.rs` reads files and ledger, `files.rs` writes Parquet, `commit.rs` commits, `merge.rs` upserts, `maintenance.rs` vacuums and checkpoints |
 //! | `notify.rs` | announce each commit exactly once |
@@ -73,6 +74,7 @@
 mod backfill;
 mod cast;
 mod constraints;
+mod dedupe;
 mod error;
 mod evolve;
 mod failpoint;

@@ -11,7 +11,7 @@
 //!
 //! Why not DataFusion's spilling sort: keeping the latest row per key and then ordering by day
 //! would take two external sorts of every row (by key, then by day and key), where buckets
-//! keep the in-memory deduplication of transform.rs, which ranks the key columns only, and
+//! keep the in-memory deduplication of dedupe.rs, which ranks the key columns only, and
 //! touch the disk only when the rows do not fit. The spill files are Arrow IPC, read and
 //! written by arrow-rs.
 

@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::constraints::RowChecks;
+use crate::dedupe::{dedup_and_order, split_by_day};
 use crate::error::{Error, Result};
 use crate::evolve::{Evolved, SchemaChange, SchemaEvolution, evolve};
 use crate::failpoint;
@@ -31,9 +32,7 @@ use crate::source::{
 use crate::spill::{DEFAULT_MEMORY_LIMIT, RowStore};
 use crate::storage::StorageOptions;
 use crate::table::Table;
-use crate::transform::{
-    Intake, dedup_and_order, kernel_type, split_by_day, table_type, target_schema, text_types,
-};
+use crate::transform::{Intake, kernel_type, table_type, target_schema, text_types};
 use driver::drive;
 use merge::Merge;
 use replace::Replace;

@@ -1,0 +1,590 @@
+//! Deduplication and ordering of a bucket's rows: one row per key (the latest by `order_by`),
+//! ordered by day, then key. A large bucket is cut into one key range per core.
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::SortOptions;
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{Date32Type, SchemaRef};
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::rows::{encode_rows, encode_rows_of, hash};
+use crate::rules::RowRules;
+use crate::scope::date_from_days;
+
+/// A bucket of at least this many rows per core is deduplicated and ordered on every core.
+const ROWS_PER_PART: usize = 128 * 1024;
+
+/// One row per key (the largest `order_by` wins, then the largest whole row), ordered by
+/// partition, then key (without a key: partition, then whole row). Nothing here looks at the
+/// order rows arrived in.
+///
+/// A large bucket is cut into one part per core by ranges of the key (of the whole row,
+/// without a key), each deduplicated and ordered on a core of its own: a key never spans two
+/// parts, and every key of a part sorts before every key of the next. So the parts' rows of
+/// one day, taken part after part, are that day's rows in order. Returns the parts in order.
+pub(crate) fn dedup_and_order(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    rules: &RowRules,
+) -> Result<Vec<RecordBatch>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let parts = cores.min(rows / ROWS_PER_PART).max(1);
+    dedup_and_order_in(&Bucket::new(schema, batches), rules, parts)
+}
+
+fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result<Vec<RecordBatch>> {
+    let ascending = SortOptions::default();
+    // The rows of each part in output order, found before any row is copied: the encodings
+    // are dropped first, so that they and the copies are never in memory together.
+    let ordered = if rules.key.is_empty() {
+        let mut output_order = vec![(rules.partition_column.as_str(), ascending)];
+        output_order.extend(
+            bucket
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().as_str(), ascending)),
+        );
+        let whole = bucket.encode(&output_order)?;
+        on_every_core(split_by_range(&whole, parts)?, |rows| {
+            Ok(sort_by_encoding(&whole, rows))
+        })?
+    } else {
+        let keys: Vec<(&str, SortOptions)> =
+            rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let mut ranking = keys.clone();
+        ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
+        // The two encodings on a core each.
+        let [key, rank]: [arrow::row::Rows; 2] =
+            on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
+                .try_into()
+                .expect("two encodings");
+        let days: Vec<i32> = bucket
+            .column(&rules.partition_column)
+            .iter()
+            .flat_map(|days| days.as_primitive::<Date32Type>().values().iter().copied())
+            .collect();
+        on_every_core(split_by_range(&key, parts)?, |rows| {
+            // The winners come in key order and keys are now unique, so a stable sort by
+            // day gives the (partition, key) order without comparing rows again.
+            let mut winners = latest_per_key(bucket, &rank, &key, rows)?;
+            winners.sort_by_key(|&row| days[row as usize]);
+            Ok(winners)
+        })?
+    };
+    on_every_core(ordered, |rows| bucket.take(&rows))
+}
+
+/// The conformed rows of a bucket as the store holds them, in batches: a row is named by its
+/// index in all of them, one batch after the other. Not combined into one batch, which would
+/// copy every row once more before deduplication copies the winners.
+struct Bucket {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    /// The index of each batch's first row.
+    starts: Vec<usize>,
+}
+
+impl Bucket {
+    fn new(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let starts = batches
+            .iter()
+            .scan(0, |next, batch| {
+                let start = *next;
+                *next += batch.num_rows();
+                Some(start)
+            })
+            .collect();
+        Self {
+            schema: schema.clone(),
+            batches,
+            starts,
+        }
+    }
+
+    /// The column `name` of each batch: `conform` guarantees the rules' columns are there.
+    fn column(&self, name: &str) -> Vec<ArrayRef> {
+        let index = self.schema.index_of(name).expect("conformed column");
+        self.batches
+            .iter()
+            .map(|b| b.column(index).clone())
+            .collect()
+    }
+
+    /// Every row's encoding by these columns, in row order.
+    fn encode(&self, columns: &[(&str, SortOptions)]) -> Result<arrow::row::Rows> {
+        let columns: Vec<(Vec<ArrayRef>, SortOptions)> = columns
+            .iter()
+            .map(|&(name, options)| (self.column(name), options))
+            .collect();
+        encode_rows_of(&columns)
+    }
+
+    /// These rows, in this order.
+    fn take(&self, rows: &[u32]) -> Result<RecordBatch> {
+        if let [only] = self.batches.as_slice() {
+            return take_record_batch(only, &UInt32Array::from(rows.to_vec()))
+                .map_err(|e| Error::internal("deduplicating and ordering rows", e));
+        }
+        let at: Vec<(usize, usize)> = rows
+            .iter()
+            .map(|&row| {
+                let row = row as usize;
+                let batch = self.starts.partition_point(|&start| start <= row) - 1;
+                (batch, row - self.starts[batch])
+            })
+            .collect();
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        match batches.is_empty() {
+            true => Ok(RecordBatch::new_empty(self.schema.clone())),
+            false => arrow::compute::interleave_record_batch(&batches, &at)
+                .map_err(|e| Error::internal("deduplicating and ordering rows", e)),
+        }
+    }
+}
+
+/// Runs `work` on each item, one thread per item, and returns the results in item order.
+fn on_every_core<I: Send, T: Send>(
+    items: Vec<I>,
+    work: impl Fn(I) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(|| work(item)))
+            .collect();
+        threads
+            .into_iter()
+            // A panic is a bug: raised again, as `Error::rejoin` does for tasks.
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
+}
+
+/// About this many rows are sampled to place the cuts between parts.
+const CUT_SAMPLE: usize = 16 * 1024;
+
+/// The rows cut into `parts` ranges of their encodings, as even as equal prefixes allow; rows
+/// with equal prefixes (every row of one key) share a range. The cuts are quantiles of the
+/// 16-byte prefixes of a sample of the rows, those whose prefix hashes to a multiple of a
+/// stride: so they depend on the rows alone, not on their order, and a key's rows are all
+/// sampled or none. The rows are sorted into the ranges on every core, a slice of them each.
+fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>> {
+    let count = rows.num_rows();
+    if parts <= 1 {
+        return Ok(vec![(0..count as u32).collect()]);
+    }
+    let stride = (count / CUT_SAMPLE).max(1) as u64;
+    let slices: Vec<std::ops::Range<usize>> = (0..parts)
+        .map(|slice| slice * count / parts..(slice + 1) * count / parts)
+        .collect();
+    let samples = on_every_core(slices.clone(), |slice| {
+        Ok(slice
+            .map(|i| prefix(rows, i))
+            .filter(|prefix| hash(&prefix.to_be_bytes()).is_multiple_of(stride))
+            .collect::<Vec<u128>>())
+    })?;
+    let mut sample = samples.concat();
+    let sampled = sample.len();
+    let mut cuts: Vec<u128> = match sampled {
+        0 => Vec::new(),
+        _ => (1..parts)
+            .map(|part| *sample.select_nth_unstable(part * sampled / parts).1)
+            .collect(),
+    };
+    drop(sample);
+    cuts.dedup();
+    let sorted = on_every_core(slices, |slice| {
+        let mut ranges = vec![Vec::with_capacity(slice.len() / parts + 1); cuts.len() + 1];
+        for row in slice {
+            let prefix = prefix(rows, row);
+            ranges[cuts.partition_point(|&cut| cut <= prefix)].push(row as u32);
+        }
+        Ok(ranges)
+    })?;
+    let mut ranges: Vec<Vec<u32>> = (0..=cuts.len())
+        .map(|range| {
+            let rows = sorted.iter().map(|slices| slices[range].len()).sum();
+            let mut joined = Vec::with_capacity(rows);
+            for slices in &sorted {
+                joined.extend_from_slice(&slices[range]);
+            }
+            joined
+        })
+        .collect();
+    ranges.retain(|range| !range.is_empty());
+    Ok(ranges)
+}
+
+/// The winning row of each key among `rows`, in key order. Rows are ranked by key and
+/// `order_by` only (`rank`); the whole rows are compared just for the rare rows that tie on both.
+fn latest_per_key(
+    bucket: &Bucket,
+    rank: &arrow::row::Rows,
+    key: &arrow::row::Rows,
+    rows: Vec<u32>,
+) -> Result<Vec<u32>> {
+    // Each row with its rank's prefix and a hash of its key, sorted by rank: comparing those
+    // first tells almost every two rows apart without reading their encodings (a cache miss
+    // each, in this order: the largest cost of this scan in the profile). A hash, not the
+    // key's prefix, keeps an entry at 32 bytes.
+    let mut sorted: Vec<(u128, u64, u32)> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                prefix(rank, row as usize),
+                hash(key.row(row as usize).as_ref()),
+                row,
+            )
+        })
+        .collect();
+    sorted.sort_unstable_by(|a, b| by_encoding(rank, (a.0, a.2), (b.0, b.2)));
+    let same_rank = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
+        a.0 == b.0 && rank.row(a.2 as usize) == rank.row(b.2 as usize)
+    };
+    let same_key = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
+        a.1 == b.1 && key.row(a.2 as usize) == key.row(b.2 as usize)
+    };
+    let order: Vec<u32> = sorted.iter().map(|&(_, _, row)| row).collect();
+    let mut winners = Vec::new();
+    // (index into `winners`, the rows that tie with it on key and `order_by`)
+    let mut ties: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let first = &sorted[start];
+        let mut end = start + 1;
+        while end < sorted.len() && same_rank(&sorted[end], first) {
+            end += 1;
+        }
+        if end - start > 1 {
+            ties.push((winners.len(), start..end));
+        }
+        winners.push(first.2);
+        while end < sorted.len() && same_key(&sorted[end], first) {
+            end += 1;
+        }
+        start = end;
+    }
+    if !ties.is_empty() {
+        let tied: Vec<u32> = ties
+            .iter()
+            .flat_map(|(_, range)| order[range.clone()].iter().copied())
+            .collect();
+        let tied_rows = bucket.take(&tied)?;
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let whole: Vec<(ArrayRef, SortOptions)> = tied_rows
+            .columns()
+            .iter()
+            .map(|c| (c.clone(), latest_first))
+            .collect();
+        let whole = encode_rows(&whole)?;
+        let mut offset = 0;
+        for (winner, range) in ties {
+            let group = offset..offset + range.len();
+            let best = group
+                .min_by(|&a, &b| whole.row(a).cmp(&whole.row(b)))
+                .expect("a tie has rows");
+            winners[winner] = tied[best];
+            offset += range.len();
+        }
+    }
+    Ok(winners)
+}
+
+/// The first 16 bytes of row `index`'s encoding as one big-endian integer, zero-padded, so
+/// that integers order as the encodings do wherever they differ in those bytes.
+fn prefix(rows: &arrow::row::Rows, index: usize) -> u128 {
+    let bytes = rows.row(index);
+    let bytes = bytes.as_ref();
+    let mut head = [0u8; 16];
+    let length = bytes.len().min(16);
+    head[..length].copy_from_slice(&bytes[..length]);
+    u128::from_be_bytes(head)
+}
+
+/// `rows` sorted by their encodings. The prefixes decide almost every comparison without a
+/// call to `memcmp` (which was the largest single cost of deduplication in the profile);
+/// equal prefixes fall back to the whole encoding.
+fn sort_by_encoding(encodings: &arrow::row::Rows, rows: Vec<u32>) -> Vec<u32> {
+    let mut keyed: Vec<(u128, u32)> = rows
+        .into_iter()
+        .map(|row| (prefix(encodings, row as usize), row))
+        .collect();
+    keyed.sort_unstable_by(|&a, &b| by_encoding(encodings, a, b));
+    keyed.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The order of two rows given as (prefix, row): by prefix, then by whole encoding.
+fn by_encoding(encodings: &arrow::row::Rows, a: (u128, u32), b: (u128, u32)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| {
+        encodings
+            .row(a.1 as usize)
+            .cmp(&encodings.row(b.1 as usize))
+    })
+}
+
+/// Splits each part's rows (ordered by partition) by day: for each day, its rows of each part
+/// in part order, so that taken in turn they are the day's rows in order.
+pub(crate) fn split_by_day(
+    parts: &[RecordBatch],
+    partition_column: &str,
+) -> Vec<(NaiveDate, Vec<RecordBatch>)> {
+    let mut days: std::collections::BTreeMap<NaiveDate, Vec<RecordBatch>> = Default::default();
+    for batch in parts {
+        let dates = batch
+            .column_by_name(partition_column)
+            .expect("conformed column")
+            .as_primitive::<Date32Type>()
+            .values()
+            .clone();
+        let mut start = 0;
+        for end in 1..=dates.len() {
+            if end == dates.len() || dates[end] != dates[start] {
+                days.entry(date_from_days(dates[start]))
+                    .or_default()
+                    .push(batch.slice(start, end - start));
+                start = end;
+            }
+        }
+    }
+    days.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Date32Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(ids: &[i64], versions: &[i64], notes: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("note", DataType::Utf8, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(Int64Array::from(versions.to_vec())),
+                Arc::new(StringArray::from(notes.to_vec())),
+                Arc::new(Date32Array::from(vec![19723; ids.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rules() -> RowRules {
+        RowRules {
+            key: vec!["id".into()],
+            order_by: Some("v".into()),
+            ..RowRules::default()
+        }
+    }
+
+    /// The parts of `dedup_and_order_in`, one after the other.
+    fn dedup(batch: RecordBatch, rules: &RowRules, parts: usize) -> RecordBatch {
+        let schema = batch.schema();
+        let parts = dedup_and_order_in(&Bucket::new(&schema, vec![batch]), rules, parts).unwrap();
+        arrow::compute::concat_batches(&schema, &parts).unwrap()
+    }
+
+    fn dedup_and_order(batch: RecordBatch, rules: &RowRules) -> Result<RecordBatch> {
+        Ok(dedup(batch, rules, 1))
+    }
+
+    #[test]
+    fn latest_wins_and_ties_break_by_row_not_by_position() {
+        let a = dedup_and_order(
+            batch(&[1, 1, 1, 2], &[1, 5, 5, 1], &["old", "x", "y", "z"]),
+            &rules(),
+        )
+        .unwrap();
+        let b = dedup_and_order(
+            batch(&[2, 1, 1, 1], &[1, 5, 5, 1], &["z", "y", "x", "old"]),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.num_rows(), 2);
+        let notes = a.column(2).as_string::<i32>();
+        assert_eq!(
+            notes.value(0),
+            "y",
+            "of the two latest rows, the larger whole row wins"
+        );
+    }
+
+    #[test]
+    fn dedup_matches_a_naive_reference_in_any_input_order() {
+        // Small domains so that keys repeat and many rows tie on key and version.
+        let mut next = crate::test_numbers(0x2545_f491_u64);
+        let notes = ["a", "b", "c"];
+        for _ in 0..50 {
+            let rows: Vec<(i64, i64, &str)> = (0..40)
+                .map(|_| (next(8) as i64, next(3) as i64, notes[next(3)]))
+                .collect();
+            let mut expected = std::collections::BTreeMap::new();
+            for &(id, v, note) in &rows {
+                let best = expected.entry(id).or_insert((v, note));
+                *best = (*best).max((v, note));
+            }
+            let expected: Vec<(i64, i64, &str)> = expected
+                .into_iter()
+                .map(|(id, (v, n))| (id, v, n))
+                .collect();
+            for reversed in [false, true] {
+                let mut input = rows.clone();
+                if reversed {
+                    input.reverse();
+                }
+                let ids: Vec<i64> = input.iter().map(|r| r.0).collect();
+                let versions: Vec<i64> = input.iter().map(|r| r.1).collect();
+                let texts: Vec<&str> = input.iter().map(|r| r.2).collect();
+                let out = dedup_and_order(batch(&ids, &versions, &texts), &rules()).unwrap();
+                let got: Vec<(i64, i64, &str)> = (0..out.num_rows())
+                    .map(|i| {
+                        (
+                            out.column(0)
+                                .as_primitive::<arrow::datatypes::Int64Type>()
+                                .value(i),
+                            out.column(1)
+                                .as_primitive::<arrow::datatypes::Int64Type>()
+                                .value(i),
+                            out.column(2).as_string::<i32>().value(i),
+                        )
+                    })
+                    .collect();
+                assert_eq!(got, expected);
+            }
+        }
+    }
+
+    /// Cut into parts by key range, the rows and their order stay those of one part, with or
+    /// without a key, whatever the order of the input, and a day's rows of each part taken
+    /// in turn are the day's rows in order.
+    #[test]
+    fn parts_give_the_rows_one_part_gives() {
+        let mut next = crate::test_numbers(0x9E37_79B9_u64);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        for _ in 0..20 {
+            let rows = 200 + next(300);
+            let ids: Vec<i64> = (0..rows).map(|_| next(150) as i64).collect();
+            let versions: Vec<i64> = (0..rows).map(|_| next(4) as i64).collect();
+            let dates: Vec<i32> = (0..rows).map(|_| 19723 + next(3) as i32).collect();
+            fn order<T>(mut values: Vec<T>, reversed: bool) -> Vec<T> {
+                if reversed {
+                    values.reverse();
+                }
+                values
+            }
+            let batch = |reversed: bool| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(order(ids.clone(), reversed))),
+                        Arc::new(Int64Array::from(order(versions.clone(), reversed))),
+                        Arc::new(Date32Array::from(order(dates.clone(), reversed))),
+                    ],
+                )
+                .unwrap()
+            };
+            for rules in [rules(), RowRules::default()] {
+                let whole = dedup(batch(false), &rules, 1);
+                for parts in [2, 3, 7] {
+                    for reversed in [false, true] {
+                        // In batches of 64 rows, as the store holds rows in batches.
+                        let whole_batch = batch(reversed);
+                        let batches = (0..whole_batch.num_rows())
+                            .step_by(64)
+                            .map(|start| {
+                                whole_batch.slice(start, 64.min(whole_batch.num_rows() - start))
+                            })
+                            .collect();
+                        let bucket = Bucket::new(&schema, batches);
+                        let cut = dedup_and_order_in(&bucket, &rules, parts).unwrap();
+                        assert!(cut.len() > 1, "{parts} parts asked, {} made", cut.len());
+                        let days: Vec<RecordBatch> = split_by_day(&cut, "date")
+                            .into_iter()
+                            .flat_map(|(_, slices)| slices)
+                            .collect();
+                        let joined = arrow::compute::concat_batches(&schema, &days).unwrap();
+                        assert_eq!(joined, whole, "{parts} parts, reversed: {reversed}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cuts_split_buckets_evenly_by_key_whatever_the_row_order() {
+        let mut next = crate::test_numbers(0x5EED_u64);
+        // Keys repeat, and one key holds a twentieth of the rows.
+        let ids: Vec<i64> = (0..400_000)
+            .map(|i| match i % 20 {
+                0 => 7,
+                _ => next(150_000) as i64 - 75_000,
+            })
+            .collect();
+        let mut shuffled = ids.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next(i + 1));
+        }
+        let ascending = SortOptions::default();
+        let keys_by_part = |ids: &[i64], parts: usize| -> Vec<Vec<i64>> {
+            let column: ArrayRef = Arc::new(Int64Array::from(ids.to_vec()));
+            let rows = encode_rows(&[(column, ascending)]).unwrap();
+            split_by_range(&rows, parts)
+                .unwrap()
+                .into_iter()
+                .map(|part| {
+                    let mut keys: Vec<i64> = part.iter().map(|&row| ids[row as usize]).collect();
+                    keys.sort();
+                    keys
+                })
+                .collect()
+        };
+        for parts in [2, 3, 4] {
+            let split = keys_by_part(&ids, parts);
+            assert_eq!(split.len(), parts);
+            let even = ids.len() / parts;
+            for (part, keys) in split.iter().enumerate() {
+                // A cut can fall only beside the large key's 20,000 rows, never among them.
+                let off = keys.len().abs_diff(even);
+                assert!(
+                    off <= 20_000,
+                    "part {part} of {parts}: {} rows, {even} even",
+                    keys.len()
+                );
+            }
+            for pair in split.windows(2) {
+                assert!(pair[0].last() < pair[1].first(), "parts overlap in keys");
+            }
+            assert_eq!(split.iter().map(Vec::len).sum::<usize>(), ids.len());
+            assert_eq!(
+                keys_by_part(&shuffled, parts),
+                split,
+                "the cuts follow the order"
+            );
+        }
+    }
+}
