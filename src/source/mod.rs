@@ -189,7 +189,8 @@ pub(crate) async fn find_inputs(
 ///
 /// `column_types` are the table's column types (or a new table's), used to parse text formats.
 /// A large local JSON-lines file, or CSV file with known column types, is decoded in up to
-/// `ranges` byte ranges at once, each into a clone of `sink` (see `ranges.rs`).
+/// `ranges` byte ranges at once, each into a clone of `sink` (see `ranges.rs`); a Parquet
+/// file's columns in up to `ranges` groups at once.
 pub(crate) async fn decode<S: BatchSink + Clone>(
     file: &InputFile,
     column_types: Option<&Schema>,
@@ -224,7 +225,7 @@ pub(crate) async fn decode<S: BatchSink + Clone>(
     match file.format {
         InputFormat::Csv => text::decode(file, csv::batches, column_types, sink).await,
         InputFormat::Json => text::decode(file, json::batches, column_types, sink).await,
-        InputFormat::Parquet => self::parquet::decode(&file.object, sink).await,
+        InputFormat::Parquet => self::parquet::decode(&file.object, ranges, sink).await,
     }
 }
 
