@@ -48,9 +48,8 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
                 .map(|f| (f.name().as_str(), ascending)),
         );
         let whole = bucket.encode(&output_order)?;
-        on_every_core(split_by_range(&whole, parts)?, |rows| {
-            Ok(sort_by_encoding(&whole, rows))
-        })?
+        let split = split_by_range(whole.num_rows(), parts, |row| prefix(&whole, row))?;
+        on_every_core(split, |rows| Ok(sort_by_encoding(&whole, rows)))?
     } else {
         let keys: Vec<(&str, SortOptions)> =
             rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
@@ -60,20 +59,32 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         };
         let mut ranking = keys.clone();
         ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
-        // The two encodings on a core each.
-        let [key, rank]: [arrow::row::Rows; 2] =
-            on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
-                .try_into()
-                .expect("two encodings");
+        let (keys, rank) = match key_width(&bucket.schema, &rules.key) {
+            Some(width) => (Keys::InPrefix(width), bucket.encode(&ranking)?),
+            None => {
+                // The two encodings on a core each.
+                let [key, rank]: [arrow::row::Rows; 2] =
+                    on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
+                        .try_into()
+                        .expect("two encodings");
+                (Keys::Encoded(key), rank)
+            }
+        };
         let days: Vec<i32> = bucket
             .column(&rules.partition_column)
             .iter()
             .flat_map(|days| days.as_primitive::<Date32Type>().values().iter().copied())
             .collect();
-        on_every_core(split_by_range(&key, parts)?, |rows| {
+        let split = match &keys {
+            Keys::InPrefix(width) => split_by_range(rank.num_rows(), parts, |row| {
+                key_in_prefix(prefix(&rank, row), *width)
+            }),
+            Keys::Encoded(key) => split_by_range(key.num_rows(), parts, |row| prefix(key, row)),
+        };
+        on_every_core(split?, |rows| {
             // The winners come in key order and keys are now unique, so a stable sort by
             // day gives the (partition, key) order without comparing rows again.
-            let mut winners = latest_per_key(bucket, &rank, &key, rows)?;
+            let mut winners = latest_per_key(bucket, &rank, &keys, rows)?;
             winners.sort_by_key(|&row| days[row as usize]);
             Ok(winners)
         })?
@@ -174,13 +185,17 @@ fn on_every_core<I: Send, T: Send>(
 /// About this many rows are sampled to place the cuts between parts.
 const CUT_SAMPLE: usize = 16 * 1024;
 
-/// The rows cut into `parts` ranges of their encodings, as even as equal prefixes allow; rows
-/// with equal prefixes (every row of one key) share a range. The cuts are quantiles of the
-/// 16-byte prefixes of a sample of the rows, those whose prefix hashes to a multiple of a
-/// stride: so they depend on the rows alone, not on their order, and a key's rows are all
-/// sampled or none. The rows are sorted into the ranges on every core, a slice of them each.
-fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>> {
-    let count = rows.num_rows();
+/// The `count` rows cut into `parts` ranges of their 16-byte prefixes (of their keys'
+/// encodings, as `prefix` gives them), as even as equal prefixes allow; rows with equal
+/// prefixes (every row of one key) share a range. The cuts are quantiles of the prefixes of a
+/// sample of the rows, those whose prefix hashes to a multiple of a stride: so they depend on
+/// the rows alone, not on their order, and a key's rows are all sampled or none. The rows are
+/// sorted into the ranges on every core, a slice of them each.
+fn split_by_range(
+    count: usize,
+    parts: usize,
+    prefix: impl Fn(usize) -> u128 + Sync,
+) -> Result<Vec<Vec<u32>>> {
     if parts <= 1 {
         return Ok(vec![(0..count as u32).collect()]);
     }
@@ -190,7 +205,7 @@ fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>
         .collect();
     let samples = on_every_core(slices.clone(), |slice| {
         Ok(slice
-            .map(|i| prefix(rows, i))
+            .map(&prefix)
             .filter(|prefix| hash(&prefix.to_be_bytes()).is_multiple_of(stride))
             .collect::<Vec<u128>>())
     })?;
@@ -207,7 +222,7 @@ fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>
     let sorted = on_every_core(slices, |slice| {
         let mut ranges = vec![Vec::with_capacity(slice.len() / parts + 1); cuts.len() + 1];
         for row in slice {
-            let prefix = prefix(rows, row);
+            let prefix = prefix(row);
             ranges[cuts.partition_point(|&cut| cut <= prefix)].push(row as u32);
         }
         Ok(ranges)
@@ -226,34 +241,58 @@ fn split_by_range(rows: &arrow::row::Rows, parts: usize) -> Result<Vec<Vec<u32>>
     Ok(ranges)
 }
 
+/// How rows' keys are told apart.
+enum Keys {
+    /// Every key's encoding is this many bytes, the first of the rank's 16-byte prefix: keys
+    /// are compared there, without an encoding of their own.
+    InPrefix(usize),
+    /// The keys' own encodings.
+    Encoded(arrow::row::Rows),
+}
+
+/// The length of the key columns' encoding when it is the same for every row and fits a
+/// 16-byte prefix: fixed-width columns (integers, dates, timestamps, ...) take a byte (for
+/// null) and their width each in Arrow's row format. A key of one 64-bit integer takes 9.
+fn key_width(schema: &SchemaRef, key: &[String]) -> Option<usize> {
+    let width = key.iter().try_fold(0, |width, column| {
+        let field = schema.field_with_name(column).ok()?;
+        Some(width + 1 + field.data_type().primitive_width()?)
+    })?;
+    (width <= 16).then_some(width)
+}
+
+/// The key's `width` bytes of a rank's prefix, as an integer that orders as the keys do.
+fn key_in_prefix(prefix: u128, width: usize) -> u128 {
+    prefix >> (8 * (16 - width))
+}
+
 /// The winning row of each key among `rows`, in key order. Rows are ranked by key and
 /// `order_by` only (`rank`); the whole rows are compared just for the rare rows that tie on both.
 fn latest_per_key(
     bucket: &Bucket,
     rank: &arrow::row::Rows,
-    key: &arrow::row::Rows,
+    keys: &Keys,
     rows: Vec<u32>,
 ) -> Result<Vec<u32>> {
-    // Each row with its rank's prefix and a hash of its key, sorted by rank: comparing those
-    // first tells almost every two rows apart without reading their encodings (a cache miss
-    // each, in this order: the largest cost of this scan in the profile). A hash, not the
-    // key's prefix, keeps an entry at 32 bytes.
+    // Each row with its rank's prefix and a hash of its key (unless the prefix holds the
+    // key), sorted by rank: comparing those first tells almost every two rows apart without
+    // reading their encodings (a cache miss each, in this order: the largest cost of this scan
+    // in the profile). A hash, not the key's prefix, keeps an entry at 32 bytes.
+    let key_hash = |row: u32| match keys {
+        Keys::InPrefix(_) => 0,
+        Keys::Encoded(key) => hash(key.row(row as usize).as_ref()),
+    };
     let mut sorted: Vec<(u128, u64, u32)> = rows
         .into_iter()
-        .map(|row| {
-            (
-                prefix(rank, row as usize),
-                hash(key.row(row as usize).as_ref()),
-                row,
-            )
-        })
+        .map(|row| (prefix(rank, row as usize), key_hash(row), row))
         .collect();
     sorted.sort_unstable_by(|a, b| by_encoding(rank, (a.0, a.2), (b.0, b.2)));
     let same_rank = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
         a.0 == b.0 && rank.row(a.2 as usize) == rank.row(b.2 as usize)
     };
-    let same_key = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
-        a.1 == b.1 && key.row(a.2 as usize) == key.row(b.2 as usize)
+    let same_key = |a: &(u128, u64, u32), b: &(u128, u64, u32)| match keys {
+        Keys::InPrefix(width) => key_in_prefix(a.0, *width) == key_in_prefix(b.0, *width),
+        Keys::Encoded(key) => a.1 == b.1 && key.row(a.2 as usize) == key.row(b.2 as usize),
     };
     let order: Vec<u32> = sorted.iter().map(|&(_, _, row)| row).collect();
     let mut winners = Vec::new();
@@ -508,7 +547,12 @@ mod tests {
                 )
                 .unwrap()
             };
-            for rules in [rules(), RowRules::default()] {
+            // A key inside the rank's prefix, one of its own (18 bytes), and none.
+            let wide = RowRules {
+                key: vec!["id".into(), "v".into()],
+                ..RowRules::default()
+            };
+            for rules in [rules(), wide, RowRules::default()] {
                 let whole = dedup(batch(false), &rules, 1);
                 for parts in [2, 3, 7] {
                     for reversed in [false, true] {
@@ -535,6 +579,88 @@ mod tests {
         }
     }
 
+    /// `key_width` is the length Arrow's row format gives the key columns, where it is fixed
+    /// and at most 16 bytes (what comparing keys inside the rank's prefix relies on).
+    #[test]
+    fn key_width_is_the_length_of_the_keys_encoding() {
+        use arrow::array::{Decimal128Array, Float64Array, Int8Array, TimestampMicrosecondArray};
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("i8", Arc::new(Int8Array::from(vec![-3]))),
+            ("i64", Arc::new(Int64Array::from(vec![-3]))),
+            ("f64", Arc::new(Float64Array::from(vec![1.5]))),
+            ("day", Arc::new(Date32Array::from(vec![19723]))),
+            (
+                "at",
+                Arc::new(TimestampMicrosecondArray::from(vec![7]).with_timezone("UTC")),
+            ),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(vec![7])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ),
+            ),
+            ("text", Arc::new(StringArray::from(vec!["abc"]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns.clone()).unwrap();
+        let keys: [&[&str]; 7] = [
+            &["i8"],
+            &["i64"],
+            &["i64", "day"],
+            &["f64", "at"],
+            &["i64", "i64"],
+            &["amount"],
+            &["text"],
+        ];
+        for key in keys {
+            let names: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+            let encoded = encode_rows(
+                &key.iter()
+                    .map(|k| {
+                        (
+                            batch.column_by_name(k).unwrap().clone(),
+                            SortOptions::default(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let length = encoded.row(0).as_ref().len();
+            let fixed = !key.contains(&"text");
+            let expected = (fixed && length <= 16).then_some(length);
+            assert_eq!(key_width(&batch.schema(), &names), expected, "{key:?}");
+        }
+    }
+
+    /// Keys compared inside the rank's prefix pick the same winners, in the same order, as
+    /// keys compared by their own encodings.
+    #[test]
+    fn keys_in_the_prefix_pick_the_winners_their_encodings_pick() {
+        let mut next = crate::test_numbers(0x1234_5678_u64);
+        let rows = 3_000;
+        let ids: Vec<i64> = (0..rows).map(|_| next(500) as i64 - 250).collect();
+        let versions: Vec<i64> = (0..rows).map(|_| next(4) as i64).collect();
+        let notes: Vec<&str> = (0..rows).map(|_| ["a", "b"][next(2)]).collect();
+        let batch = batch(&ids, &versions, &notes);
+        let schema = batch.schema();
+        let bucket = Bucket::new(&schema, vec![batch]);
+        let ascending = SortOptions::default();
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let rank = bucket
+            .encode(&[("id", ascending), ("v", latest_first)])
+            .unwrap();
+        let key = bucket.encode(&[("id", ascending)]).unwrap();
+        let width = key_width(&schema, &["id".to_string()]).unwrap();
+        let all: Vec<u32> = (0..rows as u32).collect();
+        let in_prefix = latest_per_key(&bucket, &rank, &Keys::InPrefix(width), all.clone());
+        let encoded = latest_per_key(&bucket, &rank, &Keys::Encoded(key), all);
+        assert_eq!(in_prefix.unwrap(), encoded.unwrap());
+    }
+
     #[test]
     fn cuts_split_buckets_evenly_by_key_whatever_the_row_order() {
         let mut next = crate::test_numbers(0x5EED_u64);
@@ -553,7 +679,7 @@ mod tests {
         let keys_by_part = |ids: &[i64], parts: usize| -> Vec<Vec<i64>> {
             let column: ArrayRef = Arc::new(Int64Array::from(ids.to_vec()));
             let rows = encode_rows(&[(column, ascending)]).unwrap();
-            split_by_range(&rows, parts)
+            split_by_range(rows.num_rows(), parts, |row| prefix(&rows, row))
                 .unwrap()
                 .into_iter()
                 .map(|part| {
