@@ -235,6 +235,11 @@ fn classify(value: &str) -> u16 {
         return classify_by_expressions(value);
     }
     let bytes = value.as_bytes();
+    // Dates and timestamps first, the longest values, which the checks for the other classes
+    // would scan in vain: a value that starts `dddd-dd-dd` is no boolean, integer or decimal.
+    if let Some(class) = temporal(bytes) {
+        return class;
+    }
     let unsigned = bytes.strip_prefix(b"-").unwrap_or(bytes);
     if bytes.eq_ignore_ascii_case(b"true") || bytes.eq_ignore_ascii_case(b"false") {
         BOOLEAN
@@ -246,8 +251,6 @@ fn classify(value: &str) -> u16 {
         }
     } else if is_decimal(unsigned) {
         FLOAT
-    } else if let Some(class) = temporal(bytes) {
-        class
     } else if matches!(value, "NaN" | "nan" | "inf" | "-inf") {
         FLOAT
     } else {
@@ -404,6 +407,8 @@ mod tests {
         "1 ",
         " 1",
         "2024-01-01",
+        "2024-01-01e5",
+        "1234e-5678",
         "2024-1-01",
         "20240101",
         "2024-01-01T10:00:00",
