@@ -249,9 +249,7 @@ fn classify(value: &str) -> u16 {
             true => TEXT,
             false => INTEGER,
         }
-    } else if is_decimal(unsigned) {
-        FLOAT
-    } else if matches!(value, "NaN" | "nan" | "inf" | "-inf") {
+    } else if is_decimal(unsigned) || matches!(value, "NaN" | "nan" | "inf" | "-inf") {
         FLOAT
     } else {
         TEXT
