@@ -67,12 +67,16 @@ pub(super) async fn decode<S: BatchSink>(
     let mut hashed = HashingReader::new(open_reader(object).await?);
     let decoding = tokio::task::spawn_blocking(move || {
         let cannot_read = |e: std::io::Error| read_error(&name, e);
-        // Named, so that each column group's reader opens it again: a cloned descriptor
-        // would share one read position with the others.
+        // Named, so that each column group's reader opens it again (a cloned descriptor
+        // would share one read position with the others), and named as lakewriter's spill
+        // directories are, so that a copy a killed run leaves behind is recognised.
         let (path, _copy) = match local_file {
             Some(path) => (path, None),
             None => {
-                let mut copy = tempfile::NamedTempFile::new().map_err(cannot_read)?;
+                let mut copy = tempfile::Builder::new()
+                    .prefix("lakewriter-input-")
+                    .tempfile()
+                    .map_err(cannot_read)?;
                 std::io::copy(&mut hashed, copy.as_file_mut()).map_err(cannot_read)?;
                 (copy.path().to_path_buf(), Some(copy))
             }
@@ -138,8 +142,9 @@ fn decode_file(
 
 /// The indices of a file's `roots` columns in up to `parts` groups of about the same decoded
 /// size, each in order: one group for a file of one batch or less. arrow-rs decodes a file's
-/// columns one after the other on one thread, a single large file on one core; DuckDB and
-/// Polars decode its columns (and row groups) in parallel.
+/// columns one after the other on one thread, so a single large file was read on one core
+/// (Polars, too, can decode a file's columns in parallel; DuckDB splits by row group, which
+/// gains nothing on a file of one row group).
 fn column_groups(metadata: &ParquetMetaData, roots: usize, parts: usize) -> Vec<Vec<usize>> {
     let rows = usize::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
     let parts = match rows > BATCH_ROWS {
@@ -186,7 +191,7 @@ fn joined_columns<'scope>(
     let others: Vec<_> = readers
         .drain(1..)
         .map(|reader| {
-            // Two batches ahead at most, as `feed` holds its sink.
+            // At most two batches ahead, as `feed` keeps its sink.
             let (send, receive) = std::sync::mpsc::sync_channel(2);
             scope.spawn(move || {
                 for batch in reader {
