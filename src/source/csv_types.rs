@@ -134,11 +134,16 @@ impl Sampled {
 /// The 64-bit integer an integer's text gives, or `None` when the text is no integer as
 /// [`classify`] tells them (no sign but a minus, ASCII digits only) or too large.
 fn integer(value: &str) -> Option<i64> {
-    let digits = value.strip_prefix('-').unwrap_or(value);
-    match !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+    match is_integer(value.as_bytes()) {
         true => value.parse().ok(),
         false => None,
     }
+}
+
+/// `-?\d+`, whole, in ASCII digits: what [`classify`] classes as an integer (if it fits).
+fn is_integer(bytes: &[u8]) -> bool {
+    let unsigned = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    !unsigned.is_empty() && digits(unsigned)
 }
 
 /// The value classes of each of the `columns` columns over the rows `reader` reads (after a
@@ -243,7 +248,7 @@ fn classify(value: &str) -> u16 {
     let unsigned = bytes.strip_prefix(b"-").unwrap_or(bytes);
     if bytes.eq_ignore_ascii_case(b"true") || bytes.eq_ignore_ascii_case(b"false") {
         BOOLEAN
-    } else if !unsigned.is_empty() && unsigned.iter().all(u8::is_ascii_digit) {
+    } else if is_integer(bytes) {
         // Too large for a 64-bit integer: text, as arrow-csv decides.
         match bytes.len() >= 19 && value.parse::<i64>().is_err() {
             true => TEXT,
