@@ -28,6 +28,7 @@ use super::Table;
 use crate::error::{Error, Result};
 use crate::rows::hash;
 use crate::scope::days_since_epoch;
+use crate::storage::ChunkedWrites;
 
 /// Files are rolled over at about this size; one day of data usually fits one file.
 pub(super) const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -274,7 +275,8 @@ impl Table {
         column: &str,
         days: Vec<(NaiveDate, Vec<RecordBatch>)>,
     ) -> Result<Vec<Add>> {
-        let store = self.delta.object_store();
+        // Data files reach the store in pieces: see `ChunkedWrites`.
+        let store: Arc<dyn ObjectStore> = Arc::new(ChunkedWrites(self.delta.object_store()));
         let files = self.file_columns(schema, column);
         // One writer per file, as many at once as there are cores: encoding is the CPU-bound
         // part and files are independent. `buffered` keeps the files in day order.
