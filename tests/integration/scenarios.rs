@@ -986,33 +986,43 @@ async fn a_new_tables_later_files_are_read_with_the_first_files_types() {
 
 #[tokio::test]
 async fn a_new_tables_types_come_from_all_rows_even_when_its_first_rows_mislead() {
-    // The types are sampled from the first 65,536 rows; the last row holds a decimal in a
-    // column of integers and a time in a column of dates. The table must be what inferring
-    // every row gives: a double and a timestamp column, no value cut.
+    // The types are sampled from the first 20,480 rows; one row holds a decimal in a column
+    // of integers and a time in a column of dates: the first row past the sample (inside
+    // the first decoded batch), or the last row. The table must be what inferring every row
+    // gives: a double and a timestamp column, no value cut.
     let lake = Lake::local();
-    let mut body = String::from("id,amount,d,date\n");
-    for id in 0..70_000 {
-        body += &format!("{id},{id},2024-01-01,2024-01-01\n");
+    let body = |misfit: usize| {
+        let mut body = String::from("id,amount,d,date\n");
+        for id in 0..=70_000 {
+            body += &match id == misfit {
+                true => format!("{id},2.5,2024-01-01T10:30:00Z,2024-01-01\n"),
+                false => format!("{id},{id},2024-01-01,2024-01-01\n"),
+            };
+        }
+        body
+    };
+    for misfit in [20_480, 70_000] {
+        let lake = lake.sibling();
+        let input = lake.input("mislead.csv", &body(misfit));
+        let report = lake
+            .write(&["--input", &input, "--date", "2024-01-01"])
+            .expect(Status::Committed);
+        assert_eq!(report.rows_written, 70_001);
+        let rows = lake.rows().await.parsed();
+        let odd = rows.iter().find(|r| r["id"] == misfit).unwrap();
+        assert_eq!(odd["amount"], 2.5, "misfit at {misfit}");
+        assert_eq!(odd["d"], "2024-01-01T10:30:00.000000Z");
+        let first = rows.iter().find(|r| r["id"] == 7).unwrap();
+        assert_eq!(first["amount"], 7.0);
+        assert_eq!(first["d"], "2024-01-01T00:00:00.000000Z");
     }
-    body += "70000,2.5,2024-01-01T10:30:00Z,2024-01-01\n";
-    let input = lake.input("mislead.csv", &body);
-    let report = lake
-        .write(&["--input", &input, "--date", "2024-01-01"])
-        .expect(Status::Committed);
-    assert_eq!(report.rows_written, 70_001);
-    let rows = lake.rows().await.parsed();
-    let last = rows.iter().find(|r| r["id"] == 70_000).unwrap();
-    assert_eq!(last["amount"], 2.5);
-    assert_eq!(last["d"], "2024-01-01T10:30:00.000000Z");
-    let first = rows.iter().find(|r| r["id"] == 7).unwrap();
-    assert_eq!(first["amount"], 7.0);
-    assert_eq!(first["d"], "2024-01-01T00:00:00.000000Z");
 
-    // The same rows without the last: the sample is right, integers and dates.
+    // The same rows without the misfit or the last: the sample is right, integers and dates.
     let faithful = lake.sibling();
     let input = faithful.input(
         "plain.csv",
-        body.lines()
+        body(usize::MAX)
+            .lines()
             .take(70_001)
             .collect::<Vec<_>>()
             .join("\n")
