@@ -196,7 +196,7 @@ fn literal_prefix(pattern: &str) -> String {
 }
 
 /// The most bytes a data file's writer hands the store in one piece (see [`ChunkedWrites`]).
-const WRITE_CHUNK: usize = 1024 * 1024;
+const WRITE_CHUNK: usize = 256 * 1024;
 
 /// A table's store for writing data files: every put hands its bytes on in slices of at most
 /// [`WRITE_CHUNK`] bytes (of the same buffers, not copies).
@@ -204,11 +204,11 @@ const WRITE_CHUNK: usize = 1024 * 1024;
 /// Why: the Parquet writer passes a whole row group (usually a whole file) as one buffer, and
 /// the local file system's store writes each buffer with one `write` call. Linux backs a
 /// write of many MiB with large page-cache folios, and on a VM that reports free memory to
-/// its host (as Firecracker's do), taking such blocks back costs a host fault per page: on
-/// the 2-core VM of BENCHMARKS.md, `dd` wrote 64 MB in 8 MiB writes with 0.12-0.17 s of
-/// system time and in 1 MiB writes with 0.02 s, and copying lakewriter's two 8.5 MB files
-/// into the page cache took 6% of the day's samples (0.4% in pieces). Remote stores stream
-/// the pieces as they streamed the whole.
+/// its host (as Firecracker's do), taking such blocks back costs a host fault per page. On
+/// the 2-core VM of BENCHMARKS.md, `dd` wrote 64 MB with 0.12-0.18 s of system time in
+/// writes of 2 to 8 MiB, 0.02-0.06 s in writes of 1 MiB and 0.01-0.02 s in writes of 128 to
+/// 512 KiB; copying lakewriter's two 8.5 MB files of the day into the page cache took 6% of
+/// its samples, 0.4% in pieces. Remote stores stream the pieces as they streamed the whole.
 #[derive(Debug)]
 pub(crate) struct ChunkedWrites(pub(crate) Arc<dyn ObjectStore>);
 
