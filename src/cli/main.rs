@@ -18,6 +18,7 @@ use exit::Exit;
 use render::{Tally, day_summary, print, progress_bar};
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -32,6 +33,29 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error}");
             Exit::of(&error).into()
+        }
+    }
+}
+
+/// Makes glibc's malloc keep one arena for all threads instead of up to eight per core,
+/// unless the environment already sets their number (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES`).
+/// Reading, deduplicating and encoding hand buffers from thread to thread (and tokio runs
+/// blocking work on threads that come and go), so memory freed in one thread's arena sat
+/// unused while another arena grew. Measured on 2 cores, alternating runs: one 10-million-row
+/// file peaked at 512-516 MiB against 720-896 MiB, 30 days at 556-561 MiB against 704-743
+/// MiB (7.1-7.3 s against 6.9-7.1 s), the 1-million-row day at 184-193 MiB against 222-231
+/// MiB, no slower.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let set_by_user = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+        if !set_by_user {
+            // SAFETY: called first in `main`, before any other thread exists; `mallopt` only
+            // sets one of malloc's parameters. Its result (0 when refused) changes nothing here.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
         }
     }
 }
