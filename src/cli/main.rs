@@ -42,9 +42,9 @@ fn main() -> ExitCode {
 /// Reading, deduplicating and encoding hand buffers from thread to thread (and tokio runs
 /// blocking work on threads that come and go), so memory freed in one thread's arena sat
 /// unused while another arena grew. Measured on 2 cores, alternating runs: one 10-million-row
-/// file peaked at 512-516 MiB against 720-896 MiB, 30 days at 556-561 MiB against 704-743
-/// MiB (7.1-7.3 s against 6.9-7.1 s), the 1-million-row day at 184-193 MiB against 222-231
-/// MiB, no slower.
+/// file peaked at 500-504 MiB against 703-875 MiB, 30 days at 543-548 MiB against 687-725
+/// MiB (7.1-7.3 s against 6.9-7.1 s), the 1-million-row day at 182-189 MiB against 217-226
+/// MiB, no slower (BENCHMARKS.md, item 32).
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
