@@ -1,6 +1,7 @@
-//! Where things live: table and input locations as URLs, object stores for them, and glob
-//! expansion over object listings. Everything goes through `object_store`, so a local folder and
-//! an `s3://` bucket take the same code path.
+//! Where things live: table and input locations as URLs, object stores for them (and the
+//! wrapper data files are written through, [`ChunkedWrites`]), and glob expansion over object
+//! listings. Everything goes through `object_store`, so a local folder and an `s3://` bucket
+//! take the same code path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
