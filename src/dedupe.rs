@@ -169,13 +169,14 @@ impl Bucket {
         if !packable(&key) || !order_by.as_deref().is_none_or(packable) {
             return Ok(None);
         }
-        let mut packs = vec![0u128; self.num_rows()];
+        let (total, parts) = (self.num_rows(), parts.max(1));
+        let mut packs = vec![0u128; total];
         // Consecutive runs of batches of about the same number of rows, a core each.
         let mut runs = Vec::new();
         let mut rest = packs.as_mut_slice();
         let mut batch = 0;
-        for part in 0..parts.max(1) {
-            let wanted = (part + 1) * self.num_rows() / parts.max(1);
+        for part in 0..parts {
+            let wanted = (part + 1) * total / parts;
             let first = batch;
             let mut rows = 0;
             while batch < self.batches.len() && self.starts[batch] < wanted {
