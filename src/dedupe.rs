@@ -51,45 +51,17 @@ fn dedup_and_order_in(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result
         let split = split_by_range(whole.num_rows(), parts, |row| prefix(&whole, row))?;
         on_every_core(split, |rows| Ok(sort_by_encoding(&whole, rows)))?
     } else {
-        let keys: Vec<(&str, SortOptions)> =
-            rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
-        let latest_first = SortOptions {
-            descending: true,
-            nulls_first: false,
-        };
-        let mut ranking = keys.clone();
-        ranking.extend(rules.order_by.iter().map(|c| (c.as_str(), latest_first)));
-        let packed = bucket.packed_rank(&rules.key, rules.order_by.as_deref(), parts)?;
-        let (keys, rank) = match (packed, key_width(&bucket.schema, &rules.key)) {
-            (Some(packs), _) => (Keys::InPrefix(PACKED_KEY_WIDTH), Rank::Packed(packs)),
-            (None, Some(width)) => (
-                Keys::InPrefix(width),
-                Rank::Encoded(bucket.encode(&ranking)?),
-            ),
-            (None, None) => {
-                // The two encodings on a core each.
-                let [key, rank]: [arrow::row::Rows; 2] =
-                    on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
-                        .try_into()
-                        .expect("two encodings");
-                (Keys::Encoded(key), Rank::Encoded(rank))
-            }
-        };
+        let rank = Rank::of(bucket, rules, parts)?;
         let days: Vec<i32> = bucket
             .column(&rules.partition_column)
             .iter()
             .flat_map(|days| days.as_primitive::<Date32Type>().values().iter().copied())
             .collect();
-        let split = match &keys {
-            Keys::InPrefix(width) => split_by_range(bucket.num_rows(), parts, |row| {
-                key_in_prefix(rank.prefix(row), *width)
-            }),
-            Keys::Encoded(key) => split_by_range(key.num_rows(), parts, |row| prefix(key, row)),
-        };
-        on_every_core(split?, |rows| {
+        let split = split_by_range(bucket.num_rows(), parts, |row| rank.key_prefix(row))?;
+        on_every_core(split, |rows| {
             // The winners come in key order and keys are now unique, so a stable sort by
             // day gives the (partition, key) order without comparing rows again.
-            let mut winners = latest_per_key(bucket, &rank, &keys, rows)?;
+            let mut winners = latest_per_key(bucket, &rank, rows)?;
             winners.sort_by_key(|&row| days[row as usize]);
             Ok(winners)
         })?
@@ -146,34 +118,23 @@ impl Bucket {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 
-    /// Every row's rank packed into 16 bytes (see [`Rank::Packed`]), when the key is one
-    /// column and `order_by` at most one, both of integer-like types (integers, dates,
-    /// timestamps, times, durations) without nulls; else `None`. Packed on every core, a run of
-    /// batches each.
-    fn packed_rank(
-        &self,
-        key: &[String],
-        order_by: Option<&str>,
-        parts: usize,
-    ) -> Result<Option<Vec<u128>>> {
-        let [key] = key else {
-            return Ok(None);
-        };
-        let key = self.column(key);
-        let order_by = order_by.map(|name| self.column(name));
-        let packable = |pieces: &[ArrayRef]| {
-            pieces
-                .iter()
-                .all(|piece| piece.null_count() == 0 && packs_as_bits(piece.data_type()))
-        };
-        if !packable(&key) || !order_by.as_deref().is_none_or(packable) {
-            return Ok(None);
-        }
+    /// Whether column `name` is integer-like (integers, dates, timestamps, times, durations)
+    /// without nulls, so that [`Bucket::bits`] takes it.
+    fn has_bits(&self, name: &str) -> bool {
+        self.column(name)
+            .iter()
+            .all(|piece| piece.null_count() == 0 && has_ordered_bits(piece.data_type()))
+    }
+
+    /// Every row's value of column `name` (one [`Bucket::has_bits`] takes) as 64 bits that
+    /// order as the values do, taken on `parts` cores, a run of batches each.
+    fn bits(&self, name: &str, parts: usize) -> Result<Vec<u64>> {
+        let column = self.column(name);
         let (total, parts) = (self.num_rows(), parts.max(1));
-        let mut packs = vec![0u128; total];
+        let mut bits = vec![0u64; total];
         // Consecutive runs of batches of about the same number of rows, a core each.
         let mut runs = Vec::new();
-        let mut rest = packs.as_mut_slice();
+        let mut rest = bits.as_mut_slice();
         let mut batch = 0;
         for part in 0..parts {
             let wanted = (part + 1) * total / parts;
@@ -190,17 +151,13 @@ impl Bucket {
         on_every_core(runs, |(run, batches)| {
             let mut at = 0;
             for batch in batches {
-                let packs = &mut run[at..at + self.batches[batch].num_rows()];
-                add_ordered_bits(packs, key[batch].as_ref(), |bits| u128::from(bits) << 64);
-                if let Some(order_by) = &order_by {
-                    // Latest first: the larger `order_by`, the smaller its bits.
-                    add_ordered_bits(packs, order_by[batch].as_ref(), |bits| u128::from(!bits));
-                }
-                at += packs.len();
+                let rows = self.batches[batch].num_rows();
+                put_ordered_bits(&mut run[at..at + rows], column[batch].as_ref());
+                at += rows;
             }
             Ok(())
         })?;
-        Ok(Some(packs))
+        Ok(bits)
     }
 
     /// These rows, in this order.
@@ -309,39 +266,81 @@ fn split_by_range(
 
 /// How rows are ranked: by key, then the latest `order_by` first.
 enum Rank {
-    /// Arrow's row format of the key and `order_by` columns.
-    Encoded(arrow::row::Rows),
-    /// A key of one integer-like column and an integer-like `order_by`, both without nulls,
-    /// packed into 16 bytes a row: the key's 64 bits in its order, then `order_by`'s,
-    /// inverted. Rows compare as their packs do, so no row format is needed: encoding one
-    /// was 16 ms of the day's deduplication, on one core, for the common `--key id
-    /// --order-by updated_at`.
-    Packed(Vec<u128>),
+    /// A key of one integer-like column and an integer-like `order_by` (or none), both
+    /// without nulls, as 64 bits a row each that order as the values do: rows are sorted by
+    /// their key's bits alone, and only a key's rows compare `order_by`. Arrow's row format
+    /// of both, which this replaces for the common `--key id --order-by updated_at`, was 16
+    /// ms of the day's deduplication on one core, and sorting its 16-byte prefixes (with
+    /// each row's index, 32 bytes an entry) twice the memory traffic of these 16-byte entries.
+    Bits {
+        key: Vec<u64>,
+        order_by: Option<Vec<u64>>,
+    },
+    /// Arrow's row format of the key and `order_by` columns, `order_by` inverted.
+    Encoded { rank: arrow::row::Rows, keys: Keys },
 }
 
 impl Rank {
-    /// Row `index`'s rank, or its first 16 bytes (see [`prefix`]).
-    fn prefix(&self, index: usize) -> u128 {
-        match self {
-            Rank::Encoded(rows) => prefix(rows, index),
-            Rank::Packed(packs) => packs[index],
+    /// Every row's rank in `bucket` by the rules' key and `order_by`: as bits when they take
+    /// them, else encoded.
+    fn of(bucket: &Bucket, rules: &RowRules, parts: usize) -> Result<Rank> {
+        let order_by = rules.order_by.as_deref();
+        if let [key] = rules.key.as_slice()
+            && bucket.has_bits(key)
+            && order_by.is_none_or(|name| bucket.has_bits(name))
+        {
+            return Ok(Rank::Bits {
+                key: bucket.bits(key, parts)?,
+                order_by: order_by.map(|name| bucket.bits(name, parts)).transpose()?,
+            });
         }
+        let ascending = SortOptions::default();
+        let keys: Vec<(&str, SortOptions)> =
+            rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
+        let latest_first = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let mut ranking = keys.clone();
+        ranking.extend(order_by.map(|name| (name, latest_first)));
+        Ok(match key_width(&bucket.schema, &rules.key) {
+            Some(width) => Rank::Encoded {
+                rank: bucket.encode(&ranking)?,
+                keys: Keys::InPrefix(width),
+            },
+            None => {
+                // The two encodings on a core each.
+                let [key, rank]: [arrow::row::Rows; 2] =
+                    on_every_core(vec![&keys, &ranking], |columns| bucket.encode(columns))?
+                        .try_into()
+                        .expect("two encodings");
+                Rank::Encoded {
+                    rank,
+                    keys: Keys::Encoded(key),
+                }
+            }
+        })
     }
 
-    /// The order of two rows whose prefixes are equal.
-    fn past_prefix(&self, a: u32, b: u32) -> std::cmp::Ordering {
+    /// An integer that orders as row `index`'s key does, as far as its first 16 bytes go:
+    /// what [`split_by_range`] cuts by.
+    fn key_prefix(&self, index: usize) -> u128 {
         match self {
-            Rank::Encoded(rows) => rows.row(a as usize).cmp(&rows.row(b as usize)),
-            Rank::Packed(_) => std::cmp::Ordering::Equal,
+            Rank::Bits { key, .. } => key[index].into(),
+            Rank::Encoded {
+                rank,
+                keys: Keys::InPrefix(width),
+            } => key_in_prefix(prefix(rank, index), *width),
+            Rank::Encoded {
+                keys: Keys::Encoded(key),
+                ..
+            } => prefix(key, index),
         }
     }
 }
 
-/// The bytes of a packed rank's key: the first 8 of its 16.
-const PACKED_KEY_WIDTH: usize = 8;
-
-/// Whether [`add_ordered_bits`] takes columns of this type: integer-like ones.
-fn packs_as_bits(data_type: &arrow::datatypes::DataType) -> bool {
+/// Whether [`put_ordered_bits`] takes columns of this type: integer-like ones.
+fn has_ordered_bits(data_type: &arrow::datatypes::DataType) -> bool {
     use arrow::datatypes::DataType::*;
     matches!(
         data_type,
@@ -362,46 +361,38 @@ fn packs_as_bits(data_type: &arrow::datatypes::DataType) -> bool {
     )
 }
 
-/// Adds to each of `packs` its row's value of `column` (of a type [`packs_as_bits`] takes),
-/// as 64 bits that order as the values do (signed values with their sign bit flipped), put
-/// in place by `place`.
-fn add_ordered_bits(
-    packs: &mut [u128],
-    column: &dyn arrow::array::Array,
-    place: impl Fn(u64) -> u128,
-) {
+/// Puts into `bits` each row's value of `column` (of a type [`has_ordered_bits`] takes), as
+/// 64 bits that order as the values do: signed values with their sign bit flipped.
+fn put_ordered_bits(bits: &mut [u64], column: &dyn arrow::array::Array) {
     use arrow::datatypes::DataType::*;
-    fn add<T: arrow::datatypes::ArrowNativeType>(
-        packs: &mut [u128],
+    fn put<T: arrow::datatypes::ArrowNativeType>(
+        bits: &mut [u64],
         data: &arrow::array::ArrayData,
-        bits: impl Fn(T) -> u64,
-        place: impl Fn(u64) -> u128,
+        ordered: impl Fn(T) -> u64,
     ) {
-        for (pack, &value) in packs.iter_mut().zip(data.buffer::<T>(0)) {
-            *pack |= place(bits(value));
+        for (bits, &value) in bits.iter_mut().zip(data.buffer::<T>(0)) {
+            *bits = ordered(value);
         }
     }
     let signed = |value: i64| (value as u64) ^ (1 << 63);
     let data = column.to_data();
     match column.data_type() {
-        Int64 | Date64 | Timestamp(..) | Time64(_) | Duration(_) => {
-            add(packs, &data, signed, place)
-        }
-        Int32 | Date32 | Time32(_) => add(packs, &data, |v: i32| signed(v.into()), place),
-        Int16 => add(packs, &data, |v: i16| signed(v.into()), place),
-        Int8 => add(packs, &data, |v: i8| signed(v.into()), place),
-        UInt64 => add(packs, &data, |v: u64| v, place),
-        UInt32 => add(packs, &data, |v: u32| v.into(), place),
-        UInt16 => add(packs, &data, |v: u16| v.into(), place),
-        UInt8 => add(packs, &data, |v: u8| v.into(), place),
-        other => unreachable!("{other} does not pack: packs_as_bits decides"),
+        Int64 | Date64 | Timestamp(..) | Time64(_) | Duration(_) => put(bits, &data, signed),
+        Int32 | Date32 | Time32(_) => put(bits, &data, |v: i32| signed(v.into())),
+        Int16 => put(bits, &data, |v: i16| signed(v.into())),
+        Int8 => put(bits, &data, |v: i8| signed(v.into())),
+        UInt64 => put(bits, &data, |v: u64| v),
+        UInt32 => put(bits, &data, |v: u32| v.into()),
+        UInt16 => put(bits, &data, |v: u16| v.into()),
+        UInt8 => put(bits, &data, |v: u8| v.into()),
+        other => unreachable!("{other} has no ordered bits: has_ordered_bits decides"),
     }
 }
 
-/// How rows' keys are told apart.
+/// How an encoded rank's keys are told apart.
 enum Keys {
-    /// Every key takes this many bytes, the first of the rank's 16-byte prefix (its row
-    /// format's, or its pack's): keys are compared there, without an encoding of their own.
+    /// Every key takes this many bytes, the first of the rank's 16-byte prefix: keys are
+    /// compared there, without an encoding of their own.
     InPrefix(usize),
     /// The keys' own encodings.
     Encoded(arrow::row::Rows),
@@ -425,53 +416,49 @@ fn key_in_prefix(prefix: u128, width: usize) -> u128 {
 
 /// The winning row of each key among `rows`, in key order. Rows are ranked by key and
 /// `order_by` only (`rank`); the whole rows are compared just for the rare rows that tie on both.
-fn latest_per_key(bucket: &Bucket, rank: &Rank, keys: &Keys, rows: Vec<u32>) -> Result<Vec<u32>> {
-    // Each row with its rank's prefix and a hash of its key (unless the prefix holds the
-    // key), sorted by rank: comparing those first tells almost every two rows apart without
-    // reading their encodings (a cache miss each, in this order: the largest cost of this scan
-    // in the profile). A hash, not the key's prefix, keeps an entry at 32 bytes.
-    let key_hash = |row: u32| match keys {
-        Keys::InPrefix(_) => 0,
-        Keys::Encoded(key) => hash(key.row(row as usize).as_ref()),
+fn latest_per_key(bucket: &Bucket, rank: &Rank, rows: Vec<u32>) -> Result<Vec<u32>> {
+    let mut firsts = match rank {
+        Rank::Bits { key, order_by } => firsts_by_bits(key, order_by.as_deref(), rows),
+        Rank::Encoded { rank, keys } => firsts_by_encoding(rank, keys, rows),
     };
-    let mut sorted: Vec<(u128, u64, u32)> = rows
-        .into_iter()
-        .map(|row| (rank.prefix(row as usize), key_hash(row), row))
-        .collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| rank.past_prefix(a.2, b.2)));
-    let same_rank = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
-        a.0 == b.0 && rank.past_prefix(a.2, b.2).is_eq()
-    };
-    let same_key = |a: &(u128, u64, u32), b: &(u128, u64, u32)| match keys {
-        Keys::InPrefix(width) => key_in_prefix(a.0, *width) == key_in_prefix(b.0, *width),
-        Keys::Encoded(key) => a.1 == b.1 && key.row(a.2 as usize) == key.row(b.2 as usize),
-    };
-    let order: Vec<u32> = sorted.iter().map(|&(_, _, row)| row).collect();
-    let mut winners = Vec::new();
-    // (index into `winners`, the rows that tie with it on key and `order_by`)
-    let mut ties: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-    let mut start = 0;
-    while start < sorted.len() {
-        let first = &sorted[start];
-        let mut end = start + 1;
-        while end < sorted.len() && same_rank(&sorted[end], first) {
-            end += 1;
+    firsts.settle_ties(bucket)?;
+    Ok(firsts.rows)
+}
+
+/// Each key's first row by rank, in key order, with the rows that tie with it on key and
+/// `order_by`, for their whole rows to decide.
+struct Firsts {
+    rows: Vec<u32>,
+    /// The tied rows, tie after tie.
+    tied: Vec<u32>,
+    /// Each tie: its key's index in `rows` and how many of `tied` are its rows.
+    ties: Vec<(usize, usize)>,
+}
+
+impl Firsts {
+    fn with_capacity(keys: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(keys),
+            tied: Vec::new(),
+            ties: Vec::new(),
         }
-        if end - start > 1 {
-            ties.push((winners.len(), start..end));
-        }
-        winners.push(first.2);
-        while end < sorted.len() && same_key(&sorted[end], first) {
-            end += 1;
-        }
-        start = end;
     }
-    if !ties.is_empty() {
-        let tied: Vec<u32> = ties
-            .iter()
-            .flat_map(|(_, range)| order[range.clone()].iter().copied())
-            .collect();
-        let tied_rows = bucket.take(&tied)?;
+
+    /// The next key's rows that rank first: one, or several that tie.
+    fn push(&mut self, first: &[u32]) {
+        self.rows.push(first[0]);
+        if first.len() > 1 {
+            self.ties.push((self.rows.len() - 1, first.len()));
+            self.tied.extend_from_slice(first);
+        }
+    }
+
+    /// Each tie settled by whole rows: the largest wins.
+    fn settle_ties(&mut self, bucket: &Bucket) -> Result<()> {
+        if self.ties.is_empty() {
+            return Ok(());
+        }
+        let tied_rows = bucket.take(&self.tied)?;
         let latest_first = SortOptions {
             descending: true,
             nulls_first: false,
@@ -483,16 +470,85 @@ fn latest_per_key(bucket: &Bucket, rank: &Rank, keys: &Keys, rows: Vec<u32>) -> 
             .collect();
         let whole = encode_rows(&whole)?;
         let mut offset = 0;
-        for (winner, range) in ties {
-            let group = offset..offset + range.len();
-            let best = group
+        for &(key, count) in &self.ties {
+            let best = (offset..offset + count)
                 .min_by(|&a, &b| whole.row(a).cmp(&whole.row(b)))
                 .expect("a tie has rows");
-            winners[winner] = tied[best];
-            offset += range.len();
+            self.rows[key] = self.tied[best];
+            offset += count;
         }
+        Ok(())
     }
-    Ok(winners)
+}
+
+/// [`Firsts`] of `rows` ranked by bits: sorted by key alone, then each key's rows (5% of rows
+/// have a duplicate in the bench's day) by `order_by`, the latest first.
+fn firsts_by_bits(key: &[u64], order_by: Option<&[u64]>, rows: Vec<u32>) -> Firsts {
+    let mut sorted: Vec<(u64, u32)> = rows
+        .into_iter()
+        .map(|row| (key[row as usize], row))
+        .collect();
+    sorted.sort_unstable_by_key(|&(key, _)| key);
+    let latest = |row: u32| order_by.map_or(0, |bits| bits[row as usize]);
+    let mut firsts = Firsts::with_capacity(sorted.len());
+    let mut first = Vec::new();
+    for run in sorted.chunk_by_mut(|a, b| a.0 == b.0) {
+        if let [(_, only)] = run {
+            firsts.push(&[*only]);
+            continue;
+        }
+        run.sort_unstable_by_key(|&(_, row)| std::cmp::Reverse(latest(row)));
+        let top = latest(run[0].1);
+        first.clear();
+        first.extend(
+            run.iter()
+                .map(|&(_, row)| row)
+                .take_while(|&row| latest(row) == top),
+        );
+        firsts.push(&first);
+    }
+    firsts
+}
+
+/// [`Firsts`] of `rows` ranked by their encodings. Each row with its rank's prefix and a hash
+/// of its key (unless the prefix holds the key), sorted by rank: comparing those first tells
+/// almost every two rows apart without reading their encodings (a cache miss each, in this
+/// order: the largest cost of this scan in the profile). A hash, not the key's prefix, keeps
+/// an entry at 32 bytes.
+fn firsts_by_encoding(rank: &arrow::row::Rows, keys: &Keys, rows: Vec<u32>) -> Firsts {
+    let key_hash = |row: u32| match keys {
+        Keys::InPrefix(_) => 0,
+        Keys::Encoded(key) => hash(key.row(row as usize).as_ref()),
+    };
+    let mut sorted: Vec<(u128, u64, u32)> = rows
+        .into_iter()
+        .map(|row| (prefix(rank, row as usize), key_hash(row), row))
+        .collect();
+    sorted.sort_unstable_by(|a, b| by_encoding(rank, (a.0, a.2), (b.0, b.2)));
+    let same_rank = |a: &(u128, u64, u32), b: &(u128, u64, u32)| {
+        a.0 == b.0 && rank.row(a.2 as usize) == rank.row(b.2 as usize)
+    };
+    let same_key = |a: &(u128, u64, u32), b: &(u128, u64, u32)| match keys {
+        Keys::InPrefix(width) => key_in_prefix(a.0, *width) == key_in_prefix(b.0, *width),
+        Keys::Encoded(key) => a.1 == b.1 && key.row(a.2 as usize) == key.row(b.2 as usize),
+    };
+    let mut firsts = Firsts::with_capacity(sorted.len());
+    let mut first = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let mut end = start + 1;
+        while end < sorted.len() && same_rank(&sorted[end], &sorted[start]) {
+            end += 1;
+        }
+        first.clear();
+        first.extend(sorted[start..end].iter().map(|&(_, _, row)| row));
+        firsts.push(&first);
+        while end < sorted.len() && same_key(&sorted[end], &sorted[start]) {
+            end += 1;
+        }
+        start = end;
+    }
+    firsts
 }
 
 /// The first 16 bytes of row `index`'s encoding as one big-endian integer, zero-padded, so
@@ -785,11 +841,11 @@ mod tests {
         }
     }
 
-    /// Keys compared inside the rank's prefix, and ranks packed into 16 bytes, pick the same
-    /// winners, in the same order, as keys and ranks compared by their own encodings, for
-    /// keys and `order_by` columns of every integer-like width and sign, and no `order_by`.
+    /// Keys compared inside the rank's prefix, and ranks taken as bits, pick the same winning
+    /// rows, in the same order, as keys and ranks compared by their own encodings, for keys and
+    /// `order_by` columns of every integer-like width and sign, and no `order_by`.
     #[test]
-    fn keys_in_the_prefix_and_packed_ranks_pick_the_winners_their_encodings_pick() {
+    fn keys_in_the_prefix_and_ranks_as_bits_pick_the_winners_their_encodings_pick() {
         use arrow::array::{
             Int8Array, Int32Array, TimestampMicrosecondArray, UInt8Array, UInt64Array,
         };
@@ -830,7 +886,7 @@ mod tests {
                 }
                 let batch = RecordBatch::try_from_iter(columns).unwrap();
                 let schema = batch.schema();
-                // In batches of 700 rows, packed in three runs of batches.
+                // In batches of 700 rows, taken as bits in three runs of batches.
                 let batches = (0..rows)
                     .step_by(700)
                     .map(|start| batch.slice(start, 700.min(rows - start)));
@@ -842,38 +898,34 @@ mod tests {
                 };
                 let mut ranking = vec![("id", ascending)];
                 ranking.extend(order_kind.map(|_| ("v", latest_first)));
-                let encoded_rank = || Rank::Encoded(bucket.encode(&ranking).unwrap());
+                let encoded = |keys: Keys| Rank::Encoded {
+                    rank: bucket.encode(&ranking).unwrap(),
+                    keys,
+                };
                 let key = bucket.encode(&[("id", ascending)]).unwrap();
                 let width = key_width(&schema, &["id".to_string()]).unwrap();
-                let order_by = order_kind.map(|_| "v");
-                let packs = bucket
-                    .packed_rank(&["id".to_string()], order_by, 3)
-                    .unwrap();
-                let packed = Rank::Packed(packs.expect("integer-like columns pack"));
-                let all: Vec<u32> = (0..rows as u32).collect();
-                let winners = |rank: &Rank, keys: &Keys| {
-                    latest_per_key(&bucket, rank, keys, all.clone()).unwrap()
+                let as_bits = Rank::Bits {
+                    key: bucket.bits("id", 3).unwrap(),
+                    order_by: order_kind.map(|_| bucket.bits("v", 3).unwrap()),
                 };
-                let expected = winners(&encoded_rank(), &Keys::Encoded(key));
+                let all: Vec<u32> = (0..rows as u32).collect();
+                // Compared as rows, not indices: rows equal in every column are one winner.
+                let winners = |rank: &Rank| {
+                    let rows = latest_per_key(&bucket, rank, all.clone()).unwrap();
+                    bucket.take(&rows).unwrap()
+                };
+                let expected = winners(&encoded(Keys::Encoded(key)));
                 let case = format!("key {key_kind}, order_by {order_kind:?}");
-                assert_eq!(
-                    winners(&encoded_rank(), &Keys::InPrefix(width)),
-                    expected,
-                    "{case}"
-                );
-                assert_eq!(
-                    winners(&packed, &Keys::InPrefix(PACKED_KEY_WIDTH)),
-                    expected,
-                    "{case}"
-                );
+                assert_eq!(winners(&encoded(Keys::InPrefix(width))), expected, "{case}");
+                assert_eq!(winners(&as_bits), expected, "{case}");
             }
         }
     }
 
     /// Only one key column and at most one `order_by`, of integer-like types without nulls,
-    /// are packed.
+    /// are taken as bits.
     #[test]
-    fn ranks_pack_only_integer_like_columns_without_nulls() {
+    fn ranks_are_bits_only_for_integer_like_columns_without_nulls() {
         use arrow::array::Float64Array;
         let with = |id: ArrayRef| {
             let batch = RecordBatch::try_from_iter([
@@ -884,8 +936,12 @@ mod tests {
             Bucket::new(&batch.schema(), vec![batch])
         };
         let packs = |bucket: &Bucket, key: &[&str]| {
-            let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
-            bucket.packed_rank(&key, Some("v"), 2).unwrap().is_some()
+            let rules = RowRules {
+                key: key.iter().map(|k| k.to_string()).collect(),
+                order_by: Some("v".into()),
+                ..RowRules::default()
+            };
+            matches!(Rank::of(bucket, &rules, 2).unwrap(), Rank::Bits { .. })
         };
         assert!(packs(
             &with(Arc::new(Int64Array::from(vec![7, 8]))),
