@@ -18,7 +18,7 @@ use exit::Exit;
 use render::{Tally, day_summary, print, progress_bar};
 
 fn main() -> ExitCode {
-    one_malloc_arena();
+    tune_malloc();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -37,24 +37,47 @@ fn main() -> ExitCode {
     }
 }
 
-/// Makes glibc's malloc keep one arena for all threads instead of up to eight per core,
-/// unless the environment already sets their number (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES`).
-/// Reading, deduplicating and encoding hand buffers from thread to thread (and tokio runs
-/// blocking work on threads that come and go), so memory freed in one thread's arena sat
-/// unused while another arena grew. Measured on 2 cores, alternating runs: one 10-million-row
-/// file peaked at 500-504 MiB against 703-875 MiB, 30 days at 543-548 MiB against 687-725
-/// MiB (7.1-7.3 s against 6.9-7.1 s), the 1-million-row day at 182-189 MiB against 217-226
-/// MiB, no slower (BENCHMARKS.md, item 32).
-fn one_malloc_arena() {
+/// Tunes glibc's malloc for a run's large, short-lived buffers, each setting unless the
+/// environment sets it (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,
+/// or the same in `GLIBC_TUNABLES`):
+/// - One arena for all threads instead of up to eight per core. Reading, deduplicating and
+///   encoding hand buffers from thread to thread (and tokio runs blocking work on threads that
+///   come and go), so memory freed in one thread's arena sat unused while another grew. One
+///   10-million-row file peaked at 500-504 MiB against 703-875 MiB (BENCHMARKS.md, item 32).
+/// - Buffers up to 32 MiB (glibc's largest threshold) taken from the heap, and up to 256 MiB
+///   of freed heap kept for the next ones, instead of each large buffer mapped fresh and
+///   unmapped when freed: a page touched for the first time costs a fault (on this kind of VM
+///   also one on the host), and a day's ranks, sort entries and copies of the winners are
+///   each tens of MiB, one after the other. 25-60% fewer page faults, 4-10% less time
+///   (BENCHMARKS.md, item 35), for a peak 1-5% higher (freed memory is reused, but not every
+///   freed piece fits the next buffer).
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let set_by_user = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-        if !set_by_user {
-            // SAFETY: called first in `main`, before any other thread exists; `mallopt` only
-            // sets one of malloc's parameters. Its result (0 when refused) changes nothing here.
-            unsafe {
-                libc::mallopt(libc::M_ARENA_MAX, 1);
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        let settings = [
+            ("MALLOC_ARENA_MAX", "arena_max", libc::M_ARENA_MAX, 1),
+            (
+                "MALLOC_MMAP_THRESHOLD_",
+                "mmap_threshold",
+                libc::M_MMAP_THRESHOLD,
+                32 << 20,
+            ),
+            (
+                "MALLOC_TRIM_THRESHOLD_",
+                "trim_threshold",
+                libc::M_TRIM_THRESHOLD,
+                256 << 20,
+            ),
+        ];
+        for (variable, tunable, parameter, value) in settings {
+            if std::env::var_os(variable).is_none() && !tunables.contains(tunable) {
+                // SAFETY: called first in `main`, before any other thread exists; `mallopt`
+                // only sets one of malloc's parameters. Its result (0 when refused) changes
+                // nothing here.
+                unsafe {
+                    libc::mallopt(parameter, value);
+                }
             }
         }
     }
