@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 ///   unmapped when freed: a page touched for the first time costs a fault (on this kind of VM
 ///   also one on the host), and a day's ranks, sort entries and copies of the winners are
 ///   each tens of MiB, one after the other. 25-60% fewer page faults, 4-10% less time
-///   (BENCHMARKS.md, item 35), for a peak 1-5% higher (freed memory is reused, but not every
+///   (BENCHMARKS.md, item 35), for a peak 1-6% higher (freed memory is reused, but not every
 ///   freed piece fits the next buffer).
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
