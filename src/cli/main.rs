@@ -44,13 +44,14 @@ fn main() -> ExitCode {
 ///   encoding hand buffers from thread to thread (and tokio runs blocking work on threads that
 ///   come and go), so memory freed in one thread's arena sat unused while another grew. One
 ///   10-million-row file peaked at 500-504 MiB against 703-875 MiB (BENCHMARKS.md, item 32).
-/// - Buffers up to 32 MiB (glibc's largest threshold) taken from the heap, and up to 256 MiB
+/// - Buffers up to 32 MiB (glibc's largest threshold) taken from the heap, and up to 64 MiB
 ///   of freed heap kept for the next ones, instead of each large buffer mapped fresh and
 ///   unmapped when freed: a page touched for the first time costs a fault (on this kind of VM
 ///   also one on the host), and a day's ranks, sort entries and copies of the winners are
-///   each tens of MiB, one after the other. 25-60% fewer page faults, 4-10% less time
-///   (BENCHMARKS.md, item 35), for a peak 1-6% higher (freed memory is reused, but not every
-///   freed piece fits the next buffer).
+///   each tens of MiB, one after the other. A quarter to a half fewer page faults and 4-10%
+///   less time (BENCHMARKS.md, item 35), for a peak 1-6% higher, 10% under `--memory-limit`
+///   (freed memory is reused, but not every freed piece fits the next buffer). Keeping 256
+///   MiB gained no time over 64 and rose the peak under `--memory-limit` by another 10%.
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -67,7 +68,7 @@ fn tune_malloc() {
                 "MALLOC_TRIM_THRESHOLD_",
                 "trim_threshold",
                 libc::M_TRIM_THRESHOLD,
-                256 << 20,
+                64 << 20,
             ),
         ];
         for (variable, tunable, parameter, value) in settings {
