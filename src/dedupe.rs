@@ -264,6 +264,13 @@ fn split_by_range(
     Ok(ranges)
 }
 
+/// `order_by`'s order in a rank, and the whole row's among ties: the latest (largest) first,
+/// nulls last.
+const LATEST_FIRST: SortOptions = SortOptions {
+    descending: true,
+    nulls_first: false,
+};
+
 /// How rows are ranked: by key, then the latest `order_by` first.
 enum Rank {
     /// A key of one integer-like column and an integer-like `order_by` (or none), both
@@ -297,12 +304,8 @@ impl Rank {
         let ascending = SortOptions::default();
         let keys: Vec<(&str, SortOptions)> =
             rules.key.iter().map(|k| (k.as_str(), ascending)).collect();
-        let latest_first = SortOptions {
-            descending: true,
-            nulls_first: false,
-        };
         let mut ranking = keys.clone();
-        ranking.extend(order_by.map(|name| (name, latest_first)));
+        ranking.extend(order_by.map(|name| (name, LATEST_FIRST)));
         Ok(match key_width(&bucket.schema, &rules.key) {
             Some(width) => Rank::Encoded {
                 rank: bucket.encode(&ranking)?,
@@ -459,14 +462,10 @@ impl Firsts {
             return Ok(());
         }
         let tied_rows = bucket.take(&self.tied)?;
-        let latest_first = SortOptions {
-            descending: true,
-            nulls_first: false,
-        };
         let whole: Vec<(ArrayRef, SortOptions)> = tied_rows
             .columns()
             .iter()
-            .map(|c| (c.clone(), latest_first))
+            .map(|c| (c.clone(), LATEST_FIRST))
             .collect();
         let whole = encode_rows(&whole)?;
         let mut offset = 0;
@@ -892,12 +891,8 @@ mod tests {
                     .map(|start| batch.slice(start, 700.min(rows - start)));
                 let bucket = Bucket::new(&schema, batches.collect());
                 let ascending = SortOptions::default();
-                let latest_first = SortOptions {
-                    descending: true,
-                    nulls_first: false,
-                };
                 let mut ranking = vec![("id", ascending)];
-                ranking.extend(order_kind.map(|_| ("v", latest_first)));
+                ranking.extend(order_kind.map(|_| ("v", LATEST_FIRST)));
                 let encoded = |keys: Keys| Rank::Encoded {
                     rank: bucket.encode(&ranking).unwrap(),
                     keys,
@@ -935,7 +930,7 @@ mod tests {
             .unwrap();
             Bucket::new(&batch.schema(), vec![batch])
         };
-        let packs = |bucket: &Bucket, key: &[&str]| {
+        let as_bits = |bucket: &Bucket, key: &[&str]| {
             let rules = RowRules {
                 key: key.iter().map(|k| k.to_string()).collect(),
                 order_by: Some("v".into()),
@@ -943,23 +938,23 @@ mod tests {
             };
             matches!(Rank::of(bucket, &rules, 2).unwrap(), Rank::Bits { .. })
         };
-        assert!(packs(
+        assert!(as_bits(
             &with(Arc::new(Int64Array::from(vec![7, 8]))),
             &["id"]
         ));
-        assert!(!packs(
+        assert!(!as_bits(
             &with(Arc::new(Int64Array::from(vec![Some(7), None]))),
             &["id"]
         ));
-        assert!(!packs(
+        assert!(!as_bits(
             &with(Arc::new(Float64Array::from(vec![7.0, 8.0]))),
             &["id"]
         ));
-        assert!(!packs(
+        assert!(!as_bits(
             &with(Arc::new(StringArray::from(vec!["7", "8"]))),
             &["id"]
         ));
-        assert!(!packs(
+        assert!(!as_bits(
             &with(Arc::new(Int64Array::from(vec![7, 8]))),
             &["id", "v"]
         ));
